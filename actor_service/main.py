@@ -1,0 +1,203 @@
+"""`relayrl actor` / `python -m actor_service`: connect, collect, send, reconnect; exit on Stop or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+import torch
+
+from actor_service.actor import RolloutCollector
+from actor_service.client import Backoff, LearnerLink, LinkClosed
+from actor_service.config import ActorConfig
+from actor_service.metrics import ActorMetrics
+from relayrl import __version__, codec, telemetry
+from relayrl.config import ConfigError, load
+from relayrl.envs import make_vector_env
+from relayrl.loss import LossConfig, actor_critic_loss
+from relayrl.model import ActorCritic
+from relayrl.rollout import Rollout, episodes_to_proto, to_proto
+from relayrl.v1 import relayrl_pb2 as pb
+
+log = logging.getLogger("relayrl.actor")
+
+
+def grpc_options(config: ActorConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(config.backoff_max * 1000)),
+    ]
+
+
+class Actor:
+    def __init__(self, config: ActorConfig, metrics: ActorMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or ActorMetrics()
+        self.run_id = uuid.uuid4().hex
+        self.actor_id = config.actor_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.stop = threading.Event()
+        self.collector: RolloutCollector | None = None
+        self.model: ActorCritic | None = None
+        self._setup_key: tuple | None = None
+        self.version = -1
+        torch.set_num_threads(config.threads)
+
+    def hello(self) -> pb.Hello:
+        hello = pb.Hello(proto_version=pb.PROTO_VERSION_CURRENT, actor_id=self.actor_id, run_id=self.run_id,
+                         num_envs=self.config.num_envs)
+        if self.config.env:
+            hello.env_id = self.config.env
+        return hello
+
+    # --- one connection -------------------------------------------------------------------------------
+    def _setup(self, welcome: pb.Welcome) -> None:
+        """Build env, model and collector for the run; keep them across reconnects to the same run."""
+        cfg = welcome.config
+        key = (cfg.env_id, cfg.n_steps, tuple(cfg.hidden_sizes), welcome.observation_space.SerializeToString(),
+               welcome.action_space.SerializeToString())
+        if key != self._setup_key:
+            if self.collector is not None:
+                self.collector.env.close()
+            obs_space, act_space = codec.decode_space(welcome.observation_space), codec.decode_space(welcome.action_space)
+            env = make_vector_env(cfg.env_id, self.config.num_envs)
+            if not (codec.same_space(env.single_observation_space, obs_space)
+                    and codec.same_space(env.single_action_space, act_space)):
+                raise SystemExit(f"relayrl actor: {cfg.env_id} here has spaces {env.single_observation_space}, "
+                                 f"{env.single_action_space}; the learner's are {obs_space}, {act_space}")
+            seed = self.config.seed if self.config.seed is not None else cfg.seed + 1000 * (welcome.actor_index + 1)
+            torch.manual_seed(seed)
+            self.model = ActorCritic(obs_space, act_space, tuple(cfg.hidden_sizes))
+            self.collector = RolloutCollector(env, self.model, cfg.n_steps, seed)
+            self._setup_key = key
+            self.loss_config = LossConfig(cfg.gamma, cfg.gae_lambda, cfg.value_coef, cfg.entropy_coef,
+                                          cfg.normalize_advantage)
+            self.metrics.build_info.clear()
+            self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)
+        self._apply(welcome.weights)
+
+    def _apply(self, weights: pb.Weights) -> None:
+        codec.load_weights(self.model, weights)
+        self.version = weights.version
+        self.metrics.policy_version.set(self.version)
+
+    def _message(self, rollout: Rollout, transport: str) -> pb.ActorMessage:
+        if transport == "trajectories":
+            return pb.ActorMessage(rollout=to_proto(rollout))
+        self.model.zero_grad(set_to_none=True)
+        terms = actor_critic_loss(self.model, [rollout], self.loss_config)
+        terms.loss.backward()
+        grads = {name: p.grad for name, p in self.model.named_parameters()}
+        return pb.ActorMessage(gradient=pb.Gradient(
+            policy_version=rollout.policy_version, grads=codec.encode_named(grads), env_steps=rollout.num_steps,
+            episodes=episodes_to_proto(rollout.episode_returns, rollout.episode_lengths),
+            policy_loss=terms.policy_loss, value_loss=terms.value_loss, entropy=terms.entropy,
+        ))
+
+    def _record(self, rollout: Rollout, seconds: float, sent: int) -> None:
+        m = self.metrics
+        m.rollout_seconds.observe(seconds)
+        m.env_steps.inc(rollout.num_steps)
+        m.episodes.inc(len(rollout.episode_returns))
+        for value, length in zip(rollout.episode_returns.tolist(), rollout.episode_lengths.tolist()):
+            m.episode_return.observe(value)
+            m.episode_length.observe(length)
+        m.sent_bytes.inc(sent)
+
+    def _work(self, link: LearnerLink) -> None:
+        self._setup(link.welcome)
+        cfg = link.welcome.config
+        synchronous = cfg.algo == "a2c"
+        while not self.stop.is_set():
+            if not synchronous:
+                weights = link.take_weights(self.version)
+                if weights is not None:
+                    self._apply(weights)
+            started = time.perf_counter()
+            rollout = self.collector.collect(self.version)
+            message = self._message(rollout, cfg.transport)
+            self._record(rollout, time.perf_counter() - started, message.ByteSize())
+            link.send(message, self.stop)
+            if synchronous:  # on-policy: the next rollout needs the weights this one will produce
+                while not self.stop.is_set():
+                    weights = link.take_weights(self.version, wait=0.25)
+                    if weights is not None:
+                        self._apply(weights)
+                        break
+
+    # --- the reconnect loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Connect and work until the learner says training is over (0) or ``stop`` is set (0)."""
+        backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
+        connections = 0
+        while not self.stop.is_set():
+            channel = grpc.insecure_channel(self.config.learner, options=grpc_options(self.config))
+            try:
+                link = LearnerLink(channel, self.hello(), self.config.connect_timeout)
+            except (grpc.FutureTimeoutError, grpc.RpcError, LinkClosed, StopIteration) as exc:
+                channel.close()
+                delay = backoff.next()
+                log.info("learner %s unavailable (%s); retrying in %.2fs", self.config.learner,
+                         getattr(exc, "code", lambda: type(exc).__name__)(), delay)
+                self.stop.wait(delay)
+                continue
+            backoff.reset()
+            connections += 1
+            if connections > 1:
+                self.metrics.reconnects.inc()
+            self.metrics.learner_connected.set(1)
+            log.info("connected to %s as %s (run %s), policy version %d", self.config.learner, self.actor_id,
+                     self.run_id, link.welcome.weights.version)
+            try:
+                self._work(link)
+            except LinkClosed as exc:
+                log.info("link closed: %s", exc)
+            finally:
+                self.metrics.received_bytes.inc(link.received_bytes)
+                link.close()
+                channel.close()
+                self.metrics.learner_connected.set(0)
+            if link.stop_reason is not None:
+                log.info("learner finished training (%s); exiting", link.stop_reason)
+                return 0
+            if not self.stop.is_set():
+                self.stop.wait(backoff.next())
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s actor %(levelname)s %(message)s")
+    try:
+        config = load(ActorConfig, argv, prog="relayrl actor",
+                      description="A RelayRL actor: steps environments and streams to the learner.")
+    except ConfigError as exc:
+        print(f"relayrl actor: error: {exc}", file=sys.stderr)
+        return 2
+    actor = Actor(config)
+    metrics_server = telemetry.serve(actor.metrics.registry, config.metrics_host, config.metrics_port)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: finishing the message in flight, then exiting", signum)
+        actor.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    np.seterr(all="ignore")
+    code = actor.run()
+    if metrics_server is not None:
+        metrics_server.shutdown()
+    return code

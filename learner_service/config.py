@@ -1,0 +1,82 @@
+"""The learner's configuration: every flag of `relayrl learner` and its RELAYRL_* variable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relayrl.config import option, require
+
+
+@dataclass
+class LearnerConfig:
+    env: str = option("CartPole-v1", "Gymnasium environment id (flat Box observations; Discrete or Box actions).")
+    algo: str = option("a2c", "a2c: synchronous rounds, on-policy. a3c: asynchronous, applied on arrival.",
+                       choices=("a2c", "a3c"))
+    transport: str | None = option(
+        None, "What actors send: trajectories or gradients (a3c only). Default: trajectories for a2c, "
+        "gradients for a3c.", choices=(None, "trajectories", "gradients"))
+    host: str = option("0.0.0.0", "Address the gRPC server binds.")
+    port: int = option(50051, "gRPC port; 0 picks a free one.")
+    metrics_port: int = option(9400, "Prometheus /metrics port; 0 picks a free one, negative disables.")
+    device: str = option("auto", "Torch device for model and optimizer: auto (CUDA when present), cpu, cuda, cuda:N.")
+    threads: int = option(1, "Torch intra-op threads for updates.")
+    seed: int = option(0, "Seed for the model's initialisation and, through actor indices, the actors' envs.")
+    hidden_sizes: tuple[int, ...] = option((64, 64), "Hidden layer sizes of the policy and value MLPs.")
+    n_steps: int = option(8, "Steps per environment in one rollout (the n of n-step returns).")
+    gamma: float = option(0.99, "Discount factor.")
+    gae_lambda: float = option(1.0, "GAE lambda; 1.0 gives plain n-step returns.")
+    value_coef: float = option(0.5, "Weight of the value loss.")
+    entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
+    normalize_advantage: bool = option(False, "Normalise advantages per update.")
+    max_grad_norm: float = option(0.5, "Gradient-norm clipping threshold.")
+    optimizer: str = option("rmsprop", "rmsprop (TensorFlow-style, eps inside the root; shared statistics) or adam.",
+                            choices=("rmsprop", "adam"))
+    lr: float = option(7e-4, "Learning rate.")
+    rms_alpha: float = option(0.99, "RMSprop smoothing constant.")
+    rms_eps: float = option(1e-5, "RMSprop / Adam epsilon.")
+    max_policy_lag: int = option(
+        8, "Drop contributions computed on weights more than this many versions old (a2c always uses 0).")
+    round_timeout: float = option(5.0, "a2c: seconds a round waits for slow actors before closing on those in.")
+    queue_size: int = option(64, "a3c: contributions waiting for the optimizer; a full queue slows senders down.")
+    max_message_bytes: int = option(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
+    checkpoint_dir: str | None = option(None, "Where checkpoints go (default: RUN_DIR/checkpoints, else none).")
+    checkpoint_every: float = option(60.0, "Seconds between checkpoints; a final one is written at shutdown.")
+    keep_checkpoints: int = option(3, "How many checkpoints to keep.")
+    resume: bool = option(False, "Continue from the newest good checkpoint in the checkpoint directory.")
+    run_dir: str | None = option(None, "Folder for summary.json, the learning curve and (by default) checkpoints.")
+    target_return: float | None = option(None, "Stop when the mean return of the last 100 episodes reaches this.")
+    max_env_steps: int | None = option(None, "Stop after this many environment steps.")
+    max_seconds: float | None = option(None, "Stop after this many seconds.")
+    log_every: float = option(1.0, "Seconds between progress lines.")
+
+    def validate(self) -> None:
+        if self.transport is None:
+            self.transport = "trajectories" if self.algo == "a2c" else "gradients"
+        require(not (self.algo == "a2c" and self.transport == "gradients"), "transport",
+                "a2c makes one batched update from rollouts; gradients need --algo a3c")
+        if self.algo == "a2c":
+            self.max_policy_lag = 0
+        require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")
+        require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
+        require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
+                f"{self.device!r} is not auto, cpu, cuda or cuda:N")
+        require(self.threads >= 1, "threads", "must be at least 1")
+        require(len(self.hidden_sizes) >= 1 and all(h > 0 for h in self.hidden_sizes), "hidden_sizes",
+                "needs one or more positive sizes, e.g. 64,64")
+        require(self.n_steps >= 1, "n_steps", "must be at least 1")
+        require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
+        require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", "must be in [0, 1]")
+        require(self.lr > 0, "lr", "must be positive")
+        require(self.max_grad_norm > 0, "max_grad_norm", "must be positive")
+        require(self.max_policy_lag >= 0, "max_policy_lag", "must be 0 or more")
+        require(self.round_timeout > 0, "round_timeout", "must be positive")
+        require(self.queue_size >= 1, "queue_size", "must be at least 1")
+        require(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
+        require(self.checkpoint_every > 0, "checkpoint_every", "must be positive")
+        require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
+        require(self.max_env_steps is None or self.max_env_steps > 0, "max_env_steps", "must be positive")
+        require(self.max_seconds is None or self.max_seconds > 0, "max_seconds", "must be positive")
+        require(self.log_every > 0, "log_every", "must be positive")
+        if self.checkpoint_dir is None and self.run_dir is not None:
+            self.checkpoint_dir = f"{self.run_dir}/checkpoints"
+        require(not (self.resume and self.checkpoint_dir is None), "resume", "needs --checkpoint-dir or --run-dir")

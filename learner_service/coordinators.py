@@ -1,0 +1,115 @@
+"""How contributions become batches: synchronous A2C rounds, or A3C's first come, first applied."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from relayrl.rollout import Rollout
+
+
+@dataclass
+class Contribution:
+    """One validated message from an actor: a rollout (trajectories) or gradients."""
+
+    session: int
+    policy_version: int
+    env_steps: int
+    rollout: Rollout | None = None
+    grads: dict[str, np.ndarray] | None = None
+
+
+class SyncRounds:
+    """A2C: round v takes one rollout at version v from every live actor, then one update makes v+1.
+
+    A round closes when every live actor has delivered, or ``timeout`` seconds after it opened with at
+    least one rollout in (a hung actor cannot stall the run; a dead one leaves the live set at once).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._cond = threading.Condition()
+        self._timeout = timeout
+        self._live: set[int] = set()
+        self._pending: dict[int, Contribution] = {}
+        self.version = 0
+        self._opened = time.monotonic()
+
+    def join(self, session: int) -> None:
+        with self._cond:
+            self._live.add(session)
+
+    def leave(self, session: int) -> None:
+        with self._cond:
+            self._live.discard(session)
+            self._cond.notify_all()
+
+    def offer(self, item: Contribution) -> str:
+        """'accepted', or why not: 'stale' (not this round's version) or 'duplicate' (already delivered)."""
+        with self._cond:
+            if item.policy_version != self.version:
+                return "stale"
+            if item.session in self._pending:
+                return "duplicate"
+            self._pending[item.session] = item
+            self._cond.notify_all()
+            return "accepted"
+
+    def _ready(self) -> bool:
+        if not self._pending:
+            return False
+        return self._live <= self._pending.keys() or time.monotonic() >= self._opened + self._timeout
+
+    def next_batch(self, wait: float) -> list[Contribution]:
+        with self._cond:
+            self._cond.wait_for(self._ready, timeout=wait)
+            if not self._ready():
+                return []
+            batch = list(self._pending.values())
+            self._pending.clear()
+            return batch
+
+    def advance(self, version: int) -> None:
+        with self._cond:
+            self.version = version
+            self._opened = time.monotonic()
+            self._pending.clear()
+
+
+class AsyncQueue:
+    """A3C: contributions are applied one by one in arrival order. The queue is bounded: when the
+    optimizer falls behind, senders block and gRPC flow control slows the actors down."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.Queue[Contribution] = queue.Queue(maxsize=size)
+        self.version = 0
+
+    def join(self, session: int) -> None:
+        pass
+
+    def leave(self, session: int) -> None:
+        pass
+
+    def offer(self, item: Contribution, stop: threading.Event | None = None) -> str:
+        while True:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return "accepted"
+            except queue.Full:
+                if stop is not None and stop.is_set():
+                    return "stopped"
+
+    def next_batch(self, wait: float) -> list[Contribution]:
+        try:
+            return [self._queue.get(timeout=wait)]
+        except queue.Empty:
+            return []
+
+    def advance(self, version: int) -> None:
+        self.version = version
+
+    def depth(self) -> int:
+        return self._queue.qsize()

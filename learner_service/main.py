@@ -1,0 +1,260 @@
+"""`relayrl learner` / `python -m learner_service`: wiring, stop criteria, signals, shutdown."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent import futures
+from dataclasses import asdict
+from pathlib import Path
+
+import grpc
+import gymnasium as gym
+import torch
+
+from learner_service import checkpoints
+from learner_service.config import LearnerConfig
+from learner_service.coordinators import AsyncQueue, SyncRounds
+from learner_service.metrics import LearnerMetrics
+from learner_service.optim import make_optimizer
+from learner_service.progress import Progress, ProgressPrinter
+from learner_service.server import LearnerServicer
+from learner_service.sessions import Registry, WeightsBoard
+from learner_service.trainer import Trainer
+from relayrl import __version__, telemetry
+from relayrl.config import ConfigError, describe, load
+from relayrl.envs import single_spaces
+from relayrl.loss import LossConfig
+from relayrl.model import ActorCritic
+from relayrl.v1 import relayrl_pb2 as pb
+from relayrl.v1 import relayrl_pb2_grpc as pb_grpc
+
+log = logging.getLogger("relayrl.learner")
+
+
+def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Channel options both sides use: message limits set deliberately, keepalive to detect dead peers."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{describe('device')}: {name} requested but CUDA is not available")
+    return device
+
+
+def run_config_message(config: LearnerConfig) -> pb.RunConfig:
+    return pb.RunConfig(
+        env_id=config.env, algo=config.algo, transport=config.transport, n_steps=config.n_steps,
+        gamma=config.gamma, gae_lambda=config.gae_lambda, value_coef=config.value_coef,
+        entropy_coef=config.entropy_coef, max_grad_norm=config.max_grad_norm,
+        hidden_sizes=list(config.hidden_sizes), seed=config.seed, normalize_advantage=config.normalize_advantage,
+    )
+
+
+class Learner:
+    """A running learner: gRPC server, trainer thread, checkpoints. ``serve()`` blocks until done."""
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.stop_reason = "stopped"
+        torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        try:
+            gym.spec(config.env)
+        except gym.error.Error as exc:
+            raise ConfigError(f"{describe('env')}: {exc}") from None
+        self.device = resolve_device(config.device)
+        self.observation_space, self.action_space = single_spaces(config.env)
+        self.model = ActorCritic(self.observation_space, self.action_space, config.hidden_sizes).to(self.device)
+        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.rms_alpha,
+                                        config.rms_eps)
+        self.metrics = LearnerMetrics(config.algo, config.env)
+        self.progress = Progress()
+        version = self._resume() if config.resume else 0
+        self.board = WeightsBoard()
+        self.registry = Registry(self.board)
+        self.coordinator = SyncRounds(config.round_timeout) if config.algo == "a2c" else AsyncQueue(config.queue_size)
+        self._last_checkpoint = time.monotonic()
+        self.trainer = Trainer(
+            self.model, self.optimizer, self.coordinator, self.board, self.progress, self.metrics,
+            LossConfig(config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef,
+                       config.normalize_advantage),
+            config.max_grad_norm, config.max_policy_lag, version=version, on_update=self._maybe_checkpoint,
+        )
+        self.progress.version = version
+        servicer = LearnerServicer(
+            run_config_message(config), self.observation_space, self.action_space,
+            {n: tuple(p.shape) for n, p in self.model.named_parameters()}, self.board, self.registry,
+            self.coordinator, self.progress, self.metrics, self.stop,
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="grpc"),
+                                  options=grpc_options(config.max_message_bytes))
+        pb_grpc.add_LearnerServicer_to_server(servicer, self.server)
+        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        if self.port == 0:
+            raise ConfigError(f"{describe('port')}: cannot bind {config.host}:{config.port}")
+        self.metrics_server = None
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        p = self.progress
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "version": self.trainer.version, "env_steps": p.env_steps, "episodes": p.episodes,
+            "updates": p.updates, "samples": p.samples,
+            "env": self.config.env, "hidden_sizes": list(self.config.hidden_sizes),
+            "algo": self.config.algo, "relayrl_version": __version__, "torch_version": torch.__version__,
+        }
+
+    def _resume(self) -> int:
+        found = checkpoints.load_latest(self.config.checkpoint_dir)
+        if found is None:
+            log.warning("--resume: no usable checkpoint in %s; starting fresh", self.config.checkpoint_dir)
+            return 0
+        path, state = found
+        if state.get("env") != self.config.env or list(state.get("hidden_sizes", [])) != list(self.config.hidden_sizes):
+            raise ConfigError(f"{describe('resume')}: {path} is for env {state.get('env')} with hidden sizes "
+                              f"{state.get('hidden_sizes')}, not {self.config.env} {list(self.config.hidden_sizes)}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for key in ("env_steps", "episodes", "updates", "samples"):
+            setattr(self.progress, key, int(state.get(key, 0)))
+        log.info("resumed from %s at policy version %d, %d env steps", path, state["version"], state["env_steps"])
+        return int(state["version"])
+
+    def checkpoint(self) -> Path | None:
+        if self.config.checkpoint_dir is None:
+            return None
+        started = time.perf_counter()
+        with self.trainer.lock:
+            state = self._state()
+            path = checkpoints.save(self.config.checkpoint_dir, state, self.config.keep_checkpoints)
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+        self._last_checkpoint = time.monotonic()
+        return path
+
+    def _maybe_checkpoint(self) -> None:
+        if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_every:
+            self.checkpoint()
+
+    # --- running ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.server.start()
+        self.metrics_server = telemetry.serve(self.metrics.registry, self.config.host, self.config.metrics_port)
+        self._trainer_thread = threading.Thread(target=self.trainer.run, args=(self.stop,), name="trainer",
+                                                daemon=True)
+        self._trainer_thread.start()
+        log.info("learner %s on port %d: %s/%s on %s, device %s, torch %s, seed %d", __version__, self.port,
+                 self.config.algo, self.config.transport, self.config.env, self.device, torch.__version__,
+                 self.config.seed)
+
+    def _done(self) -> str | None:
+        c, p = self.config, self.progress
+        if p.solved(c.target_return):
+            return "solved"
+        if c.max_env_steps is not None and p.env_steps >= c.max_env_steps:
+            return "max_env_steps"
+        if c.max_seconds is not None and p.elapsed() >= c.max_seconds:
+            return "max_seconds"
+        return None
+
+    def serve(self) -> str:
+        """Print progress until a stop criterion or ``self.stop``; then shut down. Returns the reason."""
+        printer = ProgressPrinter(self.progress)
+        next_line = time.monotonic() + self.config.log_every
+        while not self.stop.is_set():
+            reason = self._done()
+            if reason is not None:
+                self.stop_reason = reason
+                break
+            self.stop.wait(0.02)
+            if time.monotonic() >= next_line:
+                print(printer.line(), flush=True)
+                next_line += self.config.log_every
+        print(printer.line(), flush=True)
+        self.shutdown()
+        return self.stop_reason
+
+    def shutdown(self, grace: float = 5.0) -> None:
+        finished_at = time.time()
+        self.stop.set()
+        self.board.stop(self.stop_reason)  # senders tell their actors training is over
+        self._trainer_thread.join(timeout=30)
+        path = self.checkpoint()
+        if path is not None:
+            log.info("final checkpoint %s", path)
+        self.server.stop(grace).wait()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        if self.config.run_dir is not None:
+            self.write_summary(finished_at)
+
+    def summary(self) -> dict:
+        p = self.progress
+        wall = p.elapsed()
+        mean = p.mean_return()
+        return {
+            "env": self.config.env, "algo": self.config.algo, "transport": self.config.transport,
+            "actors": self.registry.peak, "solved": p.solved(self.config.target_return),
+            "stop_reason": self.stop_reason, "env_steps": p.env_steps, "wall_seconds": round(wall, 3),
+            "mean_return": mean, "episodes": p.episodes, "updates": p.updates, "samples": p.samples,
+            "policy_version": self.trainer.version,
+            "steps_per_second": round(p.env_steps / wall, 1) if wall > 0 else 0.0,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
+            "versions": {"relayrl": __version__, "torch": torch.__version__, "gymnasium": gym.__version__,
+                         "grpc": grpc.__version__, "python": sys.version.split()[0]},
+            "curve": p.curve,
+        }
+
+    def write_summary(self, finished_at: float) -> Path:
+        run_dir = Path(self.config.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data = self.summary()
+        data["finished_at"] = finished_at
+        path = run_dir / "summary.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+        return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s learner %(levelname)s %(message)s")
+    try:
+        config = load(LearnerConfig, argv, prog="relayrl learner",
+                      description="The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors.")
+        learner = Learner(config)
+    except ConfigError as exc:
+        print(f"relayrl learner: error: {exc}", file=sys.stderr)
+        return 2
+    learner.start()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        learner.stop_reason = "signal"
+        learner.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    reason = learner.serve()
+    log.info("stopped: %s", reason)
+    return 0

@@ -1,0 +1,77 @@
+"""Training progress as the learner sees it: counters, the last-100-episode window, stop criteria."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+WINDOW = 100
+
+
+@dataclass
+class Progress:
+    env_steps: int = 0
+    episodes: int = 0
+    updates: int = 0
+    samples: int = 0
+    version: int = 0
+    returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
+    lags: list[int] = field(default_factory=list)
+    curve: list[tuple[float, int, float]] = field(default_factory=list)  # (seconds, env_steps, mean_return)
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record_episodes(self, env_steps: int, returns: np.ndarray) -> None:
+        with self.lock:
+            self.env_steps += env_steps
+            self.episodes += len(returns)
+            self.returns.extend(returns.tolist())
+
+    def record_update(self, version: int, samples: int, lags: list[int]) -> None:
+        with self.lock:
+            self.updates += 1
+            self.samples += samples
+            self.version = version
+            self.lags.extend(lags)
+
+    def mean_return(self) -> float | None:
+        with self.lock:
+            return float(np.mean(self.returns)) if self.returns else None
+
+    def solved(self, target: float | None) -> bool:
+        with self.lock:
+            return target is not None and len(self.returns) == WINDOW and float(np.mean(self.returns)) >= target
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class ProgressPrinter:
+    """One line per interval: env steps, steps/s, mean return of the last 100 episodes, version, lag."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._p = progress
+        self._last = (time.monotonic(), 0, 0)
+
+    def line(self) -> str:
+        p = self._p
+        now = time.monotonic()
+        with p.lock:
+            steps, updates, version = p.env_steps, p.updates, p.version
+            lags, p.lags = p.lags, []
+            mean = float(np.mean(p.returns)) if p.returns else float("nan")
+            episodes = p.episodes
+            p.curve.append((now - p.started, steps, mean))
+        then, last_steps, last_updates = self._last
+        dt = max(now - then, 1e-9)
+        self._last = (now, steps, updates)
+        lag = float(np.mean(lags)) if lags else 0.0
+        return (
+            f"[{now - p.started:7.1f}s] env_steps={steps} steps/s={(steps - last_steps) / dt:,.0f} "
+            f"return100={mean:.1f} episodes={episodes} version={version} "
+            f"updates/s={(updates - last_updates) / dt:.1f} lag={lag:.2f}"
+        )

@@ -1,0 +1,119 @@
+"""Who is connected, and the newest weights every connected actor's stream should send next.
+
+Each actor's stream has its own sender, which takes the newest published version whenever it is free:
+a busy or slow actor skips intermediate versions instead of queueing them, and never misses the last.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from relayrl.v1 import relayrl_pb2 as pb
+
+
+class Rejection(Exception):
+    """A message is refused: the stream ends with ``code`` and the metric counts ``reason``."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, details: str):
+        super().__init__(details)
+        self.code, self.reason, self.details = code, reason, details
+
+
+@dataclass
+class Session:
+    index: int
+    actor_id: str
+    run_id: str
+    peer: str
+    sent_version: int = -1
+    closed: bool = False
+    failure: Rejection | None = None
+    connected_at: float = field(default_factory=time.monotonic)
+
+
+class WeightsBoard:
+    """The newest LearnerMessage(weights) by version, plus a stop notice once training is over."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.version = -1
+        self.message: pb.LearnerMessage | None = None
+        self.published_at = 0.0
+        self.stop_message: pb.LearnerMessage | None = None
+
+    def publish(self, version: int, message: pb.LearnerMessage) -> None:
+        with self._cond:
+            self.version, self.message, self.published_at = version, message, time.monotonic()
+            self._cond.notify_all()
+
+    def stop(self, reason: str) -> None:
+        with self._cond:
+            self.stop_message = pb.LearnerMessage(stop=pb.Stop(reason=reason))
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def next_for(self, session: Session, timeout: float) -> tuple[pb.LearnerMessage, float] | None:
+        """Block until there is something newer than what ``session`` was sent (or it closed/stopped).
+
+        Returns (message, published_at) or None when nothing came within ``timeout``.
+        """
+        with self._cond:
+            ready = self._cond.wait_for(
+                lambda: session.closed or self.stop_message is not None or self.version > session.sent_version,
+                timeout=timeout,
+            )
+            if not ready or session.closed:
+                return None
+            if self.stop_message is not None:
+                return self.stop_message, time.monotonic()
+            session.sent_version = self.version
+            return self.message, self.published_at
+
+
+class Registry:
+    """Live sessions. The same actor id with a new run id is a restart (the old stream is closed);
+    the same actor id with the same run id while its stream is open is a duplicate and refused."""
+
+    def __init__(self, board: WeightsBoard) -> None:
+        self._lock = threading.Lock()
+        self._board = board
+        self._by_actor: dict[str, Session] = {}
+        self._counter = itertools.count()
+        self.peak = 0
+
+    def join(self, hello: pb.Hello, peer: str) -> tuple[Session, Session | None]:
+        """Register a session; returns it and the session it replaced (an earlier run of the same actor)."""
+        with self._lock:
+            old = self._by_actor.get(hello.actor_id)
+            if old is not None and not old.closed and old.run_id == hello.run_id:
+                raise Rejection(grpc.StatusCode.ALREADY_EXISTS, "duplicate_actor",
+                                f"actor {hello.actor_id!r} (run {hello.run_id}) is already connected")
+            session = Session(next(self._counter), hello.actor_id, hello.run_id, peer)
+            self._by_actor[hello.actor_id] = session
+            self.peak = max(self.peak, self._live_count())
+        if old is not None and not old.closed:
+            old.closed = True
+            self._board.wake()
+        return session, old
+
+    def leave(self, session: Session) -> None:
+        with self._lock:
+            session.closed = True
+            if self._by_actor.get(session.actor_id) is session:
+                del self._by_actor[session.actor_id]
+        self._board.wake()
+
+    def _live_count(self) -> int:
+        return sum(1 for s in self._by_actor.values() if not s.closed)
+
+    def live_count(self) -> int:
+        with self._lock:
+            return self._live_count()

@@ -1,0 +1,126 @@
+"""The trainer thread: the only code that touches the model and optimizer while training runs.
+
+It takes batches from the coordinator, turns them into one optimizer step each, bumps the policy
+version and publishes the new weights. Stale contributions are dropped here, at the moment of use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from learner_service.coordinators import AsyncQueue, Contribution, SyncRounds
+from learner_service.metrics import LearnerMetrics
+from learner_service.progress import Progress
+from learner_service.sessions import WeightsBoard
+from relayrl import codec
+from relayrl.loss import LossConfig, LossTerms, actor_critic_loss
+from relayrl.model import ActorCritic
+from relayrl.rollout import Rollout
+from relayrl.v1 import relayrl_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+def update_from_rollouts(
+    model: ActorCritic, optimizer: torch.optim.Optimizer, rollouts: Sequence[Rollout], loss_config: LossConfig,
+    max_grad_norm: float,
+) -> tuple[LossTerms, float]:
+    """One optimizer step on the actor-critic loss over all rollouts; returns the terms and grad norm."""
+    optimizer.zero_grad(set_to_none=True)
+    terms = actor_critic_loss(model, rollouts, loss_config)
+    terms.loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return terms, float(norm)
+
+
+def apply_gradients(
+    model: ActorCritic, optimizer: torch.optim.Optimizer, grads: dict[str, np.ndarray], max_grad_norm: float
+) -> float:
+    """One optimizer step with an actor's gradients (A3C), clipped here as well; returns the grad norm."""
+    device = next(model.parameters()).device
+    for name, param in model.named_parameters():
+        param.grad = torch.as_tensor(grads[name], device=device).clone()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return float(norm)
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: ActorCritic,
+        optimizer: torch.optim.Optimizer,
+        coordinator: SyncRounds | AsyncQueue,
+        board: WeightsBoard,
+        progress: Progress,
+        metrics: LearnerMetrics,
+        loss_config: LossConfig,
+        max_grad_norm: float,
+        max_policy_lag: int,
+        version: int = 0,
+        on_update: Callable[[], None] | None = None,
+    ) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.coordinator, self.board = coordinator, board
+        self.progress, self.metrics = progress, metrics
+        self.loss_config, self.max_grad_norm, self.max_policy_lag = loss_config, max_grad_norm, max_policy_lag
+        self.version = version
+        self.on_update = on_update
+        self.lock = threading.Lock()  # held during an update; snapshotting the model takes it too
+        coordinator.advance(version)
+        self.publish()
+
+    def publish(self) -> None:
+        message = pb.LearnerMessage(weights=codec.encode_weights(self.model, self.version))
+        self.board.publish(self.version, message)
+        self.metrics.policy_version.set(self.version)
+
+    def step(self, batch: list[Contribution]) -> bool:
+        """Apply one batch; returns whether an update happened."""
+        fresh: list[Contribution] = []
+        for item in batch:
+            lag = self.version - item.policy_version
+            if lag > self.max_policy_lag:
+                self.metrics.dropped_stale.inc()
+                continue
+            self.metrics.policy_lag.observe(lag)
+            fresh.append(item)
+        if not fresh:
+            return False
+        started = time.perf_counter()
+        with self.lock:
+            if fresh[0].grads is not None:
+                norm = apply_gradients(self.model, self.optimizer, fresh[0].grads, self.max_grad_norm)
+                samples = fresh[0].env_steps
+            else:
+                terms, norm = update_from_rollouts(
+                    self.model, self.optimizer, [c.rollout for c in fresh], self.loss_config, self.max_grad_norm
+                )
+                samples = terms.num_samples
+                self.metrics.loss.labels("policy").set(terms.policy_loss)
+                self.metrics.loss.labels("value").set(terms.value_loss)
+                self.metrics.loss.labels("entropy").set(terms.entropy)
+            self.version += 1
+            self.coordinator.advance(self.version)
+            self.publish()
+        self.metrics.update_seconds.observe(time.perf_counter() - started)
+        self.metrics.updates.inc()
+        self.metrics.samples.inc(samples)
+        self.metrics.grad_norm.set(norm)
+        self.progress.record_update(self.version, samples, [self.version - 1 - c.policy_version for c in fresh])
+        if self.on_update is not None:
+            self.on_update()
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            batch = self.coordinator.next_batch(wait=0.1)
+            if batch:
+                self.step(batch)

@@ -1,0 +1,125 @@
+"""Tensors on the wire: NumPy arrays <-> NDArray messages, and the model's state <-> NamedTensors.
+
+Decoding never unpickles and never trusts the sender: the dtype must be on the allow-list and the
+byte count must equal prod(shape) * itemsize. Decoded arrays are read-only views of the message bytes
+(no copy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from relayrl.v1 import relayrl_pb2 as pb
+
+# The dtypes that may cross the wire, by their NumPy names; always little-endian.
+DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(name).newbyteorder("<")
+    for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+}
+MAX_DIMS = 8
+
+
+class CodecError(ValueError):
+    """A message's tensor does not describe a valid array."""
+
+
+def encode(array: np.ndarray | torch.Tensor) -> pb.NDArray:
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    dtype = DTYPES.get(array.dtype.name)
+    if dtype is None:
+        raise CodecError(f"dtype {array.dtype} cannot be sent")
+    data = np.ascontiguousarray(array, dtype=dtype).tobytes()
+    return pb.NDArray(dtype=array.dtype.name, shape=array.shape, data=data)
+
+
+def decode(message: pb.NDArray, what: str = "tensor") -> np.ndarray:
+    dtype = DTYPES.get(message.dtype)
+    if dtype is None:
+        raise CodecError(f"{what}: unknown dtype {message.dtype!r}")
+    shape = tuple(message.shape)
+    if len(shape) > MAX_DIMS or any(d < 0 for d in shape):
+        raise CodecError(f"{what}: invalid shape {shape}")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(message.data) != expected:
+        raise CodecError(
+            f"{what}: {len(message.data)} bytes for dtype {message.dtype} and shape {shape} (expected {expected})"
+        )
+    return np.frombuffer(message.data, dtype=dtype).reshape(shape)
+
+
+def encode_named(tensors: Mapping[str, torch.Tensor | np.ndarray]) -> list[pb.NamedTensor]:
+    return [pb.NamedTensor(name=name, tensor=encode(value)) for name, value in tensors.items()]
+
+
+def decode_named(messages: Iterable[pb.NamedTensor], what: str = "tensors") -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for item in messages:
+        if item.name in out:
+            raise CodecError(f"{what}: {item.name!r} appears twice")
+        out[item.name] = decode(item.tensor, f"{what}[{item.name}]")
+    return out
+
+
+def encode_weights(model: torch.nn.Module, version: int) -> pb.Weights:
+    return pb.Weights(version=version, tensors=encode_named(model.state_dict()))
+
+
+def load_weights(model: torch.nn.Module, weights: pb.Weights) -> None:
+    """Copy a Weights message into ``model``; every parameter must be present with its exact shape."""
+    arrays = decode_named(weights.tensors, "weights")
+    state = model.state_dict()
+    if set(arrays) != set(state):
+        raise CodecError(f"weights: names {sorted(arrays)} do not match the model's {sorted(state)}")
+    with torch.no_grad():
+        for name, target in state.items():
+            array = arrays[name]
+            if tuple(array.shape) != tuple(target.shape):
+                raise CodecError(f"weights[{name}]: shape {array.shape}, model has {tuple(target.shape)}")
+            target.copy_(torch.from_numpy(array.copy()))
+
+
+def encode_space(space: gym.Space) -> pb.Space:
+    if isinstance(space, gym.spaces.Discrete):
+        if int(space.start) != 0:
+            raise CodecError("Discrete spaces must start at 0")
+        return pb.Space(kind=pb.Space.DISCRETE, n=int(space.n))
+    if isinstance(space, gym.spaces.Box):
+        return pb.Space(
+            kind=pb.Space.BOX,
+            shape=space.shape,
+            low=encode(space.low.astype(np.float32)),
+            high=encode(space.high.astype(np.float32)),
+        )
+    raise CodecError(f"unsupported space {space}: RelayRL handles Discrete and Box")
+
+
+def decode_space(message: pb.Space) -> gym.Space:
+    if message.kind == pb.Space.DISCRETE:
+        if message.n <= 0:
+            raise CodecError(f"Discrete space with n={message.n}")
+        return gym.spaces.Discrete(int(message.n))
+    if message.kind == pb.Space.BOX:
+        low, high = decode(message.low, "space.low"), decode(message.high, "space.high")
+        shape = tuple(message.shape)
+        if low.shape != shape or high.shape != shape:
+            raise CodecError(f"Box bounds of shape {low.shape}/{high.shape} for shape {shape}")
+        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.float32)
+    raise CodecError(f"unknown space kind {message.kind}")
+
+
+def same_space(a: gym.Space, b: gym.Space) -> bool:
+    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+        return int(a.n) == int(b.n)
+    if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
+        return (
+            a.shape == b.shape
+            and np.array_equal(a.low.astype(np.float32), b.low.astype(np.float32))
+            and np.array_equal(a.high.astype(np.float32), b.high.astype(np.float32))
+        )
+    return False

@@ -1,0 +1,133 @@
+"""One typed config object per service; flags and RELAYRL_* environment variables map onto it.
+
+A service declares a dataclass whose fields carry a ``help`` string in their metadata. Each field
+``foo_bar`` becomes the flag ``--foo-bar`` and the variable ``RELAYRL_FOO_BAR``; a flag beats a
+variable, which beats the default. Nothing else in RelayRL reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+ENV_PREFIX = "RELAYRL_"
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the flag and its variable."""
+
+
+def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
+    """A config field: its default, the help text shown by --help and the allowed values."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def describe(field_name: str) -> str:
+    """How a user names a field: both its flag and its variable."""
+    return f"{flag_name(field_name)} (${env_name(field_name)})"
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """The concrete type of an annotation and whether None is allowed."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], True
+    return tp, False
+
+
+def _convert(field_name: str, tp: Any, raw: str) -> Any:
+    base, optional = _base_type(tp)
+    if optional and raw.strip().lower() in ("", "none"):
+        return None
+    try:
+        if base is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if typing.get_origin(base) is tuple:
+            item = typing.get_args(base)[0]
+            return tuple(item(part) for part in raw.replace(" ", "").split(",") if part)
+        return base(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{describe(field_name)}: invalid value {raw!r} ({exc})") from None
+
+
+def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        base, _ = _base_type(hints[field.name])
+        default = field.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        text = f"{field.metadata.get('help', '')} [default: {shown}; env {env_name(field.name)}]"
+        if base is bool:
+            parser.add_argument(
+                flag_name(field.name),
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=text,
+            )
+        else:
+            parser.add_argument(flag_name(field.name), dest=field.name, default=None, help=text)
+    return parser
+
+
+def load(
+    cls: type[T],
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    prog: str = "relayrl",
+    description: str = "",
+) -> T:
+    """Build ``cls`` from flags, then RELAYRL_* variables, then defaults; validate; fail naming the value.
+
+    Raises ConfigError on a bad value; argparse exits with status 2 on an unknown flag.
+    """
+    environ = os.environ if environ is None else environ
+    parser = build_parser(cls, prog, description)
+    args = parser.parse_args(argv)
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        given = getattr(args, field.name)
+        if given is None and env_name(field.name) in environ:
+            given = environ[env_name(field.name)]
+        if given is None:
+            continue
+        values[field.name] = given if isinstance(given, bool) else _convert(field.name, hints[field.name], given)
+        choices = field.metadata.get("choices")
+        if choices is not None and values[field.name] not in choices:
+            raise ConfigError(
+                f"{describe(field.name)}: {values[field.name]!r} is not one of {', '.join(map(str, choices))}"
+            )
+    config = cls(**values)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def require(condition: bool, field_name: str, message: str) -> None:
+    """Raise a ConfigError naming the field unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(f"{describe(field_name)}: {message}")

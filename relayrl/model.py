@@ -1,0 +1,89 @@
+"""The one model definition both services use: an MLP actor-critic for vector observations.
+
+Separate policy and value MLPs (as Stable-Baselines3 and the A3C paper's feed-forward agents),
+orthogonal initialisation, and a categorical head for Discrete actions or a diagonal Gaussian head
+(state-independent log-std) for Box actions. The distribution maths is written out by hand: it is
+short, and torch.distributions costs more than the MLP at these sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def mlp(sizes: Sequence[int], out_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        linear = nn.Linear(fan_in, fan_out)
+        nn.init.orthogonal_(linear.weight, gain=out_gain if last else math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not last:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, hidden_sizes: Sequence[int]):
+        super().__init__()
+        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+            raise ValueError(f"observations must be a flat Box, got {observation_space}")
+        obs_dim = observation_space.shape[0]
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        if self.discrete:
+            out_dim = int(action_space.n)
+        elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+            out_dim = action_space.shape[0]
+            self.log_std = nn.Parameter(torch.zeros(out_dim))
+        else:
+            raise ValueError(f"actions must be Discrete or a flat Box, got {action_space}")
+        self.policy = mlp([obs_dim, *hidden_sizes, out_dim], out_gain=0.01)
+        self.value_net = mlp([obs_dim, *hidden_sizes, 1], out_gain=1.0)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.value_net(obs).squeeze(-1)
+
+    def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``actions`` and entropy of the policy, one per observation."""
+        out = self.policy(obs)
+        if self.discrete:
+            log_p = torch.log_softmax(out, dim=-1)
+            chosen = log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            entropy = -(log_p.exp() * log_p).sum(-1)
+            return chosen, entropy
+        log_std = self.log_std.expand_as(out)
+        z = (actions - out) / log_std.exp()
+        chosen = (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+        entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
+        return chosen, entropy
+
+    def act(self, obs: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample actions (or take the mode) and their log-probabilities."""
+        out = self.policy(obs)
+        if self.discrete:
+            log_p = torch.log_softmax(out, dim=-1)
+            if greedy:
+                actions = log_p.argmax(-1)
+            else:
+                actions = torch.multinomial(log_p.exp(), 1).squeeze(-1)
+            return actions, log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        std = self.log_std.exp()
+        actions = out if greedy else out + std * torch.randn_like(out)
+        z = (actions - out) / std
+        return actions, (-0.5 * z.pow(2) - self.log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def env_action(actions: np.ndarray, action_space: gym.Space) -> np.ndarray:
+    """What the environment receives: Gaussian samples are clipped to the Box (the raw sample is trained on)."""
+    if isinstance(action_space, gym.spaces.Box):
+        return np.clip(actions, action_space.low, action_space.high)
+    return actions

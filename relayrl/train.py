@@ -1,0 +1,112 @@
+"""`relayrl train`: the embedded default. One learner and N actor processes on loopback, real gRPC
+between separate processes; stops at --target-return, --max-env-steps or --max-seconds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from learner_service.config import LearnerConfig
+from relayrl.config import ConfigError, env_name, load, option, require
+
+
+@dataclass
+class TrainConfig(LearnerConfig):
+    actors: int = option(2, "Actor processes to start.")
+    num_envs: int = option(32, "Environments per actor.")
+    actor_threads: int = option(1, "Torch threads per actor.")
+    metrics_port: int = option(0, "Learner /metrics port (0: a free one; actors always pick free ones); negative disables.")
+
+    def validate(self) -> None:
+        require(self.actors >= 1, "actors", "must be at least 1")
+        require(self.num_envs >= 1, "num_envs", "must be at least 1")
+        super().validate()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def to_environ(values: dict[str, object]) -> dict[str, str]:
+    """Config values as the RELAYRL_* variables a child service reads."""
+    out = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        out[env_name(key)] = str(value)
+    return out
+
+
+def launch(config: TrainConfig, started: float) -> int:
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    port = config.port or free_port()
+    learner_fields = {f.name for f in dataclasses.fields(LearnerConfig)}
+    learner_values = {k: v for k, v in dataclasses.asdict(config).items() if k in learner_fields}
+    learner_values.update(host="127.0.0.1", port=port, run_dir=str(run_dir))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
+    base["PYTHONUNBUFFERED"] = "1"
+    procs = [subprocess.Popen([sys.executable, "-m", "learner_service"], env={**base, **to_environ(learner_values)})]
+    actor_values = dict(learner=f"127.0.0.1:{port}", num_envs=config.num_envs, threads=config.actor_threads,
+                        metrics_port=-1 if config.metrics_port < 0 else 0, metrics_host="127.0.0.1",
+                        backoff_initial=0.05, backoff_max=2.0)
+    # Actors start alongside the learner (their imports overlap its start-up) and retry until it listens.
+    for i in range(config.actors):
+        env = {**base, **to_environ({**actor_values, "actor_id": f"actor-{i}"})}
+        procs.append(subprocess.Popen([sys.executable, "-m", "actor_service"], env=env))
+    learner = procs[0]
+    try:
+        code = learner.wait()
+    except KeyboardInterrupt:
+        learner.send_signal(signal.SIGINT)
+        code = learner.wait()
+    for proc in procs[1:]:  # actors exit on the learner's Stop; make sure of it
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait(timeout=10)
+    summary_path = run_dir / "summary.json"
+    if code != 0 or not summary_path.exists():
+        print(f"relayrl train: the learner exited with status {code}", file=sys.stderr)
+        return code or 1
+    summary = json.loads(summary_path.read_text())
+    # Wall time counts from this command's start, not the learner's.
+    summary["wall_seconds"] = round(summary["finished_at"] - started, 3)
+    summary["actors"] = config.actors
+    summary_path.write_text(json.dumps(summary, indent=2))
+    print(
+        f"{'solved' if summary['solved'] else 'stopped (' + summary['stop_reason'] + ')'}: "
+        f"{summary['env']} {summary['algo']}/{summary['transport']} mean return {summary['mean_return']} "
+        f"after {summary['env_steps']} env steps in {summary['wall_seconds']:.1f}s "
+        f"({summary['steps_per_second']:,.0f} steps/s, {summary['updates']} updates); summary: {summary_path}",
+        flush=True,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.time()
+    try:
+        config = load(TrainConfig, argv, prog="relayrl train",
+                      description="Train on this machine: a learner and --actors actor processes over loopback gRPC.")
+    except ConfigError as exc:
+        print(f"relayrl train: error: {exc}", file=sys.stderr)
+        return 2
+    if config.run_dir is None:
+        config.run_dir = f"runs/{config.env}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
+        config.checkpoint_dir = f"{config.run_dir}/checkpoints"
+    return launch(config, started)
