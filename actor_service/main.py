@@ -22,6 +22,7 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from relayrl import __version__, codec, telemetry
 from relayrl.config import ConfigError, load
+from relayrl.health import Health, serve_health
 from relayrl.envs import make_vector_env
 from relayrl.loss import LossConfig, actor_critic_loss
 from relayrl.model import ActorCritic
@@ -55,6 +56,7 @@ class Actor:
         self.model: ActorCritic | None = None
         self._setup_key: tuple | None = None
         self.version = -1
+        self.health: Health | None = None  # set by main(); SERVING once the env and model are built
         torch.set_num_threads(config.threads)
 
     def hello(self) -> pb.Hello:
@@ -68,7 +70,7 @@ class Actor:
     def _setup(self, welcome: pb.Welcome) -> None:
         """Build env, model and collector for the run; keep them across reconnects to the same run."""
         cfg = welcome.config
-        key = (cfg.env_id, cfg.n_steps, tuple(cfg.hidden_sizes), welcome.observation_space.SerializeToString(),
+        key = (cfg.env_id, cfg.n_steps, tuple(cfg.hidden_sizes), cfg.activation, welcome.observation_space.SerializeToString(),
                welcome.action_space.SerializeToString())
         if key != self._setup_key:
             if self.collector is not None:
@@ -81,7 +83,7 @@ class Actor:
                                  f"{env.single_action_space}; the learner's are {obs_space}, {act_space}")
             seed = self.config.seed if self.config.seed is not None else cfg.seed + 1000 * (welcome.actor_index + 1)
             torch.manual_seed(seed)
-            self.model = ActorCritic(obs_space, act_space, tuple(cfg.hidden_sizes))
+            self.model = ActorCritic(obs_space, act_space, tuple(cfg.hidden_sizes), cfg.activation)
             self.collector = RolloutCollector(env, self.model, cfg.n_steps, seed)
             self._setup_key = key
             self.loss_config = LossConfig(cfg.gamma, cfg.gae_lambda, cfg.value_coef, cfg.entropy_coef,
@@ -89,6 +91,8 @@ class Actor:
             self.metrics.build_info.clear()
             self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)
         self._apply(welcome.weights)
+        if self.health is not None:
+            self.health.set(True)
 
     def _apply(self, weights: pb.Weights) -> None:
         codec.load_weights(self.model, weights)
@@ -189,9 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     actor = Actor(config)
     metrics_server = telemetry.serve(actor.metrics.registry, config.metrics_host, config.metrics_port)
+    health = serve_health(config.metrics_host, config.health_port)
+    if health is not None:
+        actor.health = health[1]
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: finishing the message in flight, then exiting", signum)
+        if actor.health is not None:
+            actor.health.shutdown()
         actor.stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -200,4 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = actor.run()
     if metrics_server is not None:
         metrics_server.shutdown()
+    if health is not None:
+        health[0].stop(1)
     return code

@@ -28,6 +28,7 @@ from learner_service.server import LearnerServicer
 from learner_service.sessions import Registry, WeightsBoard
 from learner_service.trainer import Trainer
 from relayrl import __version__, telemetry
+from relayrl.health import Health
 from relayrl.config import ConfigError, describe, load
 from relayrl.envs import single_spaces
 from relayrl.loss import LossConfig
@@ -66,6 +67,7 @@ def run_config_message(config: LearnerConfig) -> pb.RunConfig:
         gamma=config.gamma, gae_lambda=config.gae_lambda, value_coef=config.value_coef,
         entropy_coef=config.entropy_coef, max_grad_norm=config.max_grad_norm,
         hidden_sizes=list(config.hidden_sizes), seed=config.seed, normalize_advantage=config.normalize_advantage,
+        activation=config.activation,
     )
 
 
@@ -84,7 +86,8 @@ class Learner:
             raise ConfigError(f"{describe('env')}: {exc}") from None
         self.device = resolve_device(config.device)
         self.observation_space, self.action_space = single_spaces(config.env)
-        self.model = ActorCritic(self.observation_space, self.action_space, config.hidden_sizes).to(self.device)
+        self.model = ActorCritic(self.observation_space, self.action_space, config.hidden_sizes,
+                                 config.activation).to(self.device)
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.rms_alpha,
                                         config.rms_eps)
         self.metrics = LearnerMetrics(config.algo, config.env)
@@ -109,6 +112,7 @@ class Learner:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="grpc"),
                                   options=grpc_options(config.max_message_bytes))
         pb_grpc.add_LearnerServicer_to_server(servicer, self.server)
+        self.health = Health(self.server, ("relayrl.v1.Learner",))
         self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
         if self.port == 0:
             raise ConfigError(f"{describe('port')}: cannot bind {config.host}:{config.port}")
@@ -122,6 +126,7 @@ class Learner:
             "version": self.trainer.version, "env_steps": p.env_steps, "episodes": p.episodes,
             "updates": p.updates, "samples": p.samples,
             "env": self.config.env, "hidden_sizes": list(self.config.hidden_sizes),
+            "activation": self.config.activation,
             "algo": self.config.algo, "relayrl_version": __version__, "torch_version": torch.__version__,
         }
 
@@ -131,9 +136,11 @@ class Learner:
             log.warning("--resume: no usable checkpoint in %s; starting fresh", self.config.checkpoint_dir)
             return 0
         path, state = found
-        if state.get("env") != self.config.env or list(state.get("hidden_sizes", [])) != list(self.config.hidden_sizes):
-            raise ConfigError(f"{describe('resume')}: {path} is for env {state.get('env')} with hidden sizes "
-                              f"{state.get('hidden_sizes')}, not {self.config.env} {list(self.config.hidden_sizes)}")
+        ours = (self.config.env, list(self.config.hidden_sizes), self.config.activation)
+        theirs = (state.get("env"), list(state.get("hidden_sizes", [])), state.get("activation"))
+        if ours != theirs:
+            raise ConfigError(f"{describe('resume')}: {path} holds env, hidden sizes, activation {theirs}, "
+                              f"this run asks for {ours}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for key in ("env_steps", "episodes", "updates", "samples"):
@@ -163,6 +170,7 @@ class Learner:
         self._trainer_thread = threading.Thread(target=self.trainer.run, args=(self.stop,), name="trainer",
                                                 daemon=True)
         self._trainer_thread.start()
+        self.health.set(True)  # the model is built (and resumed) and the trainer runs
         log.info("learner %s on port %d: %s/%s on %s, device %s, torch %s, seed %d", __version__, self.port,
                  self.config.algo, self.config.transport, self.config.env, self.device, torch.__version__,
                  self.config.seed)
@@ -196,6 +204,7 @@ class Learner:
 
     def shutdown(self, grace: float = 5.0) -> None:
         finished_at = time.time()
+        self.health.shutdown()
         self.stop.set()
         self.board.stop(self.stop_reason)  # senders tell their actors training is over
         self._trainer_thread.join(timeout=30)

@@ -7,6 +7,7 @@ byte count must equal prod(shape) * itemsize. Decoded arrays are read-only views
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import gymnasium as gym
@@ -45,7 +46,7 @@ def decode(message: pb.NDArray, what: str = "tensor") -> np.ndarray:
     shape = tuple(message.shape)
     if len(shape) > MAX_DIMS or any(d < 0 for d in shape):
         raise CodecError(f"{what}: invalid shape {shape}")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on hostile shapes
     if len(message.data) != expected:
         raise CodecError(
             f"{what}: {len(message.data)} bytes for dtype {message.dtype} and shape {shape} (expected {expected})"

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"relayrl eval: cannot read {args.checkpoint}: {exc}", file=sys.stderr)
         return 1
     obs_space, act_space = single_spaces(state["env"])
-    model = ActorCritic(obs_space, act_space, tuple(state["hidden_sizes"]))
+    model = ActorCritic(obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"))
     model.load_state_dict(state["model"])
     returns = evaluate(model, state["env"], args.episodes, args.seed)
     print(f"{state['env']} policy version {state['version']}: mean return {returns.mean():.2f} "

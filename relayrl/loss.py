@@ -36,11 +36,12 @@ class LossTerms:
     num_samples: int
 
 
-def _stack(rollouts: Sequence[Rollout], name: str, device: torch.device) -> torch.Tensor:
-    """Concatenate one field of several rollouts along the environment axis (axis 1)."""
+def _stack(rollouts: Sequence[Rollout], name: str, axis: int = 1) -> np.ndarray:
+    """Concatenate one field of several rollouts along the environment axis (writable, for torch)."""
     arrays = [getattr(r, name) for r in rollouts]
-    array = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
-    return torch.as_tensor(array, device=device)
+    if len(arrays) > 1:
+        return np.concatenate(arrays, axis=axis)
+    return arrays[0] if arrays[0].flags.writeable else arrays[0].copy()
 
 
 def actor_critic_loss(
@@ -48,24 +49,24 @@ def actor_critic_loss(
 ) -> LossTerms:
     """The loss over rollouts that share n_steps (their environments are batched side by side)."""
     device = device or next(model.parameters()).device
-    obs = _stack(rollouts, "observations", device)
+    obs = _stack(rollouts, "observations")
     T, N = obs.shape[:2]
-    bootstrap = torch.cat([torch.as_tensor(r.bootstrap_observations, device=device) for r in rollouts])
-    rewards = _stack(rollouts, "rewards", device)
-    terminated = _stack(rollouts, "terminated", device)
-    ended = terminated | _stack(rollouts, "truncated", device)
-    valid = _stack(rollouts, "valid", device).float()
-    actions = _stack(rollouts, "actions", device)
+    flat_obs = torch.as_tensor(obs.reshape(T * N, *obs.shape[2:]), device=device)
+    bootstrap = torch.as_tensor(_stack(rollouts, "bootstrap_observations", axis=0), device=device)
+    terminated = _stack(rollouts, "terminated")
+    ended = terminated | _stack(rollouts, "truncated")
 
-    flat_obs = obs.reshape(T * N, *obs.shape[2:])
+    # One forward pass of the critic over every observation and the bootstrap observations.
     all_values = model.value(torch.cat([flat_obs, bootstrap]))
     values = all_values[: T * N].reshape(T, N)
-    with torch.no_grad():
-        next_values = torch.cat([values[1:], all_values[T * N :].unsqueeze(0)])
-        advantages = gae_advantages(
-            rewards, values, next_values, terminated, ended, config.gamma, config.gae_lambda
-        )
-        returns = advantages + values
+    values_np = all_values.detach().cpu().numpy()
+    next_values = np.concatenate([values_np[N : T * N], values_np[T * N :]]).reshape(T, N)
+    advantages_np = gae_advantages(_stack(rollouts, "rewards"), values_np[: T * N].reshape(T, N), next_values,
+                                   terminated, ended, config.gamma, config.gae_lambda)
+    advantages = torch.as_tensor(advantages_np, device=device)
+    returns = advantages + values.detach()
+    valid = torch.as_tensor(_stack(rollouts, "valid"), device=device).float()
+    actions = torch.as_tensor(_stack(rollouts, "actions"), device=device)
     count = valid.sum().clamp(min=1.0)
     if config.normalize_advantage:
         mean = (advantages * valid).sum() / count
@@ -80,8 +81,8 @@ def actor_critic_loss(
     loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * mean_entropy
     return LossTerms(
         loss=loss,
-        policy_loss=float(policy_loss),
-        value_loss=float(value_loss),
-        entropy=float(mean_entropy),
+        policy_loss=policy_loss.item(),
+        value_loss=value_loss.item(),
+        entropy=mean_entropy.item(),
         num_samples=T * N,
     )

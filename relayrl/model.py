@@ -19,7 +19,10 @@ from torch import nn
 LOG_2PI = math.log(2 * math.pi)
 
 
-def mlp(sizes: Sequence[int], out_gain: float) -> nn.Sequential:
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def mlp(sizes: Sequence[int], out_gain: float, activation: str = "tanh") -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
@@ -28,13 +31,18 @@ def mlp(sizes: Sequence[int], out_gain: float) -> nn.Sequential:
         nn.init.zeros_(linear.bias)
         layers.append(linear)
         if not last:
-            layers.append(nn.Tanh())
+            layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, hidden_sizes: Sequence[int]):
+    def __init__(
+        self, observation_space: gym.Space, action_space: gym.Space, hidden_sizes: Sequence[int],
+        activation: str = "tanh",
+    ):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
             raise ValueError(f"observations must be a flat Box, got {observation_space}")
         obs_dim = observation_space.shape[0]
@@ -46,8 +54,8 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.zeros(out_dim))
         else:
             raise ValueError(f"actions must be Discrete or a flat Box, got {action_space}")
-        self.policy = mlp([obs_dim, *hidden_sizes, out_dim], out_gain=0.01)
-        self.value_net = mlp([obs_dim, *hidden_sizes, 1], out_gain=1.0)
+        self.policy = mlp([obs_dim, *hidden_sizes, out_dim], 0.01, activation)
+        self.value_net = mlp([obs_dim, *hidden_sizes, 1], 1.0, activation)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_net(obs).squeeze(-1)

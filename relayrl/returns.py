@@ -1,51 +1,48 @@
 """Returns and advantages for n-step actor-critic (Mnih et al. 2016; GAE: Schulman et al. 2016).
 
-All arrays are time-major [T, N]. ``next_values[t]`` is V of the true state after step t: the next
-observation in the rollout, or the rollout's bootstrap observation for the last step. With
-Gymnasium's next-step autoreset, the observation after a step that ended an episode IS that episode's
-final observation, so a truncated (time-limit) episode bootstraps from it, while a terminated one
-bootstraps from nothing. ``ended = terminated | truncated`` stops the recursion at episode borders.
+All arrays are NumPy, time-major [T, N] (NumPy beats torch here: T is small and the ops are tiny).
+``next_values[t]`` is V of the true state after step t: the next observation in the rollout, or the
+rollout's bootstrap observation for the last step. With Gymnasium's next-step autoreset, the observation
+after a step that ended an episode IS that episode's final observation, so a truncated (time-limit)
+episode bootstraps from it, while a terminated one bootstraps from nothing.
+``ended = terminated | truncated`` stops the recursion at episode borders.
 """
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 
 def n_step_returns(
-    rewards: torch.Tensor,
-    next_values: torch.Tensor,
-    terminated: torch.Tensor,
-    ended: torch.Tensor,
-    gamma: float,
-) -> torch.Tensor:
+    rewards: np.ndarray, next_values: np.ndarray, terminated: np.ndarray, ended: np.ndarray, gamma: float
+) -> np.ndarray:
     """R_t = r_t + gamma * (1 - terminated_t) * (V(s_{t+1}) if the episode ended or t = T-1, else R_{t+1})."""
-    returns = torch.empty_like(rewards)
+    returns = np.empty_like(rewards)
     future = next_values[-1]
     for t in reversed(range(rewards.shape[0])):
-        future = torch.where(ended[t], next_values[t], future)
-        returns[t] = rewards[t] + gamma * (~terminated[t]) * future
+        future = np.where(ended[t], next_values[t], future)
+        returns[t] = rewards[t] + gamma * ~terminated[t] * future
         future = returns[t]
     return returns
 
 
 def gae_advantages(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    next_values: torch.Tensor,
-    terminated: torch.Tensor,
-    ended: torch.Tensor,
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    ended: np.ndarray,
     gamma: float,
     lam: float,
-) -> torch.Tensor:
+) -> np.ndarray:
     """A_t = delta_t + gamma * lam * (1 - ended_t) * A_{t+1}, delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t).
 
-    With lam = 1 this is exactly the n-step advantage n_step_returns(...) - values.
+    With lam = 1 this is exactly the n-step advantage: n_step_returns(...) - values.
     """
-    deltas = rewards + gamma * (~terminated) * next_values - values
-    advantages = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
+    deltas = rewards + gamma * ~terminated * next_values - values
+    advantages = np.empty_like(rewards)
+    running = np.zeros_like(rewards[0])
     for t in reversed(range(rewards.shape[0])):
-        running = deltas[t] + gamma * lam * (~ended[t]) * running
+        running = deltas[t] + gamma * lam * ~ended[t] * running
         advantages[t] = running
     return advantages

@@ -61,7 +61,7 @@ def launch(config: TrainConfig, started: float) -> int:
     base["PYTHONUNBUFFERED"] = "1"
     procs = [subprocess.Popen([sys.executable, "-m", "learner_service"], env={**base, **to_environ(learner_values)})]
     actor_values = dict(learner=f"127.0.0.1:{port}", num_envs=config.num_envs, threads=config.actor_threads,
-                        metrics_port=-1 if config.metrics_port < 0 else 0, metrics_host="127.0.0.1",
+                        metrics_port=-1 if config.metrics_port < 0 else 0, metrics_host="127.0.0.1", health_port=-1,
                         backoff_initial=0.05, backoff_max=2.0)
     # Actors start alongside the learner (their imports overlap its start-up) and retry until it listens.
     for i in range(config.actors):

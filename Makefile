@@ -1,0 +1,42 @@
+# RelayRL. `make run` trains CartPole-v1 on this machine; `make test` runs the suite.
+# Both create .venv and install what they need on first use.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+PYTHON  ?= python3
+
+.PHONY: install run test test-fast lint proto bench clean help
+
+help:
+	@echo "make run     train CartPole-v1 with A2C and 2 actor processes until solved"
+	@echo "make test    run the test suite"
+	@echo "make lint    ruff"
+	@echo "make proto   regenerate the Python stubs from proto/"
+	@echo "make bench   the performance benchmark (see benchmarks/)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/relayrl train --env CartPole-v1 --algo a2c --actors 2 --target-return 475
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Stubs are committed so a plain `pip install` works; tests/unit/test_proto_stubs.py fails if they are stale.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/relayrl/v1/relayrl.proto
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+
+-include deploy/deploy.mk

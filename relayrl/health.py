@@ -1,0 +1,43 @@
+"""The standard gRPC health service (grpc.health.v1.Health), for Kubernetes' native gRPC probes.
+
+A service reports NOT_SERVING until its model is ready, SERVING after, and NOT_SERVING again from the
+moment it starts shutting down.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Health:
+    """Overall ("") and per-service status on one gRPC server."""
+
+    def __init__(self, server: grpc.Server, services: tuple[str, ...]) -> None:
+        self.servicer = health.HealthServicer()
+        self.services = ("", *services)
+        health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
+        self.set(False)
+
+    def set(self, serving: bool) -> None:
+        for name in self.services:
+            self.servicer.set(name, SERVING if serving else NOT_SERVING)
+
+    def shutdown(self) -> None:
+        self.servicer.enter_graceful_shutdown()
+
+
+def serve_health(host: str, port: int, services: tuple[str, ...] = ()) -> tuple[grpc.Server, Health, int] | None:
+    """A small gRPC server carrying only the health service (for actors); negative port disables it."""
+    if port < 0:
+        return None
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+    status = Health(server, services)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    return server, status, bound
