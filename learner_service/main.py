@@ -127,7 +127,7 @@ class Learner:
             "updates": p.updates, "samples": p.samples,
             "env": self.config.env, "hidden_sizes": list(self.config.hidden_sizes),
             "activation": self.config.activation,
-            "algo": self.config.algo, "relayrl_version": __version__, "torch_version": torch.__version__,
+            "algo": self.config.algo, "relayrl_version": __version__, "torch_version": str(torch.__version__),
         }
 
     def _resume(self) -> int:
@@ -229,7 +229,7 @@ class Learner:
             "policy_version": self.trainer.version,
             "steps_per_second": round(p.env_steps / wall, 1) if wall > 0 else 0.0,
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
-            "versions": {"relayrl": __version__, "torch": torch.__version__, "gymnasium": gym.__version__,
+            "versions": {"relayrl": __version__, "torch": str(torch.__version__), "gymnasium": gym.__version__,
                          "grpc": grpc.__version__, "python": sys.version.split()[0]},
             "curve": p.curve,
         }

@@ -46,7 +46,7 @@ def apply_gradients(
     """One optimizer step with an actor's gradients (A3C), clipped here as well; returns the grad norm."""
     device = next(model.parameters()).device
     for name, param in model.named_parameters():
-        param.grad = torch.as_tensor(grads[name], device=device).clone()
+        param.grad = torch.tensor(grads[name], device=device)  # a copy: the wire buffer is read-only
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     return float(norm)
