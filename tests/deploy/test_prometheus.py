@@ -1,0 +1,90 @@
+"""Prometheus: promtool validates the scrape configs; the jobs must scrape the ports the services serve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actor_service.config import ActorConfig
+from learner_service.config import LearnerConfig
+
+from .conftest import DEPLOY, REPO, default, run, tool
+
+COMPOSE_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+K8S_CONFIG = DEPLOY / "prometheus" / "prometheus-k8s.yml"
+INSTALL = DEPLOY / "tools" / "install-prometheus.sh"
+NO_APT = 3  # install-prometheus.sh's exit code when this machine has no apt-get
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool from Debian's prometheus package, installed on first use (about 20 s, once per machine)."""
+    found = shutil.which("promtool")
+    if found:
+        return found
+    result = subprocess.run(["bash", str(INSTALL)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if result.returncode == NO_APT:
+        pytest.skip("promtool missing and no apt-get to install it: install Prometheus to run these checks")
+    assert result.returncode == 0, f"{INSTALL.name} failed:\n{result.stderr}"
+    return shutil.which("promtool") or pytest.fail("promtool still not on PATH after installing prometheus")
+
+
+def promtool_check(promtool: str, path: Path) -> None:
+    result = run([promtool, "check", "config", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def jobs(path: Path) -> dict[str, dict]:
+    return {job["job_name"]: job for job in yaml.safe_load(path.read_text())["scrape_configs"]}
+
+
+def test_compose_config_is_valid(promtool):
+    promtool_check(promtool, COMPOSE_CONFIG)
+
+
+def test_k8s_config_is_valid(promtool, tmp_path):
+    """Debian builds Prometheus without Kubernetes service discovery, so its promtool rejects
+    kubernetes_sd_configs outright. Check everything else with promtool (relabel rules, RE2 regexes)
+    by swapping the discovery block for an empty static one, and the discovery block by hand."""
+    config = yaml.safe_load(K8S_CONFIG.read_text())
+    for job in config["scrape_configs"]:
+        for sd in job.pop("kubernetes_sd_configs", []):
+            assert set(sd) <= {"role", "namespaces", "selectors", "api_server", "kubeconfig_file"}, sd
+            assert sd["role"] in ("pod", "endpoints", "endpointslice", "service", "node", "ingress"), sd
+            assert sd.get("namespaces", {}).get("names") == ["relayrl"], "scrape only RelayRL's namespace"
+            job["static_configs"] = [{"targets": []}]
+    stand_in = tmp_path / "prometheus-k8s.yml"
+    stand_in.write_text(yaml.safe_dump(config))
+    promtool_check(promtool, stand_in)
+
+
+def compose_model() -> dict:
+    result = run([tool("docker-compose"), "-f", str(DEPLOY / "compose" / "compose.yaml"), "config", "--format", "json"])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_compose_jobs_scrape_the_services_metrics_ports():
+    """job="learner" / job="actor" are what the dashboard selects on; the ports are the services' own."""
+    model = compose_model()
+    learner_env = model["services"]["learner"].get("environment") or {}
+    actor_env = model["services"]["actor"].get("environment") or {}
+    learner_port = int(learner_env.get("RELAYRL_METRICS_PORT", default(LearnerConfig, "metrics_port")))
+    actor_port = int(actor_env.get("RELAYRL_METRICS_PORT", default(ActorConfig, "metrics_port")))
+    scrape = jobs(COMPOSE_CONFIG)
+    assert scrape["learner"]["static_configs"] == [{"targets": [f"learner:{learner_port}"]}]
+    # DNS discovery on the service name: every `--scale actor=N` replica is scraped.
+    (actor_sd,) = scrape["actor"]["dns_sd_configs"]
+    assert actor_sd["names"] == ["actor"] and actor_sd["type"] == "A" and actor_sd["port"] == actor_port
+    assert {"learner", "actor"} <= set(model["services"])
+
+
+def test_k8s_job_label_comes_from_the_component_label():
+    (job,) = [j for j in jobs(K8S_CONFIG).values() if "kubernetes_sd_configs" in j]
+    to_job = [r for r in job["relabel_configs"] if r.get("target_label") == "job"]
+    assert to_job and to_job[0]["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
