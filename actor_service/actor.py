@@ -63,9 +63,15 @@ class RolloutCollector:
                 self.episode_length[ended] = 0
             self.resetting = ended
         return Rollout(
-            observations=self.obs, actions=self.actions, rewards=self.rewards, terminated=self.terminated,
-            truncated=self.truncated, valid=self.valid, log_probs=self.log_probs,
-            bootstrap_observations=self.next_obs, policy_version=policy_version,
+            observations=self.obs,
+            actions=self.actions,
+            rewards=self.rewards,
+            terminated=self.terminated,
+            truncated=self.truncated,
+            valid=self.valid,
+            log_probs=self.log_probs,
+            bootstrap_observations=self.next_obs,
+            policy_version=policy_version,
             episode_returns=np.concatenate(finished_returns) if finished_returns else np.zeros(0, np.float32),
             episode_lengths=np.concatenate(finished_lengths) if finished_lengths else np.zeros(0, np.uint32),
         )

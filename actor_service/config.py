@@ -29,12 +29,17 @@ class ActorConfig:
 
     def validate(self) -> None:
         host, _, port = self.learner.rpartition(":")
-        require(bool(host) and port.isdigit() and 0 < int(port) < 65536, "learner",
-                f"{self.learner!r} is not HOST:PORT")
+        require(
+            bool(host) and port.isdigit() and 0 < int(port) < 65536, "learner", f"{self.learner!r} is not HOST:PORT"
+        )
         require(self.num_envs >= 1, "num_envs", "must be at least 1")
         require(self.threads >= 1, "threads", "must be at least 1")
         require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
         require(self.health_port <= 65535, "health_port", f"{self.health_port} is not a port")
         require(self.connect_timeout > 0, "connect_timeout", "must be positive")
-        require(0 < self.backoff_initial <= self.backoff_max, "backoff_initial", "must be positive and at most --backoff-max")
+        require(
+            0 < self.backoff_initial <= self.backoff_max,
+            "backoff_initial",
+            "must be positive and at most --backoff-max",
+        )
         require(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")

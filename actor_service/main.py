@@ -22,8 +22,8 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from relayrl import __version__, codec, telemetry
 from relayrl.config import ConfigError, load
-from relayrl.health import Health, serve_health
 from relayrl.envs import make_vector_env
+from relayrl.health import Health, serve_health
 from relayrl.loss import LossConfig, actor_critic_loss
 from relayrl.model import ActorCritic
 from relayrl.rollout import Rollout, episodes_to_proto, to_proto
@@ -60,8 +60,12 @@ class Actor:
         torch.set_num_threads(config.threads)
 
     def hello(self) -> pb.Hello:
-        hello = pb.Hello(proto_version=pb.PROTO_VERSION_CURRENT, actor_id=self.actor_id, run_id=self.run_id,
-                         num_envs=self.config.num_envs)
+        hello = pb.Hello(
+            proto_version=pb.PROTO_VERSION_CURRENT,
+            actor_id=self.actor_id,
+            run_id=self.run_id,
+            num_envs=self.config.num_envs,
+        )
         if self.config.env:
             hello.env_id = self.config.env
         return hello
@@ -70,24 +74,38 @@ class Actor:
     def _setup(self, welcome: pb.Welcome) -> None:
         """Build env, model and collector for the run; keep them across reconnects to the same run."""
         cfg = welcome.config
-        key = (cfg.env_id, cfg.n_steps, tuple(cfg.hidden_sizes), cfg.activation, welcome.observation_space.SerializeToString(),
-               welcome.action_space.SerializeToString())
+        key = (
+            cfg.env_id,
+            cfg.n_steps,
+            tuple(cfg.hidden_sizes),
+            cfg.activation,
+            welcome.observation_space.SerializeToString(),
+            welcome.action_space.SerializeToString(),
+        )
         if key != self._setup_key:
             if self.collector is not None:
                 self.collector.env.close()
-            obs_space, act_space = codec.decode_space(welcome.observation_space), codec.decode_space(welcome.action_space)
+            obs_space, act_space = (
+                codec.decode_space(welcome.observation_space),
+                codec.decode_space(welcome.action_space),
+            )
             env = make_vector_env(cfg.env_id, self.config.num_envs)
-            if not (codec.same_space(env.single_observation_space, obs_space)
-                    and codec.same_space(env.single_action_space, act_space)):
-                raise SystemExit(f"relayrl actor: {cfg.env_id} here has spaces {env.single_observation_space}, "
-                                 f"{env.single_action_space}; the learner's are {obs_space}, {act_space}")
+            if not (
+                codec.same_space(env.single_observation_space, obs_space)
+                and codec.same_space(env.single_action_space, act_space)
+            ):
+                raise SystemExit(
+                    f"relayrl actor: {cfg.env_id} here has spaces {env.single_observation_space}, "
+                    f"{env.single_action_space}; the learner's are {obs_space}, {act_space}"
+                )
             seed = self.config.seed if self.config.seed is not None else cfg.seed + 1000 * (welcome.actor_index + 1)
             torch.manual_seed(seed)
             self.model = ActorCritic(obs_space, act_space, tuple(cfg.hidden_sizes), cfg.activation)
             self.collector = RolloutCollector(env, self.model, cfg.n_steps, seed)
             self._setup_key = key
-            self.loss_config = LossConfig(cfg.gamma, cfg.gae_lambda, cfg.value_coef, cfg.entropy_coef,
-                                          cfg.normalize_advantage)
+            self.loss_config = LossConfig(
+                cfg.gamma, cfg.gae_lambda, cfg.value_coef, cfg.entropy_coef, cfg.normalize_advantage
+            )
             self.metrics.build_info.clear()
             self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)
         self._apply(welcome.weights)
@@ -106,11 +124,17 @@ class Actor:
         terms = actor_critic_loss(self.model, [rollout], self.loss_config)
         terms.loss.backward()
         grads = {name: p.grad for name, p in self.model.named_parameters()}
-        return pb.ActorMessage(gradient=pb.Gradient(
-            policy_version=rollout.policy_version, grads=codec.encode_named(grads), env_steps=rollout.num_steps,
-            episodes=episodes_to_proto(rollout.episode_returns, rollout.episode_lengths),
-            policy_loss=terms.policy_loss, value_loss=terms.value_loss, entropy=terms.entropy,
-        ))
+        return pb.ActorMessage(
+            gradient=pb.Gradient(
+                policy_version=rollout.policy_version,
+                grads=codec.encode_named(grads),
+                env_steps=rollout.num_steps,
+                episodes=episodes_to_proto(rollout.episode_returns, rollout.episode_lengths),
+                policy_loss=terms.policy_loss,
+                value_loss=terms.value_loss,
+                entropy=terms.entropy,
+            )
+        )
 
     def _record(self, rollout: Rollout, seconds: float, sent: int) -> None:
         m = self.metrics
@@ -155,8 +179,8 @@ class Actor:
             except (grpc.FutureTimeoutError, grpc.RpcError, LinkClosed, StopIteration) as exc:
                 channel.close()
                 delay = backoff.next()
-                log.info("learner %s unavailable (%s); retrying in %.2fs", self.config.learner,
-                         getattr(exc, "code", lambda: type(exc).__name__)(), delay)
+                reason = exc.code().name if isinstance(exc, grpc.RpcError) else type(exc).__name__
+                log.info("learner %s unavailable (%s); retrying in %.2fs", self.config.learner, reason, delay)
                 self.stop.wait(delay)
                 continue
             backoff.reset()
@@ -164,8 +188,13 @@ class Actor:
             if connections > 1:
                 self.metrics.reconnects.inc()
             self.metrics.learner_connected.set(1)
-            log.info("connected to %s as %s (run %s), policy version %d", self.config.learner, self.actor_id,
-                     self.run_id, link.welcome.weights.version)
+            log.info(
+                "connected to %s as %s (run %s), policy version %d",
+                self.config.learner,
+                self.actor_id,
+                self.run_id,
+                link.welcome.weights.version,
+            )
             try:
                 self._work(link)
             except LinkClosed as exc:
@@ -186,8 +215,12 @@ class Actor:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s actor %(levelname)s %(message)s")
     try:
-        config = load(ActorConfig, argv, prog="relayrl actor",
-                      description="A RelayRL actor: steps environments and streams to the learner.")
+        config = load(
+            ActorConfig,
+            argv,
+            prog="relayrl actor",
+            description="A RelayRL actor: steps environments and streams to the learner.",
+        )
     except ConfigError as exc:
         print(f"relayrl actor: error: {exc}", file=sys.stderr)
         return 2

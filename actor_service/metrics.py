@@ -13,15 +13,19 @@ class ActorMetrics:
         self.build_info = build_info(r, "actor")
         self.env_steps = Counter("relayrl_env_steps", "Environment steps taken.", registry=r)
         self.episodes = Counter("relayrl_episodes", "Episodes finished.", registry=r)
-        self.episode_return = Histogram("relayrl_episode_return", "Episode returns.", buckets=RETURN_BUCKETS,
-                                        registry=r)
-        self.episode_length = Histogram("relayrl_episode_length", "Episode lengths.", buckets=LENGTH_BUCKETS,
-                                        registry=r)
-        self.rollout_seconds = Histogram("relayrl_rollout_seconds", "Time to collect one rollout.",
-                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.episode_return = Histogram(
+            "relayrl_episode_return", "Episode returns.", buckets=RETURN_BUCKETS, registry=r
+        )
+        self.episode_length = Histogram(
+            "relayrl_episode_length", "Episode lengths.", buckets=LENGTH_BUCKETS, registry=r
+        )
+        self.rollout_seconds = Histogram(
+            "relayrl_rollout_seconds", "Time to collect one rollout.", buckets=LATENCY_BUCKETS, registry=r
+        )
         self.policy_version = Gauge("relayrl_policy_version", "Version of the local policy copy.", registry=r)
-        self.learner_connected = Gauge("relayrl_learner_connected", "1 while the stream to the learner is open.",
-                                       registry=r)
+        self.learner_connected = Gauge(
+            "relayrl_learner_connected", "1 while the stream to the learner is open.", registry=r
+        )
         self.reconnects = Counter("relayrl_reconnects", "Connections made after the first.", registry=r)
         self.sent_bytes = Counter("relayrl_sent_bytes", "Bytes of rollouts or gradients sent.", registry=r)
         self.received_bytes = Counter("relayrl_received_bytes", "Bytes of weights received.", registry=r)

@@ -10,11 +10,14 @@ from relayrl.config import option, require
 @dataclass
 class LearnerConfig:
     env: str = option("CartPole-v1", "Gymnasium environment id (flat Box observations; Discrete or Box actions).")
-    algo: str = option("a2c", "a2c: synchronous rounds, on-policy. a3c: asynchronous, applied on arrival.",
-                       choices=("a2c", "a3c"))
+    algo: str = option(
+        "a2c", "a2c: synchronous rounds, on-policy. a3c: asynchronous, applied on arrival.", choices=("a2c", "a3c")
+    )
     transport: str | None = option(
-        None, "What actors send: trajectories or gradients (a3c only). Default: trajectories for a2c, "
-        "gradients for a3c.", choices=(None, "trajectories", "gradients"))
+        None,
+        "What actors send: trajectories or gradients (a3c only). Default: trajectories for a2c, gradients for a3c.",
+        choices=(None, "trajectories", "gradients"),
+    )
     host: str = option("0.0.0.0", "Address the gRPC server binds.")
     port: int = option(50051, "gRPC port; 0 picks a free one.")
     metrics_port: int = option(9400, "Prometheus /metrics port; 0 picks a free one, negative disables.")
@@ -30,13 +33,18 @@ class LearnerConfig:
     entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
     normalize_advantage: bool = option(False, "Normalise advantages per update.")
     max_grad_norm: float = option(0.5, "Gradient-norm clipping threshold.")
-    optimizer: str = option("rmsprop", "rmsprop (TensorFlow-style, eps inside the root; shared statistics) or adam.",
-                            choices=("rmsprop", "adam"))
-    lr: float = option(7e-4, "Learning rate.")
+    optimizer: str = option(
+        "adam",
+        "adam, or rmsprop (TensorFlow-style, eps inside the root, as published; "
+        "its statistics are shared by all actors in a3c).",
+        choices=("rmsprop", "adam"),
+    )
+    lr: float = option(3e-3, "Learning rate (the published A2C setting is --optimizer rmsprop --lr 7e-4).")
     rms_alpha: float = option(0.99, "RMSprop smoothing constant.")
-    rms_eps: float = option(1e-5, "RMSprop / Adam epsilon.")
+    rms_eps: float = option(1e-5, "Epsilon of RMSprop and Adam.")
     max_policy_lag: int = option(
-        8, "Drop contributions computed on weights more than this many versions old (a2c always uses 0).")
+        8, "Drop contributions computed on weights more than this many versions old (a2c always uses 0)."
+    )
     round_timeout: float = option(5.0, "a2c: seconds a round waits for slow actors before closing on those in.")
     queue_size: int = option(64, "a3c: contributions waiting for the optimizer; a full queue slows senders down.")
     max_message_bytes: int = option(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
@@ -53,17 +61,26 @@ class LearnerConfig:
     def validate(self) -> None:
         if self.transport is None:
             self.transport = "trajectories" if self.algo == "a2c" else "gradients"
-        require(not (self.algo == "a2c" and self.transport == "gradients"), "transport",
-                "a2c makes one batched update from rollouts; gradients need --algo a3c")
+        require(
+            not (self.algo == "a2c" and self.transport == "gradients"),
+            "transport",
+            "a2c makes one batched update from rollouts; gradients need --algo a3c",
+        )
         if self.algo == "a2c":
             self.max_policy_lag = 0
         require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")
         require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
-        require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
-                f"{self.device!r} is not auto, cpu, cuda or cuda:N")
+        require(
+            self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
+            "device",
+            f"{self.device!r} is not auto, cpu, cuda or cuda:N",
+        )
         require(self.threads >= 1, "threads", "must be at least 1")
-        require(len(self.hidden_sizes) >= 1 and all(h > 0 for h in self.hidden_sizes), "hidden_sizes",
-                "needs one or more positive sizes, e.g. 64,64")
+        require(
+            len(self.hidden_sizes) >= 1 and all(h > 0 for h in self.hidden_sizes),
+            "hidden_sizes",
+            "needs one or more positive sizes, e.g. 64,64",
+        )
         require(self.n_steps >= 1, "n_steps", "must be at least 1")
         require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
         require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", "must be in [0, 1]")

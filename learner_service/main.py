@@ -28,9 +28,9 @@ from learner_service.server import LearnerServicer
 from learner_service.sessions import Registry, WeightsBoard
 from learner_service.trainer import Trainer
 from relayrl import __version__, telemetry
-from relayrl.health import Health
 from relayrl.config import ConfigError, describe, load
 from relayrl.envs import single_spaces
+from relayrl.health import Health
 from relayrl.loss import LossConfig
 from relayrl.model import ActorCritic
 from relayrl.v1 import relayrl_pb2 as pb
@@ -63,10 +63,18 @@ def resolve_device(name: str) -> torch.device:
 
 def run_config_message(config: LearnerConfig) -> pb.RunConfig:
     return pb.RunConfig(
-        env_id=config.env, algo=config.algo, transport=config.transport, n_steps=config.n_steps,
-        gamma=config.gamma, gae_lambda=config.gae_lambda, value_coef=config.value_coef,
-        entropy_coef=config.entropy_coef, max_grad_norm=config.max_grad_norm,
-        hidden_sizes=list(config.hidden_sizes), seed=config.seed, normalize_advantage=config.normalize_advantage,
+        env_id=config.env,
+        algo=config.algo,
+        transport=config.transport,
+        n_steps=config.n_steps,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        value_coef=config.value_coef,
+        entropy_coef=config.entropy_coef,
+        max_grad_norm=config.max_grad_norm,
+        hidden_sizes=list(config.hidden_sizes),
+        seed=config.seed,
+        normalize_advantage=config.normalize_advantage,
         activation=config.activation,
     )
 
@@ -86,10 +94,12 @@ class Learner:
             raise ConfigError(f"{describe('env')}: {exc}") from None
         self.device = resolve_device(config.device)
         self.observation_space, self.action_space = single_spaces(config.env)
-        self.model = ActorCritic(self.observation_space, self.action_space, config.hidden_sizes,
-                                 config.activation).to(self.device)
-        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.rms_alpha,
-                                        config.rms_eps)
+        self.model = ActorCritic(self.observation_space, self.action_space, config.hidden_sizes, config.activation).to(
+            self.device
+        )
+        self.optimizer = make_optimizer(
+            config.optimizer, self.model.parameters(), config.lr, config.rms_alpha, config.rms_eps
+        )
         self.metrics = LearnerMetrics(config.algo, config.env)
         self.progress = Progress()
         version = self._resume() if config.resume else 0
@@ -98,19 +108,37 @@ class Learner:
         self.coordinator = SyncRounds(config.round_timeout) if config.algo == "a2c" else AsyncQueue(config.queue_size)
         self._last_checkpoint = time.monotonic()
         self.trainer = Trainer(
-            self.model, self.optimizer, self.coordinator, self.board, self.progress, self.metrics,
-            LossConfig(config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef,
-                       config.normalize_advantage),
-            config.max_grad_norm, config.max_policy_lag, version=version, on_update=self._maybe_checkpoint,
+            self.model,
+            self.optimizer,
+            self.coordinator,
+            self.board,
+            self.progress,
+            self.metrics,
+            LossConfig(
+                config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef, config.normalize_advantage
+            ),
+            config.max_grad_norm,
+            config.max_policy_lag,
+            version=version,
+            on_update=self._maybe_checkpoint,
         )
         self.progress.version = version
         servicer = LearnerServicer(
-            run_config_message(config), self.observation_space, self.action_space,
-            {n: tuple(p.shape) for n, p in self.model.named_parameters()}, self.board, self.registry,
-            self.coordinator, self.progress, self.metrics, self.stop,
+            run_config_message(config),
+            self.observation_space,
+            self.action_space,
+            {n: tuple(p.shape) for n, p in self.model.named_parameters()},
+            self.board,
+            self.registry,
+            self.coordinator,
+            self.progress,
+            self.metrics,
+            self.stop,
         )
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="grpc"),
-                                  options=grpc_options(config.max_message_bytes))
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="grpc"),
+            options=grpc_options(config.max_message_bytes),
+        )
         pb_grpc.add_LearnerServicer_to_server(servicer, self.server)
         self.health = Health(self.server, ("relayrl.v1.Learner",))
         self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
@@ -122,12 +150,19 @@ class Learner:
     def _state(self) -> dict:
         p = self.progress
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "version": self.trainer.version, "env_steps": p.env_steps, "episodes": p.episodes,
-            "updates": p.updates, "samples": p.samples,
-            "env": self.config.env, "hidden_sizes": list(self.config.hidden_sizes),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "version": self.trainer.version,
+            "env_steps": p.env_steps,
+            "episodes": p.episodes,
+            "updates": p.updates,
+            "samples": p.samples,
+            "env": self.config.env,
+            "hidden_sizes": list(self.config.hidden_sizes),
             "activation": self.config.activation,
-            "algo": self.config.algo, "relayrl_version": __version__, "torch_version": str(torch.__version__),
+            "algo": self.config.algo,
+            "relayrl_version": __version__,
+            "torch_version": str(torch.__version__),
         }
 
     def _resume(self) -> int:
@@ -139,8 +174,9 @@ class Learner:
         ours = (self.config.env, list(self.config.hidden_sizes), self.config.activation)
         theirs = (state.get("env"), list(state.get("hidden_sizes", [])), state.get("activation"))
         if ours != theirs:
-            raise ConfigError(f"{describe('resume')}: {path} holds env, hidden sizes, activation {theirs}, "
-                              f"this run asks for {ours}")
+            raise ConfigError(
+                f"{describe('resume')}: {path} holds env, hidden sizes, activation {theirs}, this run asks for {ours}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for key in ("env_steps", "episodes", "updates", "samples"):
@@ -167,13 +203,20 @@ class Learner:
     def start(self) -> None:
         self.server.start()
         self.metrics_server = telemetry.serve(self.metrics.registry, self.config.host, self.config.metrics_port)
-        self._trainer_thread = threading.Thread(target=self.trainer.run, args=(self.stop,), name="trainer",
-                                                daemon=True)
+        self._trainer_thread = threading.Thread(target=self.trainer.run, args=(self.stop,), name="trainer", daemon=True)
         self._trainer_thread.start()
         self.health.set(True)  # the model is built (and resumed) and the trainer runs
-        log.info("learner %s on port %d: %s/%s on %s, device %s, torch %s, seed %d", __version__, self.port,
-                 self.config.algo, self.config.transport, self.config.env, self.device, torch.__version__,
-                 self.config.seed)
+        log.info(
+            "learner %s on port %d: %s/%s on %s, device %s, torch %s, seed %d",
+            __version__,
+            self.port,
+            self.config.algo,
+            self.config.transport,
+            self.config.env,
+            self.device,
+            torch.__version__,
+            self.config.seed,
+        )
 
     def _done(self) -> str | None:
         c, p = self.config, self.progress
@@ -222,15 +265,29 @@ class Learner:
         wall = p.elapsed()
         mean = p.mean_return()
         return {
-            "env": self.config.env, "algo": self.config.algo, "transport": self.config.transport,
-            "actors": self.registry.peak, "solved": p.solved(self.config.target_return),
-            "stop_reason": self.stop_reason, "env_steps": p.env_steps, "wall_seconds": round(wall, 3),
-            "mean_return": mean, "episodes": p.episodes, "updates": p.updates, "samples": p.samples,
+            "env": self.config.env,
+            "algo": self.config.algo,
+            "transport": self.config.transport,
+            "actors": self.registry.peak,
+            "peak_actors_connected": self.registry.peak,
+            "solved": p.solved(self.config.target_return),
+            "stop_reason": self.stop_reason,
+            "env_steps": p.env_steps,
+            "wall_seconds": round(wall, 3),
+            "mean_return": mean,
+            "episodes": p.episodes,
+            "updates": p.updates,
+            "samples": p.samples,
             "policy_version": self.trainer.version,
             "steps_per_second": round(p.env_steps / wall, 1) if wall > 0 else 0.0,
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
-            "versions": {"relayrl": __version__, "torch": str(torch.__version__), "gymnasium": gym.__version__,
-                         "grpc": grpc.__version__, "python": sys.version.split()[0]},
+            "versions": {
+                "relayrl": __version__,
+                "torch": str(torch.__version__),
+                "gymnasium": gym.__version__,
+                "grpc": grpc.__version__,
+                "python": sys.version.split()[0],
+            },
             "curve": p.curve,
         }
 
@@ -249,8 +306,12 @@ class Learner:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s learner %(levelname)s %(message)s")
     try:
-        config = load(LearnerConfig, argv, prog="relayrl learner",
-                      description="The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors.")
+        config = load(
+            LearnerConfig,
+            argv,
+            prog="relayrl learner",
+            description="The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors.",
+        )
         learner = Learner(config)
     except ConfigError as exc:
         print(f"relayrl learner: error: {exc}", file=sys.stderr)

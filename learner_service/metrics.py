@@ -7,8 +7,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from relayrl.telemetry import LAG_BUCKETS, LATENCY_BUCKETS, LENGTH_BUCKETS, RETURN_BUCKETS, build_info
 
 REJECT_REASONS = (
-    "malformed", "invalid_tensor", "space_mismatch", "non_finite", "bad_action", "unknown_parameter",
-    "wrong_env", "wrong_proto_version", "future_version", "too_large", "duplicate_actor", "unauthenticated",
+    "malformed",
+    "invalid_tensor",
+    "space_mismatch",
+    "non_finite",
+    "bad_action",
+    "unknown_parameter",
+    "wrong_env",
+    "wrong_proto_version",
+    "future_version",
+    "too_large",
+    "duplicate_actor",
+    "unauthenticated",
     "protocol",
 )
 
@@ -21,30 +31,39 @@ class LearnerMetrics:
         self.samples = Counter("relayrl_samples", "Transitions trained on.", registry=r)
         self.env_steps = Counter("relayrl_env_steps", "Environment steps reported by actors.", registry=r)
         self.episodes = Counter("relayrl_episodes", "Episodes reported by actors.", registry=r)
-        self.episode_return = Histogram("relayrl_episode_return", "Returns of episodes reported by actors.",
-                                        buckets=RETURN_BUCKETS, registry=r)
-        self.episode_length = Histogram("relayrl_episode_length", "Lengths of episodes reported by actors.",
-                                        buckets=LENGTH_BUCKETS, registry=r)
+        self.episode_return = Histogram(
+            "relayrl_episode_return", "Returns of episodes reported by actors.", buckets=RETURN_BUCKETS, registry=r
+        )
+        self.episode_length = Histogram(
+            "relayrl_episode_length", "Lengths of episodes reported by actors.", buckets=LENGTH_BUCKETS, registry=r
+        )
         self.mean_return = Gauge("relayrl_mean_return_100", "Mean return of the last 100 episodes.", registry=r)
         self.policy_version = Gauge("relayrl_policy_version", "Current policy version.", registry=r)
-        self.policy_lag = Histogram("relayrl_policy_lag", "Learner version minus the version data came from.",
-                                    buckets=LAG_BUCKETS, registry=r)
-        self.update_seconds = Histogram("relayrl_update_seconds", "Time of one update.",
-                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.policy_lag = Histogram(
+            "relayrl_policy_lag", "Learner version minus the version data came from.", buckets=LAG_BUCKETS, registry=r
+        )
+        self.update_seconds = Histogram(
+            "relayrl_update_seconds", "Time of one update.", buckets=LATENCY_BUCKETS, registry=r
+        )
         self.loss = Gauge("relayrl_loss", "Last update's loss terms.", ["term"], registry=r)
         for term in ("policy", "value", "entropy"):
             self.loss.labels(term)
         self.grad_norm = Gauge("relayrl_grad_norm", "Gradient norm before clipping, last update.", registry=r)
         self.actors_connected = Gauge("relayrl_actors_connected", "Actors with an open stream.", registry=r)
-        self.broadcast_seconds = Histogram("relayrl_broadcast_seconds",
-                                           "From a new version's publication to its hand-off to an actor's stream.",
-                                           buckets=LATENCY_BUCKETS, registry=r)
+        self.broadcast_seconds = Histogram(
+            "relayrl_broadcast_seconds",
+            "From a new version's publication to its hand-off to an actor's stream.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.rejected = Counter("relayrl_rejected", "Messages refused, by reason.", ["reason"], registry=r)
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
-        self.dropped_stale = Counter("relayrl_dropped_stale", "Contributions dropped as older than the allowed lag.",
-                                     registry=r)
-        self.checkpoint_seconds = Histogram("relayrl_checkpoint_seconds", "Time to write a checkpoint.",
-                                            buckets=LATENCY_BUCKETS, registry=r)
+        self.dropped_stale = Counter(
+            "relayrl_dropped_stale", "Contributions dropped as older than the allowed lag.", registry=r
+        )
+        self.checkpoint_seconds = Histogram(
+            "relayrl_checkpoint_seconds", "Time to write a checkpoint.", buckets=LATENCY_BUCKETS, registry=r
+        )
         self.received_bytes = Counter("relayrl_received_bytes", "Bytes of actor messages received.", registry=r)
         self.sent_bytes = Counter("relayrl_sent_bytes", "Bytes of weight messages sent.", registry=r)

@@ -72,8 +72,9 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         self.coordinator.join(session.index)
         self.metrics.actors_connected.set(self.registry.live_count())
         log.info("actor %s connected from %s", hello.actor_id, context.peer())
-        reader = threading.Thread(target=self._read, args=(session, request_iterator), daemon=True,
-                                  name=f"reader-{session.index}")
+        reader = threading.Thread(
+            target=self._read, args=(session, request_iterator), daemon=True, name=f"reader-{session.index}"
+        )
         try:
             welcome = self._welcome(session)
             reader.start()
@@ -104,10 +105,15 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             session.sent_version = self.board.version
             weights = self.board.message.weights
         obs_space, act_space = self._wire_spaces
-        return pb.LearnerMessage(welcome=pb.Welcome(
-            config=self.run_config, observation_space=obs_space, action_space=act_space,
-            weights=weights, actor_index=session.index,
-        ))
+        return pb.LearnerMessage(
+            welcome=pb.Welcome(
+                config=self.run_config,
+                observation_space=obs_space,
+                action_space=act_space,
+                weights=weights,
+                actor_index=session.index,
+            )
+        )
 
     def _read(self, session: Session, request_iterator: Iterator[pb.ActorMessage]) -> None:
         try:
@@ -117,8 +123,11 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 self.metrics.received_bytes.inc(message.ByteSize())
                 item = self._check_contribution(message)
                 item.session = session.index
-                outcome = self.coordinator.offer(item) if isinstance(self.coordinator, SyncRounds) \
+                outcome = (
+                    self.coordinator.offer(item)
+                    if isinstance(self.coordinator, SyncRounds)
                     else self.coordinator.offer(item, self.stop)
+                )
                 if outcome in ("stale", "duplicate"):
                     self.metrics.dropped_stale.inc()
         except Rejection as rejection:
@@ -147,15 +156,23 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             raise refuse(INVALID, "protocol", "the first message on a stream must be a Hello")
         hello = message.hello
         if hello.proto_version != pb.PROTO_VERSION_CURRENT:
-            raise refuse(PRECONDITION, "wrong_proto_version",
-                         f"proto version {hello.proto_version}; this learner speaks {pb.PROTO_VERSION_CURRENT}")
+            raise refuse(
+                PRECONDITION,
+                "wrong_proto_version",
+                f"proto version {hello.proto_version}; this learner speaks {pb.PROTO_VERSION_CURRENT}",
+            )
         if not hello.actor_id or not hello.run_id:
             raise refuse(INVALID, "malformed", "Hello needs an actor_id and a run_id")
         if hello.env_id and hello.env_id != self.run_config.env_id:
-            raise refuse(PRECONDITION, "wrong_env",
-                         f"actor runs {hello.env_id!r}; this learner trains {self.run_config.env_id!r}")
-        for name, wire, ours in (("observation", hello.observation_space, self.observation_space),
-                                 ("action", hello.action_space, self.action_space)):
+            raise refuse(
+                PRECONDITION,
+                "wrong_env",
+                f"actor runs {hello.env_id!r}; this learner trains {self.run_config.env_id!r}",
+            )
+        for name, wire, ours in (
+            ("observation", hello.observation_space, self.observation_space),
+            ("action", hello.action_space, self.action_space),
+        ):
             if hello.HasField(f"{name}_space"):
                 try:
                     theirs = codec.decode_space(wire)
@@ -167,8 +184,9 @@ class LearnerServicer(pb_grpc.LearnerServicer):
 
     def _check_version(self, version: int) -> None:
         if version > self.board.version:
-            raise Rejection(INVALID, "future_version",
-                            f"policy version {version} is newer than the learner's {self.board.version}")
+            raise Rejection(
+                INVALID, "future_version", f"policy version {version} is newer than the learner's {self.board.version}"
+            )
 
     def _check_contribution(self, message: pb.ActorMessage) -> Contribution:
         kind = message.WhichOneof("kind")
@@ -202,13 +220,17 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             raise Rejection(INVALID, "invalid_tensor", str(exc)) from None
         if set(grads) != set(self.param_shapes):
             unknown, missing = set(grads) - set(self.param_shapes), set(self.param_shapes) - set(grads)
-            raise Rejection(INVALID, "unknown_parameter",
-                            f"gradients: unknown {sorted(unknown)}, missing {sorted(missing)}")
+            raise Rejection(
+                INVALID, "unknown_parameter", f"gradients: unknown {sorted(unknown)}, missing {sorted(missing)}"
+            )
         for name, array in grads.items():
             if array.shape != self.param_shapes[name] or array.dtype != np.float32:
-                raise Rejection(INVALID, "space_mismatch",
-                                f"grads[{name}]: {array.dtype.name}{list(array.shape)}, "
-                                f"expected float32{list(self.param_shapes[name])}")
+                raise Rejection(
+                    INVALID,
+                    "space_mismatch",
+                    f"grads[{name}]: {array.dtype.name}{list(array.shape)}, "
+                    f"expected float32{list(self.param_shapes[name])}",
+                )
             if not np.all(np.isfinite(array)):
                 raise Rejection(INVALID, "non_finite", f"grads[{name}] contains NaN or Inf")
         if message.env_steps > 1 << 24:

@@ -94,8 +94,11 @@ class Registry:
         with self._lock:
             old = self._by_actor.get(hello.actor_id)
             if old is not None and not old.closed and old.run_id == hello.run_id:
-                raise Rejection(grpc.StatusCode.ALREADY_EXISTS, "duplicate_actor",
-                                f"actor {hello.actor_id!r} (run {hello.run_id}) is already connected")
+                raise Rejection(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    "duplicate_actor",
+                    f"actor {hello.actor_id!r} (run {hello.run_id}) is already connected",
+                )
             session = Session(next(self._counter), hello.actor_id, hello.run_id, peer)
             self._by_actor[hello.actor_id] = session
             self.peak = max(self.peak, self._live_count())

@@ -16,6 +16,7 @@ import torch
 
 from learner_service.coordinators import AsyncQueue, Contribution, SyncRounds
 from learner_service.metrics import LearnerMetrics
+from learner_service.optim import Optimizer
 from learner_service.progress import Progress
 from learner_service.sessions import WeightsBoard
 from relayrl import codec
@@ -28,7 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def update_from_rollouts(
-    model: ActorCritic, optimizer: torch.optim.Optimizer, rollouts: Sequence[Rollout], loss_config: LossConfig,
+    model: ActorCritic,
+    optimizer: Optimizer,
+    rollouts: Sequence[Rollout],
+    loss_config: LossConfig,
     max_grad_norm: float,
 ) -> tuple[LossTerms, float]:
     """One optimizer step on the actor-critic loss over all rollouts; returns the terms and grad norm."""
@@ -41,7 +45,7 @@ def update_from_rollouts(
 
 
 def apply_gradients(
-    model: ActorCritic, optimizer: torch.optim.Optimizer, grads: dict[str, np.ndarray], max_grad_norm: float
+    model: ActorCritic, optimizer: Optimizer, grads: dict[str, np.ndarray], max_grad_norm: float
 ) -> float:
     """One optimizer step with an actor's gradients (A3C), clipped here as well; returns the grad norm."""
     device = next(model.parameters()).device
@@ -56,7 +60,7 @@ class Trainer:
     def __init__(
         self,
         model: ActorCritic,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Optimizer,
         coordinator: SyncRounds | AsyncQueue,
         board: WeightsBoard,
         progress: Progress,

@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = ActorCritic(obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"))
     model.load_state_dict(state["model"])
     returns = evaluate(model, state["env"], args.episodes, args.seed)
-    print(f"{state['env']} policy version {state['version']}: mean return {returns.mean():.2f} "
-          f"+/- {returns.std():.2f} over {args.episodes} greedy episodes")
+    print(
+        f"{state['env']} policy version {state['version']}: mean return {returns.mean():.2f} "
+        f"+/- {returns.std():.2f} over {args.episodes} greedy episodes"
+    )
     return 0

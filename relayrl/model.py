@@ -37,7 +37,10 @@ def mlp(sizes: Sequence[int], out_gain: float, activation: str = "tanh") -> nn.S
 
 class ActorCritic(nn.Module):
     def __init__(
-        self, observation_space: gym.Space, action_space: gym.Space, hidden_sizes: Sequence[int],
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        hidden_sizes: Sequence[int],
         activation: str = "tanh",
     ):
         super().__init__()

@@ -35,7 +35,8 @@ def gae_advantages(
     gamma: float,
     lam: float,
 ) -> np.ndarray:
-    """A_t = delta_t + gamma * lam * (1 - ended_t) * A_{t+1}, delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t).
+    """A_t = delta_t + gamma * lam * (1 - ended_t) * A_{t+1},
+    where delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t).
 
     With lam = 1 this is exactly the n-step advantage: n_step_returns(...) - values.
     """

@@ -20,8 +20,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 def build_info(registry: CollectorRegistry, service: str, algo: str = "", env: str = "") -> Gauge:
     gauge = Gauge(
-        "relayrl_build_info", "RelayRL build and run identity (always 1).",
-        ["version", "service", "algo", "env"], registry=registry,
+        "relayrl_build_info",
+        "RelayRL build and run identity (always 1).",
+        ["version", "service", "algo", "env"],
+        registry=registry,
     )
     gauge.labels(__version__, service, algo, env).set(1)
     return gauge

@@ -22,9 +22,12 @@ from relayrl.config import ConfigError, env_name, load, option, require
 @dataclass
 class TrainConfig(LearnerConfig):
     actors: int = option(2, "Actor processes to start.")
-    num_envs: int = option(32, "Environments per actor.")
+    num_envs: int = option(64, "Environments per actor.")
+    port: int = option(0, "Learner gRPC port on 127.0.0.1; 0 picks a free one.")
     actor_threads: int = option(1, "Torch threads per actor.")
-    metrics_port: int = option(0, "Learner /metrics port (0: a free one; actors always pick free ones); negative disables.")
+    metrics_port: int = option(
+        0, "Learner /metrics port (0: a free one; actors always pick free ones); negative disables."
+    )
 
     def validate(self) -> None:
         require(self.actors >= 1, "actors", "must be at least 1")
@@ -53,16 +56,23 @@ def to_environ(values: dict[str, object]) -> dict[str, str]:
 def launch(config: TrainConfig, started: float) -> int:
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    port = config.port or free_port()
+    port = config.port or free_port()  # a tiny race with other programs; the learner fails loudly if it loses
     learner_fields = {f.name for f in dataclasses.fields(LearnerConfig)}
     learner_values = {k: v for k, v in dataclasses.asdict(config).items() if k in learner_fields}
     learner_values.update(host="127.0.0.1", port=port, run_dir=str(run_dir))
     base = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
     base["PYTHONUNBUFFERED"] = "1"
     procs = [subprocess.Popen([sys.executable, "-m", "learner_service"], env={**base, **to_environ(learner_values)})]
-    actor_values = dict(learner=f"127.0.0.1:{port}", num_envs=config.num_envs, threads=config.actor_threads,
-                        metrics_port=-1 if config.metrics_port < 0 else 0, metrics_host="127.0.0.1", health_port=-1,
-                        backoff_initial=0.05, backoff_max=2.0)
+    actor_values = dict(
+        learner=f"127.0.0.1:{port}",
+        num_envs=config.num_envs,
+        threads=config.actor_threads,
+        metrics_port=-1 if config.metrics_port < 0 else 0,
+        metrics_host="127.0.0.1",
+        health_port=-1,
+        backoff_initial=0.05,
+        backoff_max=2.0,
+    )
     # Actors start alongside the learner (their imports overlap its start-up) and retry until it listens.
     for i in range(config.actors):
         env = {**base, **to_environ({**actor_values, "actor_id": f"actor-{i}"})}
@@ -101,8 +111,12 @@ def launch(config: TrainConfig, started: float) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     try:
-        config = load(TrainConfig, argv, prog="relayrl train",
-                      description="Train on this machine: a learner and --actors actor processes over loopback gRPC.")
+        config = load(
+            TrainConfig,
+            argv,
+            prog="relayrl train",
+            description="Train on this machine: a learner and --actors actor processes over loopback gRPC.",
+        )
     except ConfigError as exc:
         print(f"relayrl train: error: {exc}", file=sys.stderr)
         return 2

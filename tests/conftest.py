@@ -39,8 +39,9 @@ def flags(**values) -> list[str]:
 
 class RunningLearner:
     def __init__(self, **overrides) -> None:
-        values = dict(host="127.0.0.1", port=0, metrics_port=-1, log_every=3600, checkpoint_every=3600,
-                      hidden_sizes="16,16")
+        values = dict(
+            host="127.0.0.1", port=0, metrics_port=-1, log_every=3600, checkpoint_every=3600, hidden_sizes="16,16"
+        )
         values.update(overrides)
         self.config = load(LearnerConfig, flags(**values), environ={})
         self.learner = Learner(self.config)
@@ -59,8 +60,15 @@ class RunningLearner:
 
 class RunningActor:
     def __init__(self, address: str, **overrides) -> None:
-        values = dict(learner=address, num_envs=4, metrics_port=-1, health_port=-1, backoff_initial=0.02,
-                      backoff_max=0.5, connect_timeout=2)
+        values = dict(
+            learner=address,
+            num_envs=4,
+            metrics_port=-1,
+            health_port=-1,
+            backoff_initial=0.02,
+            backoff_max=0.5,
+            connect_timeout=2,
+        )
         values.update(overrides)
         self.actor = Actor(load(ActorConfig, flags(**values), environ={}))
         self.exit_code: int | None = None

@@ -11,8 +11,9 @@ CARTPOLE_OBS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 CARTPOLE_ACT = gym.spaces.Discrete(2)
 
 
-def random_rollout(T: int = 5, N: int = 3, obs_dim: int = 4, n_actions: int = 2, seed: int = 0,
-                   version: int = 0) -> Rollout:
+def random_rollout(
+    T: int = 5, N: int = 3, obs_dim: int = 4, n_actions: int = 2, seed: int = 0, version: int = 0
+) -> Rollout:
     rng = np.random.default_rng(seed)
     terminated = rng.random((T, N)) < 0.2
     truncated = (rng.random((T, N)) < 0.1) & ~terminated
@@ -48,8 +49,9 @@ class RawActor:
         self.channel = grpc.insecure_channel(address)
         self._queue: queue.Queue = queue.Queue()
         if hello is None:
-            hello = pb.Hello(proto_version=pb.PROTO_VERSION_CURRENT, actor_id=actor_id,
-                             run_id=run_id or uuid.uuid4().hex)
+            hello = pb.Hello(
+                proto_version=pb.PROTO_VERSION_CURRENT, actor_id=actor_id, run_id=run_id or uuid.uuid4().hex
+            )
         self._queue.put(pb.ActorMessage(hello=hello) if isinstance(hello, pb.Hello) else hello)
         self.call = pb_grpc.LearnerStub(self.channel).Connect(iter(self._queue.get, None))
 

@@ -59,8 +59,11 @@ def test_a3c_applies_every_contribution_from_two_actors(start_learner, start_act
     learner = start_learner(algo="a3c", transport=transport, n_steps=4, max_policy_lag=1000)
     actors = [start_actor(learner.address, actor_id=name) for name in ("a", "b")]
     reg = learner.metrics.registry
-    wait_until(lambda: all(metric(a.metrics.registry, "relayrl_env_steps_total") >= 160 for a in actors), 60,
-               "both actors contributing")
+    wait_until(
+        lambda: all(metric(a.metrics.registry, "relayrl_env_steps_total") >= 160 for a in actors),
+        60,
+        "both actors contributing",
+    )
     for a in actors:
         a.close()
     sent = sum(metric(a.metrics.registry, "relayrl_env_steps_total") for a in actors)
@@ -79,8 +82,11 @@ def test_a3c_drops_contributions_beyond_the_lag_limit(start_learner):
     for _ in range(3):  # all three claim version 0; after the first update, the others are stale
         raw.send(pb.ActorMessage(rollout=message))
     reg = learner.metrics.registry
-    wait_until(lambda: metric(reg, "relayrl_updates_total") + metric(reg, "relayrl_dropped_stale_total") == 3, 10,
-               "three contributions handled")
+    wait_until(
+        lambda: metric(reg, "relayrl_updates_total") + metric(reg, "relayrl_dropped_stale_total") == 3,
+        10,
+        "three contributions handled",
+    )
     assert metric(reg, "relayrl_updates_total") == 1
     assert metric(reg, "relayrl_dropped_stale_total") == 2
     raw.close()
@@ -135,8 +141,10 @@ def test_hello_for_another_env_is_refused(start_learner):
     import grpc
 
     learner = start_learner()
-    raw = RawActor(learner.address, hello=pb.Hello(proto_version=pb.PROTO_VERSION_CURRENT, actor_id="x",
-                                                   run_id="r", env_id="Pendulum-v1"))
+    raw = RawActor(
+        learner.address,
+        hello=pb.Hello(proto_version=pb.PROTO_VERSION_CURRENT, actor_id="x", run_id="r", env_id="Pendulum-v1"),
+    )
     with pytest.raises(grpc.RpcError) as err:
         raw.receive()
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -92,8 +92,14 @@ def test_duplicate_names_refused():
         codec.decode_named([pb.NamedTensor(name="w", tensor=t), pb.NamedTensor(name="w", tensor=t)])
 
 
-@pytest.mark.parametrize("space", [gym.spaces.Discrete(3), gym.spaces.Box(-2.0, 2.0, (1,), np.float32),
-                                   gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)])
+@pytest.mark.parametrize(
+    "space",
+    [
+        gym.spaces.Discrete(3),
+        gym.spaces.Box(-2.0, 2.0, (1,), np.float32),
+        gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
+    ],
+)
 def test_space_round_trip(space):
     back = codec.decode_space(pb.Space.FromString(codec.encode_space(space).SerializeToString()))
     assert codec.same_space(space, back)

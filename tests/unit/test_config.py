@@ -14,8 +14,13 @@ def test_defaults():
 
 
 def test_environment_then_flags():
-    env = {"RELAYRL_ALGO": "a3c", "RELAYRL_LR": "0.01", "RELAYRL_HIDDEN_SIZES": "32,16", "RELAYRL_RESUME": "true",
-           "RELAYRL_CHECKPOINT_DIR": "/tmp/x"}
+    env = {
+        "RELAYRL_ALGO": "a3c",
+        "RELAYRL_LR": "0.01",
+        "RELAYRL_HIDDEN_SIZES": "32,16",
+        "RELAYRL_RESUME": "true",
+        "RELAYRL_CHECKPOINT_DIR": "/tmp/x",
+    }
     c = load(LearnerConfig, [], environ=env)
     assert (c.algo, c.transport, c.lr, c.hidden_sizes, c.resume) == ("a3c", "gradients", 0.01, (32, 16), True)
     c = load(LearnerConfig, ["--lr", "0.5", "--no-resume"], environ=env)

@@ -83,13 +83,17 @@ def test_batched_rollouts_equal_one_wide_rollout(model):
     """Two actors' rollouts side by side give the loss of one rollout with all their environments."""
     r1, r2 = random_rollout(T=5, N=2, seed=3), random_rollout(T=5, N=3, seed=4)
     wide = dataclasses.replace(
-        r1, **{f: np.concatenate([getattr(r1, f), getattr(r2, f)], axis=1)
-               for f in ("observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs")},
+        r1,
+        **{
+            f: np.concatenate([getattr(r1, f), getattr(r2, f)], axis=1)
+            for f in ("observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs")
+        },
         bootstrap_observations=np.concatenate([r1.bootstrap_observations, r2.bootstrap_observations]),
     )
     cfg = LossConfig(entropy_coef=0.01)
     assert actor_critic_loss(model, [r1, r2], cfg).loss.item() == pytest.approx(
-        actor_critic_loss(model, [wide], cfg).loss.item(), rel=1e-5)
+        actor_critic_loss(model, [wide], cfg).loss.item(), rel=1e-5
+    )
 
 
 def test_gradient_flows_to_both_heads(model):

@@ -1,37 +1,52 @@
-"""TF-style RMSprop: mean square starts at 1, eps inside the root."""
+"""The optimizers against their formulas and against torch.optim.Adam."""
 
 import math
 
+import pytest
 import torch
 
-from learner_service.optim import RMSpropTF
+from learner_service.optim import Adam, RMSpropTF
 
 
-def test_two_steps_by_hand():
+def test_rmsprop_tf_two_steps_by_hand():
     p = torch.nn.Parameter(torch.tensor([1.0]))
     opt = RMSpropTF([p], lr=0.1, alpha=0.9, eps=0.01)
-    ms = 1.0
-    expected = 1.0
+    ms, expected = 1.0, 1.0  # TF starts the mean square at 1; eps inside the root
     for g in (2.0, -1.0):
         p.grad = torch.tensor([g])
         opt.step()
         ms = 0.9 * ms + 0.1 * g * g
         expected -= 0.1 * g / math.sqrt(ms + 0.01)
-        assert p.item() == pytest_approx(expected)
+        assert p.item() == pytest.approx(expected, rel=1e-6)
 
 
-def pytest_approx(x):
-    import pytest
+def test_adam_matches_torch():
+    torch.manual_seed(0)
+    ours = torch.nn.Linear(5, 3)
+    theirs = torch.nn.Linear(5, 3)
+    theirs.load_state_dict(ours.state_dict())
+    a, b = Adam(ours.parameters(), lr=0.01, eps=1e-5), torch.optim.Adam(theirs.parameters(), lr=0.01, eps=1e-5)
+    for step in range(20):
+        x = torch.randn(8, 5, generator=torch.Generator().manual_seed(step))
+        for model, opt in ((ours, a), (theirs, b)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
-    return pytest.approx(x, rel=1e-6)
 
-
-def test_state_round_trips_through_state_dict():
+@pytest.mark.parametrize("cls", [Adam, RMSpropTF])
+def test_state_round_trips(cls):
     p = torch.nn.Parameter(torch.ones(3))
-    opt = RMSpropTF([p], lr=0.1)
-    p.grad = torch.ones(3)
+    opt = cls([p], lr=0.1)
+    p.grad = torch.full((3,), 0.5)
     opt.step()
-    other = RMSpropTF([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+    q = torch.nn.Parameter(torch.ones(3))
+    other = cls([q], lr=0.1)
     other.load_state_dict(opt.state_dict())
-    assert torch.equal(other.state[other.param_groups[0]["params"][0]]["square_avg"],
-                       opt.state[p]["square_avg"])
+    assert other.steps == 1
+    for name in cls.STATE:
+        assert torch.equal(other.state[0][name], opt.state[0][name])
+    with pytest.raises(ValueError):
+        cls([torch.nn.Parameter(torch.ones(4))], lr=0.1).load_state_dict(opt.state_dict())

@@ -12,9 +12,18 @@ STUBS = ("relayrl_pb2.py", "relayrl_pb2.pyi", "relayrl_pb2_grpc.py")
 def test_stubs_match_the_proto(tmp_path):
     shutil.copytree(ROOT / "proto", tmp_path / "proto")
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-Iproto", "--python_out=.", "--pyi_out=.", "--grpc_python_out=.",
-         "proto/relayrl/v1/relayrl.proto"],
-        cwd=tmp_path, check=True,
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-Iproto",
+            "--python_out=.",
+            "--pyi_out=.",
+            "--grpc_python_out=.",
+            "proto/relayrl/v1/relayrl.proto",
+        ],
+        cwd=tmp_path,
+        check=True,
     )
     for name in STUBS:
         generated = (tmp_path / "relayrl" / "v1" / name).read_text()
