@@ -20,7 +20,7 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from learner_service.config import LearnerConfig
 from learner_service.metrics import LearnerMetrics
-from relayrl.config import ENV_PREFIX, env_name
+from relayrl.config import ENV_PREFIX, ConfigError, env_name, load
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -56,6 +56,17 @@ ACTOR_VARS = config_vars(ActorConfig)
 VARS_BY_SERVICE = {"learner": LEARNER_VARS, "actor": ACTOR_VARS}
 # Variables that must never be shared by every actor replica: each actor needs its own.
 PER_ACTOR_VARS = {"RELAYRL_SEED", "RELAYRL_ACTOR_ID"}
+
+
+CONFIG_CLASSES = {"learner": LearnerConfig, "actor": ActorConfig}
+
+
+def load_config(service: str, environ: dict[str, str]):
+    """Build the service's config from these variables exactly as the service would; fail on a bad value."""
+    try:
+        return load(CONFIG_CLASSES[service], argv=[], environ=environ)
+    except ConfigError as exc:
+        pytest.fail(f"{service} would refuse to start: {exc}")
 
 
 def default(cls: type, name: str):

@@ -10,7 +10,7 @@ import pytest
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
 
-from .conftest import DEPLOY, PER_ACTOR_VARS, REPO, VARS_BY_SERVICE, default, run, tool
+from .conftest import DEPLOY, PER_ACTOR_VARS, REPO, VARS_BY_SERVICE, default, load_config, run, tool
 
 BASE = DEPLOY / "compose" / "compose.yaml"
 GPU = DEPLOY / "compose" / "compose.gpu.yaml"
@@ -90,6 +90,13 @@ def test_relayrl_variables_are_real_config_fields(variant):
         assert not unknown, f"{name} sets variables its config does not read: {sorted(unknown)}"
     shared = PER_ACTOR_VARS & set(service_env(model["services"]["actor"]))
     assert not shared, f"every actor replica would share {sorted(shared)}"
+
+
+def test_services_accept_their_configuration(variant):
+    """Names are not enough: the values must parse and validate (e.g. RELAYRL_ALGO=a2cc would not)."""
+    _, model = variant
+    for name in ("learner", "actor"):
+        load_config(name, service_env(model["services"][name]))
 
 
 def test_actors_point_at_the_learner(variant):

@@ -94,5 +94,9 @@ def test_health_check_client_installed_on_path(dockerfile):
 
 
 def test_dockerignore_files_agree():
+    """BuildKit reads the per-Dockerfile files; the classic builder and Podman read only the context's
+    .dockerignore. Where the repository has one, it must be the same allow-list."""
     ignores = {p.name: p.read_text() for p in (DEPLOY / "docker").glob("*.dockerignore")}
+    if (REPO / ".dockerignore").exists():
+        ignores[".dockerignore"] = (REPO / ".dockerignore").read_text()
     assert len(set(ignores.values())) == 1, f"the images build from the same allow-list: {sorted(ignores)}"

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import DEPLOY, PER_ACTOR_VARS, VARS_BY_SERVICE, run, tool
+from .conftest import DEPLOY, PER_ACTOR_VARS, VARS_BY_SERVICE, load_config, run, tool
 
 K8S = DEPLOY / "k8s"
 K8S_VERSION = "1.30.0"
@@ -18,6 +18,7 @@ TARGETS = ["base", *sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iter
 # Custom resources: kubernetes-validate bundles only the core API's schemas. Their shape is checked in
 # test_podmonitor_selects_both_services instead.
 CRD_GROUPS = ("monitoring.coreos.com/",)
+FROM_POD = "set-per-pod"  # stands in for a value the downward API fills in
 
 
 def all_components_overlay(tmp: Path) -> Path:
@@ -143,7 +144,11 @@ def container_env(objects, container) -> dict[str, str]:
         if "configMapRef" in source:
             env.update(configmaps[source["configMapRef"]["name"]]["data"])
     for var in container.get("env", []):
-        env[var["name"]] = var.get("value", "<from reference>")
+        ref = var.get("valueFrom", {}).get("configMapKeyRef")
+        if ref:
+            env[var["name"]] = configmaps[ref["name"]]["data"][ref["key"]]
+        else:
+            env[var["name"]] = var.get("value", FROM_POD)  # fieldRef and the like: set per pod
     return env
 
 
@@ -159,9 +164,18 @@ def test_relayrl_variables_are_real_config_fields(rendered, target):
             unknown = {k for k in env if k.startswith("RELAYRL_")} - set(VARS_BY_SERVICE[service])
             assert not unknown, f"{name}: {service} does not read {sorted(unknown)}"
             if service == "actor":
-                shared = {k for k in PER_ACTOR_VARS if k in env and env[k] != "<from reference>"}
+                shared = {k for k in PER_ACTOR_VARS if k in env and env[k] != FROM_POD}
                 assert not shared, f"{name}: every replica would share {sorted(shared)}"
     assert seen == {"learner", "actor"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_services_accept_their_configuration(rendered, target):
+    """Names are not enough: the values must parse and validate, as the service itself would."""
+    objects = rendered[target]
+    for _, template in pods(objects):
+        for container in template["spec"]["containers"]:
+            load_config(service_of(container), container_env(objects, container))
 
 
 @pytest.mark.parametrize("target", TARGETS)
