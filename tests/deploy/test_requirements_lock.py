@@ -1,0 +1,61 @@
+"""deploy/docker/requirements.txt: the images' runtime lock must cover everything RelayRL needs at run
+time (torch aside, which each Dockerfile pins from its own index) and satisfy every declared range.
+`pip check` in the image build would catch a gap only when someone builds the image."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from .conftest import DEPLOY
+
+LOCK = DEPLOY / "docker" / "requirements.txt"
+FROM_ITS_OWN_INDEX = {"torch"}
+
+
+def locked() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"{line!r}: pin an exact version"
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def runtime_requirements() -> list[Requirement]:
+    """RelayRL's requirements and theirs, as installed here (markers evaluated, extras not followed)."""
+    seen, todo, found = set(), ["relayrl"], []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in metadata.distribution(name).requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            found.append(req)
+            todo.append(canonicalize_name(req.name))
+    return found
+
+
+def test_lock_is_complete_and_satisfies_every_range():
+    pins = locked()
+    requirements = runtime_requirements()
+    needed = {canonicalize_name(r.name) for r in requirements} - FROM_ITS_OWN_INDEX
+    assert needed == set(pins), f"missing: {sorted(needed - set(pins))}, not needed: {sorted(set(pins) - needed)}"
+    for req in requirements:
+        name = canonicalize_name(req.name)
+        if name in pins:
+            assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} violates {req}"
+
+
+def test_dockerfiles_pin_the_same_torch_as_pyproject():
+    (torch,) = [Requirement(r) for r in metadata.distribution("relayrl").requires if r.startswith("torch")]
+    for dockerfile in (DEPLOY / "docker").glob("Dockerfile*"):
+        if not dockerfile.name.endswith(".dockerignore"):
+            assert f"torch{torch.specifier}" in dockerfile.read_text(), dockerfile.name
