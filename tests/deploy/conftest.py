@@ -102,3 +102,11 @@ def metric_families() -> dict[str, dict[str, tuple[str, set[str], str]]]:
             families[name] = (family.type, labels, family.documentation)
         out[service] = families
     return out
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> dict[str, list[dict]]:
+    """Kubernetes target (base, overlays/NAME, all-components) -> its rendered objects."""
+    from .kustomize import TARGETS, render  # here, not at the top: kustomize.py imports this module
+
+    return {target: render(target, tmp_path_factory.mktemp("kustomize")) for target in TARGETS}

@@ -1,0 +1,140 @@
+"""Kubernetes objects: every kustomization renders with the real kustomize, every object matches the API
+schema, and what schemas cannot see holds: labels vs selectors, named ports, references, network policy,
+the monitoring add-ons."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from .conftest import DEPLOY
+from .kustomize import TARGETS, by_kind, pods, service_of, workloads
+
+K8S_VERSION = "1.30.0"
+# Custom resources: kubernetes-validate bundles only the core API's schemas. Their shape is checked in
+# test_podmonitor_selects_both_services instead.
+CRD_GROUPS = ("monitoring.coreos.com/",)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_objects_match_the_api_schema(rendered, target):
+    errors = []
+    for obj in rendered[target]:
+        if obj["apiVersion"].startswith(CRD_GROUPS):
+            continue
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_everything_in_the_relayrl_namespace(rendered, target):
+    for obj in rendered[target]:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") == "relayrl", f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_selectors_match_pod_labels(rendered, target):
+    for workload in workloads(rendered[target]):
+        selector = workload["spec"]["selector"]["matchLabels"]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), f"{workload['metadata']['name']}: {selector} vs {labels}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_services_target_named_container_ports(rendered, target):
+    objects = rendered[target]
+    for name, service in by_kind(objects, "Service").items():
+        selector = service["spec"]["selector"]
+        selected = [t for _, t in pods(objects) if selector.items() <= t["metadata"]["labels"].items()]
+        assert selected, f"Service {name} selects no pods"
+        for port in service["spec"]["ports"]:
+            for template in selected:
+                declared = [p for c in template["spec"]["containers"] for p in c.get("ports", [])]
+                target_port = port["targetPort"]
+                assert isinstance(target_port, str), f"{name}: name the target port, not {target_port}"
+                match = [p for p in declared if p.get("name") == target_port]
+                assert match, f"Service {name}: no container port named {target_port}"
+                assert port["name"] == target_port and port["port"] == match[0]["containerPort"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_references_resolve(rendered, target):
+    objects = rendered[target]
+    configmaps, secrets = by_kind(objects, "ConfigMap"), by_kind(objects, "Secret")
+    claims, accounts = by_kind(objects, "PersistentVolumeClaim"), by_kind(objects, "ServiceAccount")
+    for name, template in pods(objects):
+        spec = template["spec"]
+        assert spec.get("serviceAccountName") in accounts, f"{name}: service account"
+        for volume in spec.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims, f"{name}: {volume}"
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in configmaps, f"{name}: {volume}"
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in secrets, f"{name}: {volume}"
+        volume_names = {v["name"] for v in spec.get("volumes", [])}
+        for container in spec["containers"]:
+            assert {m["name"] for m in container.get("volumeMounts", [])} <= volume_names, name
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in configmaps, f"{name}: {source}"
+                if "secretRef" in source:
+                    assert source["secretRef"]["name"] in secrets, f"{name}: {source}"
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("configMapKeyRef")
+                if ref:
+                    assert ref["key"] in configmaps[ref["name"]]["data"], f"{name}: {var}"
+    for name, hpa in by_kind(objects, "HorizontalPodAutoscaler").items():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in by_kind(objects, "Deployment"), name
+
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_network_policy_admits_only_actors_to_learner_grpc(rendered, target):
+    objects = rendered[target]
+    templates = {service_of(t["spec"]["containers"][0]): t for _, t in pods(objects)}
+    learner_labels = templates["learner"]["metadata"]["labels"]
+    actor_labels = templates["actor"]["metadata"]["labels"]
+    policies = [p for p in by_kind(objects, "NetworkPolicy").values()
+                if p["spec"]["podSelector"]["matchLabels"].items() <= learner_labels.items()]
+    assert len(policies) == 1
+    declared = {p["name"] for c in templates["learner"]["spec"]["containers"] for p in c["ports"]}
+    grpc_sources = []
+    for rule in policies[0]["spec"]["ingress"]:
+        ports = {p["port"] for p in rule["ports"]}
+        assert ports <= declared, f"policy names ports the learner does not declare: {ports - declared}"
+        if "grpc" in ports:
+            grpc_sources += rule["from"]
+    assert grpc_sources, "nothing may reach the learner's gRPC port"
+    for source in grpc_sources:
+        assert set(source) == {"podSelector"}, f"only pods in this namespace: {source}"
+        assert source["podSelector"]["matchLabels"].items() <= actor_labels.items()
+        assert not source["podSelector"]["matchLabels"].items() <= learner_labels.items()
+
+
+def test_podmonitor_selects_both_services(rendered):
+    """The custom resource kubernetes-validate cannot check: its selector, port and job label."""
+    objects = rendered["overlays/monitoring"]
+    (monitor,) = [o for o in objects if o["kind"] == "PodMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    spec = monitor["spec"]
+    assert set(spec) <= {"jobLabel", "selector", "podMetricsEndpoints", "namespaceSelector"}
+    for service, template in {service_of(t["spec"]["containers"][0]): t for _, t in pods(objects)}.items():
+        labels = template["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= labels.items(), service
+        # The dashboard selects job="learner" / job="actor": the job label must come out as that.
+        assert labels[spec["jobLabel"]] == service
+        ports = {p["name"] for c in template["spec"]["containers"] for p in c["ports"]}
+        for endpoint in spec["podMetricsEndpoints"]:
+            assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+
+
+def test_dashboard_configmap_carries_the_dashboard(rendered):
+    configmaps = by_kind(rendered["overlays/monitoring"], "ConfigMap")
+    dashboard = configmaps["relayrl-grafana-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["data"]["relayrl.json"] == (DEPLOY / "grafana" / "dashboards" / "relayrl.json").read_text()

@@ -1,0 +1,130 @@
+"""Kubernetes pods: configuration the services accept, grpc probes, hardening, the learner's single
+replica and checkpoint volume, the actors' learner address, scrape annotations, the GPU overlay."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import PER_ACTOR_VARS, VARS_BY_SERVICE, load_config
+from .kustomize import FROM_POD, TARGETS, by_kind, container_env, pods, service_of
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_relayrl_variables_are_real_config_fields(rendered, target):
+    objects = rendered[target]
+    seen = set()
+    for name, template in pods(objects):
+        for container in template["spec"]["containers"]:
+            service = service_of(container)
+            seen.add(service)
+            env = container_env(objects, container)
+            unknown = {k for k in env if k.startswith("RELAYRL_")} - set(VARS_BY_SERVICE[service])
+            assert not unknown, f"{name}: {service} does not read {sorted(unknown)}"
+            if service == "actor":
+                shared = {k for k in PER_ACTOR_VARS if k in env and env[k] != FROM_POD}
+                assert not shared, f"{name}: every replica would share {sorted(shared)}"
+    assert seen == {"learner", "actor"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_services_accept_their_configuration(rendered, target):
+    """Names are not enough: the values must parse and validate, as the service itself would."""
+    objects = rendered[target]
+    for _, template in pods(objects):
+        for container in template["spec"]["containers"]:
+            load_config(service_of(container), container_env(objects, container))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_grpc_probes_on_declared_ports(rendered, target):
+    for name, template in pods(rendered[target]):
+        for container in template["spec"]["containers"]:
+            ports = {p["containerPort"] for p in container.get("ports", [])}
+            for kind in ("livenessProbe", "readinessProbe"):
+                probe = container.get(kind)
+                assert probe and "grpc" in probe, f"{name}: {kind} must be a native grpc probe"
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+                if kind in container:
+                    assert container[kind]["grpc"]["port"] in ports, f"{name}: {kind} port not declared"
+    expected = {"learner": 50051, "actor": 50052}
+    for _, template in pods(rendered[target]):
+        for container in template["spec"]["containers"]:
+            assert container["livenessProbe"]["grpc"]["port"] == expected[service_of(container)]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_pods_are_hardened(rendered, target):
+    for name, template in pods(rendered[target]):
+        spec = template["spec"]
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("runAsNonRoot") is True, name
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert spec.get("automountServiceAccountToken") is not True, name
+        tmp_volumes = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for container in spec["containers"]:
+            sc = container.get("securityContext", {})
+            assert sc.get("allowPrivilegeEscalation") is False, name
+            assert sc.get("readOnlyRootFilesystem") is True, name
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], name
+            assert any(m["mountPath"] == "/tmp" and m["name"] in tmp_volumes
+                       for m in container.get("volumeMounts", [])), f"{name}: /tmp must be a writable emptyDir"
+            resources = container.get("resources", {})
+            for section in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(section, {})), f"{name}: {section}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_learner_is_single_with_persistent_checkpoints(rendered, target):
+    objects = rendered[target]
+    learner = next(o for o in by_kind(objects, "Deployment").values()
+                   if service_of(o["spec"]["template"]["spec"]["containers"][0]) == "learner")
+    assert learner["spec"]["replicas"] == 1 and learner["spec"]["strategy"]["type"] == "Recreate"
+    container = learner["spec"]["template"]["spec"]["containers"][0]
+    env = container_env(objects, container)
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in learner["spec"]["template"]["spec"]["volumes"]}
+    assert "persistentVolumeClaim" in volumes[mounts[env["RELAYRL_CHECKPOINT_DIR"]]]
+    assert env["RELAYRL_RESUME"] == "true"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_actors_address_the_learner_service(rendered, target):
+    objects = rendered[target]
+    services = by_kind(objects, "Service")
+    for _, template in pods(objects):
+        container = template["spec"]["containers"][0]
+        if service_of(container) != "actor":
+            continue
+        host, _, port = container_env(objects, container)["RELAYRL_LEARNER"].rpartition(":")
+        assert host in services, f"{host} is not a Service"
+        assert int(port) in {p["port"] for p in services[host]["spec"]["ports"] if p["name"] == "grpc"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_scrape_annotations_name_the_metrics_port(rendered, target):
+    for name, template in pods(rendered[target]):
+        annotations = template["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        metrics = [p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"]
+                   if p["name"] == "metrics"]
+        assert metrics == [int(annotations["prometheus.io/port"])], name
+
+
+def test_gpu_overlay_puts_the_learner_on_one_gpu_with_the_cuda_image(rendered):
+    objects = rendered["overlays/gpu"]
+    for _, template in pods(objects):
+        container = template["spec"]["containers"][0]
+        gpus = container["resources"]["limits"].get("nvidia.com/gpu")
+        if service_of(container) == "learner":
+            assert gpus == 1 and container["image"].split(":")[0].endswith("relayrl-cuda")
+            assert container_env(objects, container)["RELAYRL_DEVICE"] == "cuda"
+        else:
+            assert gpus is None and not container["image"].split(":")[0].endswith("cuda")
+
+
+def test_cpu_targets_request_no_gpu(rendered):
+    for target in ("base", "overlays/default"):
+        for _, template in pods(rendered[target]):
+            for container in template["spec"]["containers"]:
+                assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
+                assert container_env(rendered[target], container).get("RELAYRL_DEVICE", "cpu") != "cuda"
