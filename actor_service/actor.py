@@ -7,17 +7,21 @@ Gymnasium's next-step autoreset: after an episode ends, the following step of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
-import torch
 
-from relayrl.model import ActorCritic, env_action
+from relayrl.envs import env_action
 from relayrl.rollout import Rollout
+
+# A batch of observations -> (actions, their log-probabilities), all NumPy.
+ActFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class RolloutCollector:
-    def __init__(self, env: gym.vector.VectorEnv, model: ActorCritic, n_steps: int, seed: int) -> None:
-        self.env, self.model, self.n_steps = env, model, n_steps
+    def __init__(self, env: gym.vector.VectorEnv, act: ActFn, n_steps: int, seed: int) -> None:
+        self.env, self.act, self.n_steps = env, act, n_steps
         self.action_space = env.single_action_space
         n = env.num_envs
         obs_shape = env.single_observation_space.shape
@@ -36,16 +40,14 @@ class RolloutCollector:
         self.episode_return = np.zeros(n, np.float64)
         self.episode_length = np.zeros(n, np.int64)
 
-    @torch.inference_mode()
     def collect(self, policy_version: int) -> Rollout:
         finished_returns: list[np.ndarray] = []
         finished_lengths: list[np.ndarray] = []
         for t in range(self.n_steps):
             self.obs[t] = self.next_obs
-            actions, log_probs = self.model.act(torch.from_numpy(self.next_obs))
-            actions = actions.numpy()
+            actions, log_probs = self.act(self.next_obs)
             self.actions[t] = actions
-            self.log_probs[t] = log_probs.numpy()
+            self.log_probs[t] = log_probs
             obs, reward, terminated, truncated, _ = self.env.step(env_action(actions, self.action_space))
             self.next_obs = np.asarray(obs, np.float32)
             self.rewards[t] = reward

@@ -14,19 +14,17 @@ from collections.abc import Sequence
 
 import grpc
 import numpy as np
-import torch
 
 from actor_service.actor import RolloutCollector
 from actor_service.client import Backoff, LearnerLink, LinkClosed
 from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
+from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
 from relayrl import __version__, codec, telemetry
 from relayrl.config import ConfigError, load
 from relayrl.envs import make_vector_env
 from relayrl.health import Health, serve_health
-from relayrl.loss import LossConfig, actor_critic_loss
-from relayrl.model import ActorCritic
-from relayrl.rollout import Rollout, episodes_to_proto, to_proto
+from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
 
 log = logging.getLogger("relayrl.actor")
@@ -53,11 +51,10 @@ class Actor:
         self.actor_id = config.actor_id or f"{socket.gethostname()}-{os.getpid()}"
         self.stop = threading.Event()
         self.collector: RolloutCollector | None = None
-        self.model: ActorCritic | None = None
+        self.policy: TrajectoryPolicy | GradientPolicy | None = None
         self._setup_key: tuple | None = None
         self.version = -1
         self.health: Health | None = None  # set by main(); SERVING once the env and model are built
-        torch.set_num_threads(config.threads)
 
     def hello(self) -> pb.Hello:
         hello = pb.Hello(
@@ -79,6 +76,7 @@ class Actor:
             cfg.n_steps,
             tuple(cfg.hidden_sizes),
             cfg.activation,
+            cfg.transport,
             welcome.observation_space.SerializeToString(),
             welcome.action_space.SerializeToString(),
         )
@@ -99,13 +97,9 @@ class Actor:
                     f"{env.single_action_space}; the learner's are {obs_space}, {act_space}"
                 )
             seed = self.config.seed if self.config.seed is not None else cfg.seed + 1000 * (welcome.actor_index + 1)
-            torch.manual_seed(seed)
-            self.model = ActorCritic(obs_space, act_space, tuple(cfg.hidden_sizes), cfg.activation)
-            self.collector = RolloutCollector(env, self.model, cfg.n_steps, seed)
+            self.policy = make_policy(cfg, obs_space, act_space, seed, self.config.threads)
+            self.collector = RolloutCollector(env, self.policy.act, cfg.n_steps, seed)
             self._setup_key = key
-            self.loss_config = LossConfig(
-                cfg.gamma, cfg.gae_lambda, cfg.value_coef, cfg.entropy_coef, cfg.normalize_advantage
-            )
             self.metrics.build_info.clear()
             self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)
         self._apply(welcome.weights)
@@ -113,28 +107,9 @@ class Actor:
             self.health.set(True)
 
     def _apply(self, weights: pb.Weights) -> None:
-        codec.load_weights(self.model, weights)
+        self.policy.load(weights)
         self.version = weights.version
         self.metrics.policy_version.set(self.version)
-
-    def _message(self, rollout: Rollout, transport: str) -> pb.ActorMessage:
-        if transport == "trajectories":
-            return pb.ActorMessage(rollout=to_proto(rollout))
-        self.model.zero_grad(set_to_none=True)
-        terms = actor_critic_loss(self.model, [rollout], self.loss_config)
-        terms.loss.backward()
-        grads = {name: p.grad for name, p in self.model.named_parameters()}
-        return pb.ActorMessage(
-            gradient=pb.Gradient(
-                policy_version=rollout.policy_version,
-                grads=codec.encode_named(grads),
-                env_steps=rollout.num_steps,
-                episodes=episodes_to_proto(rollout.episode_returns, rollout.episode_lengths),
-                policy_loss=terms.policy_loss,
-                value_loss=terms.value_loss,
-                entropy=terms.entropy,
-            )
-        )
 
     def _record(self, rollout: Rollout, seconds: float, sent: int) -> None:
         m = self.metrics
@@ -157,7 +132,7 @@ class Actor:
                     self._apply(weights)
             started = time.perf_counter()
             rollout = self.collector.collect(self.version)
-            message = self._message(rollout, cfg.transport)
+            message = self.policy.contribution(rollout)
             self._record(rollout, time.perf_counter() - started, message.ByteSize())
             link.send(message, self.stop)
             if synchronous:  # on-policy: the next rollout needs the weights this one will produce

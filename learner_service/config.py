@@ -31,7 +31,7 @@ class LearnerConfig:
     gae_lambda: float = option(1.0, "GAE lambda; 1.0 gives plain n-step returns.")
     value_coef: float = option(0.5, "Weight of the value loss.")
     entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
-    normalize_advantage: bool = option(False, "Normalise advantages per update.")
+    normalize_advantage: bool = option(True, "Normalise advantages per update (steadier with large batches).")
     max_grad_norm: float = option(0.5, "Gradient-norm clipping threshold.")
     optimizer: str = option(
         "adam",

@@ -19,9 +19,8 @@ from learner_service.metrics import LearnerMetrics
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
 from learner_service.sessions import WeightsBoard
-from relayrl import codec
 from relayrl.loss import LossConfig, LossTerms, actor_critic_loss
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, encode_weights
 from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
 
@@ -82,7 +81,7 @@ class Trainer:
         self.publish()
 
     def publish(self) -> None:
-        message = pb.LearnerMessage(weights=codec.encode_weights(self.model, self.version))
+        message = pb.LearnerMessage(weights=encode_weights(self.model, self.version))
         self.board.publish(self.version, message)
         self.metrics.policy_version.set(self.version)
 

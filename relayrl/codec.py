@@ -1,18 +1,19 @@
-"""Tensors on the wire: NumPy arrays <-> NDArray messages, and the model's state <-> NamedTensors.
+"""Tensors on the wire: NumPy arrays <-> NDArray messages, named tensors, and spaces.
 
 Decoding never unpickles and never trusts the sender: the dtype must be on the allow-list and the
 byte count must equal prod(shape) * itemsize. Decoded arrays are read-only views of the message bytes
-(no copy).
+(no copy). This module does not import torch (actors that only act never load it); torch tensors are
+accepted wherever arrays are.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from relayrl.v1 import relayrl_pb2 as pb
 
@@ -28,8 +29,9 @@ class CodecError(ValueError):
     """A message's tensor does not describe a valid array."""
 
 
-def encode(array: np.ndarray | torch.Tensor) -> pb.NDArray:
-    if isinstance(array, torch.Tensor):
+def encode(array: Any) -> pb.NDArray:
+    """Encode a NumPy array or a torch tensor."""
+    if hasattr(array, "detach"):  # a torch tensor
         array = array.detach().cpu().numpy()
     array = np.asarray(array)
     dtype = DTYPES.get(array.dtype.name)
@@ -54,7 +56,7 @@ def decode(message: pb.NDArray, what: str = "tensor") -> np.ndarray:
     return np.frombuffer(message.data, dtype=dtype).reshape(shape)
 
 
-def encode_named(tensors: Mapping[str, torch.Tensor | np.ndarray]) -> list[pb.NamedTensor]:
+def encode_named(tensors: Mapping[str, Any]) -> list[pb.NamedTensor]:
     return [pb.NamedTensor(name=name, tensor=encode(value)) for name, value in tensors.items()]
 
 
@@ -65,24 +67,6 @@ def decode_named(messages: Iterable[pb.NamedTensor], what: str = "tensors") -> d
             raise CodecError(f"{what}: {item.name!r} appears twice")
         out[item.name] = decode(item.tensor, f"{what}[{item.name}]")
     return out
-
-
-def encode_weights(model: torch.nn.Module, version: int) -> pb.Weights:
-    return pb.Weights(version=version, tensors=encode_named(model.state_dict()))
-
-
-def load_weights(model: torch.nn.Module, weights: pb.Weights) -> None:
-    """Copy a Weights message into ``model``; every parameter must be present with its exact shape."""
-    arrays = decode_named(weights.tensors, "weights")
-    state = model.state_dict()
-    if set(arrays) != set(state):
-        raise CodecError(f"weights: names {sorted(arrays)} do not match the model's {sorted(state)}")
-    with torch.no_grad():
-        for name, target in state.items():
-            array = arrays[name]
-            if tuple(array.shape) != tuple(target.shape):
-                raise CodecError(f"weights[{name}]: shape {array.shape}, model has {tuple(target.shape)}")
-            target.copy_(torch.from_numpy(array.copy()))
 
 
 def encode_space(space: gym.Space) -> pb.Space:

@@ -7,6 +7,7 @@ Both use Gymnasium's default next-step autoreset; rollouts mark the reset transi
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -27,3 +28,10 @@ def single_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
         return env.observation_space, env.action_space
     finally:
         env.close()
+
+
+def env_action(actions: np.ndarray, action_space: gym.Space) -> np.ndarray:
+    """What the environment receives: Gaussian samples are clipped to the Box (the raw sample is trained on)."""
+    if isinstance(action_space, gym.spaces.Box):
+        return np.clip(actions, action_space.low, action_space.high)
+    return actions

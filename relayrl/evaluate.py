@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from relayrl.envs import make_vector_env
-from relayrl.model import ActorCritic, env_action
+from relayrl.envs import env_action, make_vector_env
+from relayrl.model import ActorCritic
 
 
 @torch.inference_mode()

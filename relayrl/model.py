@@ -16,6 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from relayrl import codec
+from relayrl.v1 import relayrl_pb2 as pb
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -92,9 +95,25 @@ class ActorCritic(nn.Module):
         z = (actions - out) / std
         return actions, (-0.5 * z.pow(2) - self.log_std - 0.5 * LOG_2PI).sum(-1)
 
+    @torch.inference_mode()
+    def act_numpy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        actions, log_probs = self.act(torch.from_numpy(obs))
+        return actions.numpy(), log_probs.numpy()
 
-def env_action(actions: np.ndarray, action_space: gym.Space) -> np.ndarray:
-    """What the environment receives: Gaussian samples are clipped to the Box (the raw sample is trained on)."""
-    if isinstance(action_space, gym.spaces.Box):
-        return np.clip(actions, action_space.low, action_space.high)
-    return actions
+
+def encode_weights(model: nn.Module, version: int) -> pb.Weights:
+    return pb.Weights(version=version, tensors=codec.encode_named(model.state_dict()))
+
+
+def load_weights(model: nn.Module, weights: pb.Weights) -> None:
+    """Copy a Weights message into ``model``; every tensor must be present with its exact shape."""
+    arrays = codec.decode_named(weights.tensors, "weights")
+    state = model.state_dict()
+    if set(arrays) != set(state):
+        raise codec.CodecError(f"weights: names {sorted(arrays)} do not match the model's {sorted(state)}")
+    with torch.no_grad():
+        for name, target in state.items():
+            array = arrays[name]
+            if tuple(array.shape) != tuple(target.shape):
+                raise codec.CodecError(f"weights[{name}]: shape {array.shape}, model has {tuple(target.shape)}")
+            target.copy_(torch.tensor(array))  # torch.tensor copies: the wire buffer is read-only

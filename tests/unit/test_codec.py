@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from relayrl import codec
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, encode_weights, load_weights
 from relayrl.v1 import relayrl_pb2 as pb
 from tests.helpers import CARTPOLE_ACT, CARTPOLE_OBS
 
@@ -66,8 +66,8 @@ def test_weights_round_trip_into_another_model():
     a = ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (8,))
     torch.manual_seed(1)
     b = ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (8,))
-    weights = pb.Weights.FromString(codec.encode_weights(a, 7).SerializeToString())
-    codec.load_weights(b, weights)
+    weights = pb.Weights.FromString(encode_weights(a, 7).SerializeToString())
+    load_weights(b, weights)
     assert weights.version == 7
     for (name, pa), (_, pb_) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(pa, pb_), name
@@ -76,13 +76,13 @@ def test_weights_round_trip_into_another_model():
 def test_load_weights_refuses_missing_and_misshapen():
     model = ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (8,))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    weights = codec.encode_weights(model, 1)
+    weights = encode_weights(model, 1)
     del weights.tensors[0]
     with pytest.raises(codec.CodecError, match="do not match"):
-        codec.load_weights(model, weights)
-    other = codec.encode_weights(ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (9,)), 1)
+        load_weights(model, weights)
+    other = encode_weights(ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (9,)), 1)
     with pytest.raises(codec.CodecError, match="shape"):
-        codec.load_weights(model, other)
+        load_weights(model, other)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

@@ -12,7 +12,7 @@ from relayrl.model import ActorCritic
 def collector(env, n_steps=16):
     torch.manual_seed(0)
     model = ActorCritic(env.single_observation_space, env.single_action_space, (16,))
-    return RolloutCollector(env, model, n_steps, seed=0)
+    return RolloutCollector(env, model.act_numpy, n_steps, seed=0)
 
 
 def test_cartpole_uses_the_numpy_vector_env():

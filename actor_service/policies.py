@@ -1,0 +1,82 @@
+"""What an actor acts with, and what it sends back, per transport.
+
+- trajectories: a NumPy copy of the policy acts, and the rollout itself is sent. No torch in the process.
+- gradients (A3C): the torch ActorCritic acts, and the gradient of the actor-critic loss on its rollout
+  is sent; torch is imported only here.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from relayrl import codec
+from relayrl.numpy_policy import NumpyPolicy
+from relayrl.rollout import Rollout, episodes_to_proto, to_proto
+from relayrl.v1 import relayrl_pb2 as pb
+
+
+class TrajectoryPolicy:
+    def __init__(self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.policy = NumpyPolicy(action_space, tuple(config.hidden_sizes), config.activation, seed)
+
+    def load(self, weights: pb.Weights) -> None:
+        self.policy.load(codec.decode_named(weights.tensors, "weights"))
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.policy.act(obs)
+
+    def contribution(self, rollout: Rollout) -> pb.ActorMessage:
+        return pb.ActorMessage(rollout=to_proto(rollout))
+
+
+class GradientPolicy:
+    def __init__(
+        self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int, threads: int
+    ):
+        import torch
+
+        from relayrl.loss import LossConfig
+        from relayrl.model import ActorCritic
+
+        torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        self.model = ActorCritic(observation_space, action_space, tuple(config.hidden_sizes), config.activation)
+        self.loss_config = LossConfig(
+            config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef, config.normalize_advantage
+        )
+
+    def load(self, weights: pb.Weights) -> None:
+        from relayrl.model import load_weights
+
+        load_weights(self.model, weights)
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.act_numpy(obs)
+
+    def contribution(self, rollout: Rollout) -> pb.ActorMessage:
+        from relayrl.loss import actor_critic_loss
+
+        self.model.zero_grad(set_to_none=True)
+        terms = actor_critic_loss(self.model, [rollout], self.loss_config)
+        terms.loss.backward()
+        grads = {name: p.grad for name, p in self.model.named_parameters()}
+        return pb.ActorMessage(
+            gradient=pb.Gradient(
+                policy_version=rollout.policy_version,
+                grads=codec.encode_named(grads),
+                env_steps=rollout.num_steps,
+                episodes=episodes_to_proto(rollout.episode_returns, rollout.episode_lengths),
+                policy_loss=terms.policy_loss,
+                value_loss=terms.value_loss,
+                entropy=terms.entropy,
+            )
+        )
+
+
+def make_policy(
+    config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int, threads: int
+) -> TrajectoryPolicy | GradientPolicy:
+    if config.transport == "gradients":
+        return GradientPolicy(config, observation_space, action_space, seed, threads)
+    return TrajectoryPolicy(config, observation_space, action_space, seed)
