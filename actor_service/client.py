@@ -1,5 +1,9 @@
 """The actor's link to the learner: one long-lived bidirectional stream, a thread that receives
-weights as they are broadcast, and jittered exponential backoff between connection attempts."""
+weights as they are broadcast, and jittered exponential backoff between connection attempts.
+
+The channel is plaintext, or TLS when the actor has a CA or a client certificate (``open_channel``);
+a bearer token, when configured, travels as call metadata on the stream.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import grpc
 
@@ -38,10 +43,42 @@ class Backoff:
         self._next = self.initial
 
 
+def open_channel(
+    address: str,
+    options: Sequence[tuple[str, int | str]],
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    server_name: str | None = None,
+) -> grpc.Channel:
+    """A channel to the learner: TLS when given a CA or a client certificate, plaintext otherwise."""
+    if tls_ca is None and tls_cert is None:
+        return grpc.insecure_channel(address, options=list(options))
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(tls_ca).read_bytes() if tls_ca else None,  # None: the system's roots
+        private_key=Path(tls_key).read_bytes() if tls_key else None,
+        certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
+    )
+    options = list(options)
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return () if token is None else (("authorization", f"Bearer {token}"),)
+
+
 class LearnerLink:
     """An open stream: ``welcome`` holds the learner's answer to our Hello."""
 
-    def __init__(self, channel: grpc.Channel, hello: pb.Hello, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        hello: pb.Hello,
+        connect_timeout: float,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self._outbox: queue.Queue[pb.ActorMessage | None] = queue.Queue(maxsize=2)
         self._cond = threading.Condition()
         self._latest: pb.Weights | None = None
@@ -49,9 +86,18 @@ class LearnerLink:
         self.stop_reason: str | None = None
         self.error: grpc.RpcError | None = None
         self.received_bytes = 0
+        self.sent = 0  # contributions gRPC has taken from us (the Hello not counted)
         grpc.channel_ready_future(channel).result(timeout=connect_timeout)
-        self._call = pb_grpc.LearnerStub(channel).Connect(self._requests(pb.ActorMessage(hello=hello)))
-        first = next(self._call)
+        self._call = pb_grpc.LearnerStub(channel).Connect(
+            self._requests(pb.ActorMessage(hello=hello)), metadata=tuple(metadata) or None
+        )
+        # A learner that accepts the connection but never answers must not hold us forever.
+        deadline = threading.Timer(connect_timeout, self._call.cancel)
+        deadline.start()
+        try:
+            first = next(self._call)
+        finally:
+            deadline.cancel()
         if first.WhichOneof("kind") != "welcome":
             self._call.cancel()
             raise LinkClosed(f"expected a Welcome, got {first.WhichOneof('kind')}")
@@ -65,6 +111,7 @@ class LearnerLink:
             message = self._outbox.get()
             if message is None:
                 return
+            self.sent += 1
             yield message
 
     def _receive(self) -> None:

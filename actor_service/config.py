@@ -6,9 +6,10 @@ an actor only needs to know where the learner is and how much to run.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from relayrl.config import option, require
+from relayrl.config import TOKEN_RULE, option, require, token_ok
 
 
 @dataclass
@@ -26,6 +27,25 @@ class ActorConfig:
     backoff_initial: float = option(0.05, "First reconnect delay in seconds (doubles up to --backoff-max, jittered).")
     backoff_max: float = option(10.0, "Longest reconnect delay in seconds.")
     max_message_bytes: int = option(64 * 1024 * 1024, "Largest gRPC message sent or accepted.")
+    keepalive_seconds: float = option(
+        10.0,
+        "Seconds between HTTP/2 keepalive pings to the learner; no answer within as long again closes the "
+        "connection and reconnects, so a silent network cut is noticed within about twice this.",
+    )
+    tls_ca: str | None = option(
+        None, "PEM CA bundle to verify the learner's certificate with; turns TLS on (as do --tls-cert/--tls-key)."
+    )
+    tls_cert: str | None = option(None, "PEM client certificate chain, for a learner that requires mutual TLS.")
+    tls_key: str | None = option(None, "PEM private key of --tls-cert.")
+    tls_server_name: str | None = option(
+        None, "Name to expect in the learner's certificate (default: the host part of --learner)."
+    )
+    auth_token: str | None = option(
+        None,
+        "Shared secret sent as 'authorization: Bearer TOKEN' on the stream (the learner's --auth-token). "
+        "Prefer the variable over the flag (flags show in ps).",
+        secret=True,
+    )
 
     def validate(self) -> None:
         host, _, port = self.learner.rpartition(":")
@@ -43,3 +63,13 @@ class ActorConfig:
             "must be positive and at most --backoff-max",
         )
         require(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
+        require(self.keepalive_seconds >= 1, "keepalive_seconds", "must be at least 1")
+        require((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "--tls-cert and --tls-key go together")
+        for name in ("tls_ca", "tls_cert", "tls_key"):
+            path = getattr(self, name)
+            require(path is None or os.path.isfile(path), name, f"{path!r} is not a readable file")
+        require(self.auth_token is None or token_ok(self.auth_token), "auth_token", TOKEN_RULE)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca is not None or self.tls_cert is not None

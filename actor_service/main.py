@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 
 from actor_service.actor import RolloutCollector
-from actor_service.client import Backoff, LearnerLink, LinkClosed
+from actor_service.client import Backoff, LearnerLink, LinkClosed, auth_metadata, open_channel
 from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
@@ -31,11 +31,14 @@ log = logging.getLogger("relayrl.actor")
 
 
 def grpc_options(config: ActorConfig) -> list[tuple[str, int]]:
+    """Message limits, keepalive (a silent cut is noticed within about 2 x --keepalive-seconds) and
+    gRPC's own reconnect backoff, which runs inside one connection attempt, set from ours."""
+    keepalive_ms = int(config.keepalive_seconds * 1000)
     return [
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.keepalive_time_ms", 10_000),
-        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", keepalive_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial * 1000)),
@@ -54,6 +57,7 @@ class Actor:
         self.policy: TrajectoryPolicy | GradientPolicy | None = None
         self._setup_key: tuple | None = None
         self.version = -1
+        self.sent = 0  # contributions handed to gRPC over all connections
         self.health: Health | None = None  # set by main(); SERVING once the env and model are built
 
     def hello(self) -> pb.Hello:
@@ -102,6 +106,8 @@ class Actor:
             self._setup_key = key
             self.metrics.build_info.clear()
             self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)
+        else:
+            log.info("same run as before: keeping the %d environments mid-episode", self.config.num_envs)
         self._apply(welcome.weights)
         if self.health is not None:
             self.health.set(True)
@@ -125,37 +131,55 @@ class Actor:
         self._setup(link.welcome)
         cfg = link.welcome.config
         synchronous = cfg.algo == "a2c"
+        sent_version = -1  # policy version of our last contribution
         while not self.stop.is_set():
-            if not synchronous:
-                weights = link.take_weights(self.version)
-                if weights is not None:
-                    self._apply(weights)
             started = time.perf_counter()
             rollout = self.collector.collect(self.version)
             message = self.policy.contribution(rollout)
             self._record(rollout, time.perf_counter() - started, message.ByteSize())
+            pending = None
+            if not synchronous and rollout.policy_version <= sent_version:
+                # A3C flow control: at most one contribution per actor per policy version. The next rollout
+                # is collected while the learner works, but not sent before the learner has moved on, so a
+                # fast actor cannot flood it with ever staler data.
+                pending = self._await_newer(link, sent_version)
             link.send(message, self.stop)
+            sent_version = rollout.policy_version
             if synchronous:  # on-policy: the next rollout needs the weights this one will produce
-                while not self.stop.is_set():
-                    weights = link.take_weights(self.version, wait=0.25)
-                    if weights is not None:
-                        self._apply(weights)
-                        break
+                newest = self._await_newer(link, self.version)
+            else:
+                newest = link.take_weights(self.version) or pending
+            if newest is not None:
+                self._apply(newest)
+
+    def _await_newer(self, link: LearnerLink, version: int) -> pb.Weights | None:
+        """Block until weights newer than ``version`` arrive (None if we are stopping)."""
+        while not self.stop.is_set():
+            weights = link.take_weights(version, wait=0.25)
+            if weights is not None:
+                return weights
+        return None
 
     # --- the reconnect loop -----------------------------------------------------------------------------
     def run(self) -> int:
         """Connect and work until the learner says training is over (0) or ``stop`` is set (0)."""
         backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
         connections = 0
+        c = self.config
         while not self.stop.is_set():
-            channel = grpc.insecure_channel(self.config.learner, options=grpc_options(self.config))
+            channel = open_channel(c.learner, grpc_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name)
             try:
-                link = LearnerLink(channel, self.hello(), self.config.connect_timeout)
+                link = LearnerLink(channel, self.hello(), c.connect_timeout, auth_metadata(c.auth_token))
             except (grpc.FutureTimeoutError, grpc.RpcError, LinkClosed, StopIteration) as exc:
                 channel.close()
                 delay = backoff.next()
-                reason = exc.code().name if isinstance(exc, grpc.RpcError) else type(exc).__name__
-                log.info("learner %s unavailable (%s); retrying in %.2fs", self.config.learner, reason, delay)
+                if isinstance(exc, grpc.RpcError):
+                    reason = f"{exc.code().name}: {exc.details()}"
+                elif isinstance(exc, grpc.FutureTimeoutError):
+                    reason = f"no connection within {c.connect_timeout:g}s"
+                else:
+                    reason = str(exc) or type(exc).__name__
+                log.info("learner %s unavailable (%s); retrying in %.2fs", c.learner, reason, delay)
                 self.stop.wait(delay)
                 continue
             backoff.reset()
@@ -178,6 +202,7 @@ class Actor:
                 self.metrics.received_bytes.inc(link.received_bytes)
                 link.close()
                 channel.close()
+                self.sent += link.sent
                 self.metrics.learner_connected.set(0)
             if link.stop_reason is not None:
                 log.info("learner finished training (%s); exiting", link.stop_reason)
@@ -215,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     np.seterr(all="ignore")
     code = actor.run()
+    log.info("exiting: %d contributions sent", actor.sent)
     if metrics_server is not None:
         metrics_server.shutdown()
     if health is not None:

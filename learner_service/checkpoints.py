@@ -62,8 +62,9 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_latest(directory: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint that loads; broken ones are logged and skipped (never deleted)."""
+def load_latest(directory: str | os.PathLike, broken: list[Path] | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads; broken ones are logged, skipped (never deleted) and, when given
+    a list, appended to ``broken``."""
     for path in list_checkpoints(directory):
         try:
             state = load(path)
@@ -72,4 +73,28 @@ def load_latest(directory: str | os.PathLike) -> tuple[Path, dict[str, Any]] | N
             return path, state
         except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped the same way
             log.error("checkpoint %s is unreadable (%s); trying an older one", path, exc)
+            if broken is not None:
+                broken.append(path)
     return None
+
+
+def resume_from(directory: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """``load_latest`` for a learner about to write checkpoints into ``directory`` again.
+
+    Broken checkpoints are renamed to NAME.unreadable (kept for inspection): left in place, a broken file
+    with a higher version than the one resumed would stay "newest", and pruning to --keep-checkpoints
+    would delete the good checkpoints written after it. Temp files of a write that was killed half-way
+    are removed (they never replaced a checkpoint: the rename is the last step).
+    """
+    directory = Path(directory)
+    if directory.is_dir():
+        for tmp in directory.glob(".tmp-*.pt"):
+            log.warning("removing %s, left by a checkpoint write that did not finish", tmp)
+            tmp.unlink(missing_ok=True)
+    broken: list[Path] = []
+    found = load_latest(directory, broken)
+    for path in broken:
+        aside = path.with_name(path.name + ".unreadable")
+        os.replace(path, aside)
+        log.error("set %s aside as %s", path.name, aside.name)
+    return found

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from relayrl.config import option, require
+from relayrl.config import TOKEN_RULE, option, require, token_ok
 
 
 @dataclass
@@ -47,7 +48,36 @@ class LearnerConfig:
     )
     round_timeout: float = option(5.0, "a2c: seconds a round waits for slow actors before closing on those in.")
     queue_size: int = option(64, "a3c: contributions waiting for the optimizer; a full queue slows senders down.")
-    max_message_bytes: int = option(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
+    max_message_bytes: int = option(
+        64 * 1024 * 1024,
+        "Largest message accepted or sent. Larger ones (up to twice this) are refused with RESOURCE_EXHAUSTED and "
+        "counted as rejected (reason too_large); beyond that gRPC refuses them itself, with the same code.",
+    )
+    keepalive_seconds: float = option(
+        10.0,
+        "Seconds between HTTP/2 keepalive pings on each connection; a peer that does not answer within as long "
+        "again is dropped, so a silent network cut is noticed within about twice this.",
+    )
+    shutdown_grace: float = option(
+        5.0, "On SIGTERM: seconds open streams get to finish after the final checkpoint, before they are cancelled."
+    )
+    tls_cert: str | None = option(None, "PEM certificate chain of the gRPC server; with --tls-key turns TLS on.")
+    tls_key: str | None = option(None, "PEM private key of --tls-cert.")
+    tls_ca: str | None = option(
+        None, "PEM CA bundle: require every actor to present a client certificate it signed (mutual TLS)."
+    )
+    auth_token: str | None = option(
+        None,
+        "Shared secret every actor must send as 'authorization: Bearer TOKEN' (missing or wrong: UNAUTHENTICATED). "
+        "Prefer the variable over the flag (flags show in ps); pair it with TLS off a trusted network.",
+        secret=True,
+    )
+    health_port: int | None = option(
+        None,
+        "Also serve grpc.health.v1, alone and in plaintext, on this port (for probes that cannot speak TLS, "
+        "e.g. Kubernetes grpc probes); it answers NOT_SERVING while the model is built or resumed. "
+        "Default (or negative): health only on the gRPC port.",
+    )
     checkpoint_dir: str | None = option(None, "Where checkpoints go (default: RUN_DIR/checkpoints, else none).")
     checkpoint_every: float = option(60.0, "Seconds between checkpoints; a final one is written at shutdown.")
     keep_checkpoints: int = option(3, "How many checkpoints to keep.")
@@ -90,6 +120,25 @@ class LearnerConfig:
         require(self.round_timeout > 0, "round_timeout", "must be positive")
         require(self.queue_size >= 1, "queue_size", "must be at least 1")
         require(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
+        require(self.max_message_bytes <= 1 << 30, "max_message_bytes", "must be at most 1 GiB")
+        require(self.keepalive_seconds >= 1, "keepalive_seconds", "must be at least 1")
+        require(self.shutdown_grace >= 0, "shutdown_grace", "must be 0 or more")
+        require((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "--tls-cert and --tls-key go together")
+        require(self.tls_ca is None or self.tls_cert is not None, "tls_ca", "mutual TLS needs --tls-cert and --tls-key")
+        for name in ("tls_cert", "tls_key", "tls_ca"):
+            path = getattr(self, name)
+            require(path is None or os.path.isfile(path), name, f"{path!r} is not a readable file")
+        require(self.auth_token is None or token_ok(self.auth_token), "auth_token", TOKEN_RULE)
+        if self.health_port is not None and self.health_port < 0:
+            self.health_port = None
+        require(
+            self.health_port is None or self.health_port <= 65535, "health_port", f"{self.health_port} is not a port"
+        )
+        require(
+            self.health_port is None or self.health_port == 0 or self.health_port != self.port,
+            "health_port",
+            "must differ from --port",
+        )
         require(self.checkpoint_every > 0, "checkpoint_every", "must be positive")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         require(self.max_env_steps is None or self.max_env_steps > 0, "max_env_steps", "must be positive")

@@ -85,6 +85,7 @@ class AsyncQueue:
 
     def __init__(self, size: int) -> None:
         self._queue: queue.Queue[Contribution] = queue.Queue(maxsize=size)
+        self.capacity = size
         self.version = 0
 
     def join(self, session: int) -> None:

@@ -11,44 +11,48 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent import futures
-from dataclasses import asdict
 from pathlib import Path
 
 import grpc
 import gymnasium as gym
 import torch
 
-from learner_service import checkpoints
+from learner_service import checkpoints, security
 from learner_service.config import LearnerConfig
 from learner_service.coordinators import AsyncQueue, SyncRounds
 from learner_service.metrics import LearnerMetrics
 from learner_service.optim import make_optimizer
 from learner_service.progress import Progress, ProgressPrinter
-from learner_service.server import LearnerServicer
+from learner_service.server import SERVICE, LearnerServicer, receive_limit
 from learner_service.sessions import Registry, WeightsBoard
 from learner_service.trainer import Trainer
 from relayrl import __version__, telemetry
-from relayrl.config import ConfigError, describe, load
+from relayrl.config import ConfigError, describe, load, redacted
 from relayrl.envs import single_spaces
-from relayrl.health import Health
+from relayrl.health import Health, serve_health
 from relayrl.loss import LossConfig
 from relayrl.model import ActorCritic
 from relayrl.v1 import relayrl_pb2 as pb
-from relayrl.v1 import relayrl_pb2_grpc as pb_grpc
 
 log = logging.getLogger("relayrl.learner")
 
 
-def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Channel options both sides use: message limits set deliberately, keepalive to detect dead peers."""
+def grpc_options(max_message_bytes: int, keepalive_seconds: float = 10.0) -> list[tuple[str, int]]:
+    """The server's options: message limits set deliberately (the receive limit is above
+    --max-message-bytes so that oversized messages are counted, see server.py), keepalive pings every
+    ``keepalive_seconds`` dropping a peer that does not answer within as long again, and actors' own
+    pings accepted down to once a second (gRPC's default policy would answer a ping every 10 s on an idle
+    stream with GOAWAY "too_many_pings")."""
+    keepalive_ms = int(keepalive_seconds * 1000)
     return [
         ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 10_000),
-        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.max_receive_message_length", receive_limit(max_message_bytes)),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", keepalive_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 1_000),
+        ("grpc.http2.max_ping_strikes", 2),
     ]
 
 
@@ -84,8 +88,29 @@ class Learner:
 
     def __init__(self, config: LearnerConfig) -> None:
         self.config = config
+        # With --health-port, probes get NOT_SERVING from the start, while the model is built or resumed.
+        self.health_server, self.health_port = None, None
+        if config.health_port is None:
+            self.health = Health(None, (SERVICE,))
+        else:
+            self.health_server, self.health, self.health_port = serve_health(
+                config.host, config.health_port, (SERVICE,)
+            )
+            if self.health_port == 0:
+                self.health_server.stop(0)
+                raise ConfigError(f"{describe('health_port')}: cannot bind {config.host}:{config.health_port}")
+        try:
+            self._build()
+        except BaseException:
+            if self.health_server is not None:
+                self.health_server.stop(0)
+            raise
+
+    def _build(self) -> None:
+        config = self.config
         self.stop = threading.Event()
         self.stop_reason = "stopped"
+        self.finished = False  # a stop criterion was met (vs. a signal or close): actors get Stop and exit
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         try:
@@ -134,16 +159,36 @@ class Learner:
             self.progress,
             self.metrics,
             self.stop,
+            config.max_message_bytes,
         )
+        self.servicer = servicer
+        interceptors = []
+        if config.auth_token is not None:
+            refused = self.metrics.rejected.labels("unauthenticated")
+            interceptors.append(security.TokenAuth(config.auth_token, f"/{SERVICE}/", refused.inc))
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="grpc"),
-            options=grpc_options(config.max_message_bytes),
+            options=grpc_options(config.max_message_bytes, config.keepalive_seconds),
+            interceptors=interceptors,
         )
-        pb_grpc.add_LearnerServicer_to_server(servicer, self.server)
-        self.health = Health(self.server, ("relayrl.v1.Learner",))
-        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        self.server.add_generic_rpc_handlers((servicer.rpc_handler(),))
+        self.health.attach(self.server)
+        address = f"{config.host}:{config.port}"
+        credentials = security.server_credentials(config.tls_cert, config.tls_key, config.tls_ca)
+        try:
+            if credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, credentials)
+        except RuntimeError:  # grpc raises instead of returning 0 on some failures
+            self.port = 0
         if self.port == 0:
             raise ConfigError(f"{describe('port')}: cannot bind {config.host}:{config.port}")
+        if credentials is not None and config.health_port is None:
+            log.warning(
+                "TLS is on and --health-port is not set: health is served only over TLS, which Kubernetes' "
+                "grpc probes cannot speak"
+            )
         self.metrics_server = None
 
     # --- checkpoints ---------------------------------------------------------------------------------
@@ -166,7 +211,7 @@ class Learner:
         }
 
     def _resume(self) -> int:
-        found = checkpoints.load_latest(self.config.checkpoint_dir)
+        found = checkpoints.resume_from(self.config.checkpoint_dir)
         if found is None:
             log.warning("--resume: no usable checkpoint in %s; starting fresh", self.config.checkpoint_dir)
             return 0
@@ -206,16 +251,19 @@ class Learner:
         self._trainer_thread = threading.Thread(target=self.trainer.run, args=(self.stop,), name="trainer", daemon=True)
         self._trainer_thread.start()
         self.health.set(True)  # the model is built (and resumed) and the trainer runs
+        c = self.config
         log.info(
-            "learner %s on port %d: %s/%s on %s, device %s, torch %s, seed %d",
+            "learner %s on port %d (%s%s): %s/%s on %s, device %s, torch %s, seed %d",
             __version__,
             self.port,
-            self.config.algo,
-            self.config.transport,
-            self.config.env,
+            "mutual TLS" if c.tls_ca else "TLS" if c.tls_cert else "plaintext",
+            ", bearer token required" if c.auth_token else "",
+            c.algo,
+            c.transport,
+            c.env,
             self.device,
             torch.__version__,
-            self.config.seed,
+            c.seed,
         )
 
     def _done(self) -> str | None:
@@ -236,6 +284,7 @@ class Learner:
             reason = self._done()
             if reason is not None:
                 self.stop_reason = reason
+                self.finished = True
                 break
             self.stop.wait(0.02)
             if time.monotonic() >= next_line:
@@ -245,16 +294,24 @@ class Learner:
         self.shutdown()
         return self.stop_reason
 
-    def shutdown(self, grace: float = 5.0) -> None:
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop taking work, apply what was accepted, write the final checkpoint, then end the streams:
+        with Stop when training is over (actors exit), with UNAVAILABLE otherwise (SIGTERM: actors back
+        off and reconnect to the next learner, which resumes from this checkpoint)."""
+        grace = self.config.shutdown_grace if grace is None else grace
         finished_at = time.time()
-        self.health.shutdown()
-        self.stop.set()
-        self.board.stop(self.stop_reason)  # senders tell their actors training is over
+        self.health.shutdown()  # NOT_SERVING from now on
+        self.stop.set()  # readers stop offering, new streams are refused, the trainer drains its queue
         self._trainer_thread.join(timeout=30)
         path = self.checkpoint()
         if path is not None:
-            log.info("final checkpoint %s", path)
+            log.info("final checkpoint %s (policy version %d)", path, self.trainer.version)
+        if self.servicer.discarded:
+            log.info("discarded %d contributions that arrived while stopping", self.servicer.discarded)
+        self.board.stop(self.stop_reason, finished=self.finished)
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0)
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         if self.config.run_dir is not None:
@@ -280,7 +337,7 @@ class Learner:
             "samples": p.samples,
             "policy_version": self.trainer.version,
             "steps_per_second": round(p.env_steps / wall, 1) if wall > 0 else 0.0,
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
+            "config": redacted(self.config),
             "versions": {
                 "relayrl": __version__,
                 "torch": str(torch.__version__),

@@ -2,12 +2,19 @@
 
 Each actor's stream runs on two threads: the handler thread sends (Welcome, then the newest weights
 whenever there are newer ones), and a reader thread validates incoming rollouts or gradients and offers
-them to the coordinator. A bad message ends that actor's stream with a precise status; the model and
-every other stream are untouched.
+them to the coordinator. A bad message ends that actor's stream with a precise status and is counted in
+relayrl_rejected_total{reason}; the model and every other stream are untouched.
+
+Messages reach the servicer through ``decode_message`` rather than gRPC's own parsing, so that bytes that
+are not an ActorMessage (INVALID_ARGUMENT, "malformed") and messages over --max-message-bytes
+(RESOURCE_EXHAUSTED, "too_large") are counted like every other refusal. gRPC's own receive limit is set
+to twice --max-message-bytes (``receive_limit``): above that gRPC refuses with the same code before any
+RelayRL code runs, so only those go uncounted, and no message bigger than that is ever buffered.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -31,6 +38,50 @@ log = logging.getLogger(__name__)
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+TOO_LARGE = grpc.StatusCode.RESOURCE_EXHAUSTED
+SERVICE = pb.DESCRIPTOR.services_by_name["Learner"].full_name  # relayrl.v1.Learner
+MAX_ID_CHARS = 256
+
+
+def receive_limit(max_message_bytes: int) -> int:
+    """gRPC's hard receive limit: above --max-message-bytes so that oversized messages reach (and are
+    counted by) decode_message, bounded so that no peer can make the learner buffer more."""
+    return 2 * max_message_bytes
+
+
+class Undecodable:
+    """What decode_message hands the servicer in place of a message it refused to parse."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        self.rejection = rejection
+
+
+def decode_message(max_bytes: int):
+    """gRPC request deserializer: an ActorMessage, or an Undecodable saying why not (size is checked first)."""
+
+    def decode(data: bytes) -> pb.ActorMessage | Undecodable:
+        if len(data) > max_bytes:
+            return Undecodable(
+                Rejection(TOO_LARGE, "too_large", f"a {len(data)}-byte message; the limit is {max_bytes} bytes")
+            )
+        try:
+            return pb.ActorMessage.FromString(data)
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError, whatever the backend
+            return Undecodable(Rejection(INVALID, "malformed", "not an ActorMessage (protobuf decoding failed)"))
+
+    return decode
+
+
+def rollout_reason(error: Exception) -> str:
+    """The rejection reason for a rollout or episode-stats error (relayrl.rollout raises one error type)."""
+    text = str(error)
+    if "NaN" in text or "non-finite" in text:
+        return "non_finite"
+    if "outside" in text:
+        return "bad_action"
+    if text.startswith(("observations", "bootstrap_observations", "actions")):
+        return "space_mismatch"  # against the environment's spaces or n_steps
+    return "malformed"  # the rollout's own arrays disagree (lengths, dtypes), or its episode stats do
 
 
 class LearnerServicer(pb_grpc.LearnerServicer):
@@ -46,24 +97,40 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         progress: Progress,
         metrics: LearnerMetrics,
         stop: threading.Event,
+        max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.run_config = run_config
         self.observation_space, self.action_space = observation_space, action_space
         self.param_shapes = param_shapes
         self.board, self.registry, self.coordinator = board, registry, coordinator
         self.progress, self.metrics, self.stop = progress, metrics, stop
+        self.max_message_bytes = max_message_bytes
+        self.discarded = 0  # valid contributions that arrived after the learner began to stop
+        self._refusals: collections.Counter[str] = collections.Counter()
         self._wire_spaces = (codec.encode_space(observation_space), codec.encode_space(action_space))
+
+    def rpc_handler(self) -> grpc.GenericRpcHandler:
+        """The Learner service with RelayRL's own request decoding (see decode_message)."""
+        connect = grpc.stream_stream_rpc_method_handler(
+            self.Connect,
+            request_deserializer=decode_message(self.max_message_bytes),
+            response_serializer=pb.LearnerMessage.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(SERVICE, {"Connect": connect})
 
     # --- the stream -------------------------------------------------------------------------------
     def Connect(self, request_iterator: Iterator[pb.ActorMessage], context: grpc.ServicerContext):  # noqa: N802
+        if self.stop.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the learner is shutting down")
         try:
             first = next(request_iterator)
-        except StopIteration:
+        except (StopIteration, grpc.RpcError):
             return
         try:
             hello = self._check_hello(first)
             session, replaced = self.registry.join(hello, context.peer())
         except Rejection as rejection:
+            self._refuse(rejection, "a Hello", context.peer())
             self._abort(context, rejection)
             return
         if replaced is not None:
@@ -90,6 +157,8 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                     continue
                 message, published_at = item
                 if message.HasField("stop"):
+                    if not self.board.finished:  # going away, not done: the actor should reconnect
+                        context.abort(grpc.StatusCode.UNAVAILABLE, "the learner is shutting down")
                     yield message
                     return
                 self.metrics.broadcast_seconds.observe(time.monotonic() - published_at)
@@ -120,19 +189,27 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             for message in request_iterator:
                 if session.closed:
                     break
+                if isinstance(message, Undecodable):
+                    raise message.rejection
                 self.metrics.received_bytes.inc(message.ByteSize())
                 item = self._check_contribution(message)
                 item.session = session.index
+                if self.stop.is_set():  # stopping: no new work; the stream ends with UNAVAILABLE shortly
+                    self.discarded += 1
+                    continue
                 outcome = (
                     self.coordinator.offer(item)
                     if isinstance(self.coordinator, SyncRounds)
                     else self.coordinator.offer(item, self.stop)
                 )
-                if outcome in ("stale", "duplicate"):
+                if outcome == "accepted":
+                    session.accepted += 1
+                elif outcome in ("stale", "duplicate"):
                     self.metrics.dropped_stale.inc()
+                else:
+                    self.discarded += 1
         except Rejection as rejection:
-            self.metrics.rejected.labels(rejection.reason).inc()
-            log.warning("refused a message from %s: %s", session.actor_id, rejection.details)
+            self._refuse(rejection, "a message", session.actor_id)
             session.failure = rejection
         except grpc.RpcError:
             pass  # the stream broke; the finally below cleans up
@@ -146,25 +223,37 @@ class LearnerServicer(pb_grpc.LearnerServicer):
     def _abort(self, context: grpc.ServicerContext, rejection: Rejection) -> None:
         context.abort(rejection.code, rejection.details)
 
-    # --- validation ---------------------------------------------------------------------------------
-    def _check_hello(self, message: pb.ActorMessage) -> pb.Hello:
-        def refuse(code: grpc.StatusCode, reason: str, details: str) -> Rejection:
-            self.metrics.rejected.labels(reason).inc()
-            return Rejection(code, reason, details)
+    def _refuse(self, rejection: Rejection, what: str, whom: str) -> None:
+        """Count a refusal (every one is counted, exactly once, here) and log it: the first ten of each
+        reason, then the 16th, 32nd, 64th... so that a hostile peer cannot flood the log."""
+        self.metrics.rejected.labels(rejection.reason).inc()
+        self._refusals[rejection.reason] += 1
+        n = self._refusals[rejection.reason]
+        if n <= 10 or n & (n - 1) == 0:
+            log.warning("refused %s from %s (%s, #%d): %s", what, whom, rejection.reason, n, rejection.details)
 
+    # --- validation ---------------------------------------------------------------------------------
+    def _check_hello(self, message: pb.ActorMessage | Undecodable) -> pb.Hello:
+        if isinstance(message, Undecodable):
+            raise message.rejection
         if message.WhichOneof("kind") != "hello":
-            raise refuse(INVALID, "protocol", "the first message on a stream must be a Hello")
+            raise Rejection(INVALID, "protocol", "the first message on a stream must be a Hello")
         hello = message.hello
         if hello.proto_version != pb.PROTO_VERSION_CURRENT:
-            raise refuse(
+            raise Rejection(
                 PRECONDITION,
                 "wrong_proto_version",
                 f"proto version {hello.proto_version}; this learner speaks {pb.PROTO_VERSION_CURRENT}",
             )
         if not hello.actor_id or not hello.run_id:
-            raise refuse(INVALID, "malformed", "Hello needs an actor_id and a run_id")
+            raise Rejection(INVALID, "malformed", "Hello needs an actor_id and a run_id")
+        for name, value in (("actor_id", hello.actor_id), ("run_id", hello.run_id)):
+            if len(value) > MAX_ID_CHARS or not value.isprintable():
+                raise Rejection(
+                    INVALID, "malformed", f"Hello.{name} must be at most {MAX_ID_CHARS} printable characters"
+                )
         if hello.env_id and hello.env_id != self.run_config.env_id:
-            raise refuse(
+            raise Rejection(
                 PRECONDITION,
                 "wrong_env",
                 f"actor runs {hello.env_id!r}; this learner trains {self.run_config.env_id!r}",
@@ -177,9 +266,9 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 try:
                     theirs = codec.decode_space(wire)
                 except codec.CodecError as exc:
-                    raise refuse(INVALID, "invalid_tensor", f"{name} space: {exc}") from None
+                    raise Rejection(INVALID, "invalid_tensor", f"{name} space: {exc}") from None
                 if not codec.same_space(theirs, ours):
-                    raise refuse(PRECONDITION, "space_mismatch", f"{name} space {theirs} is not the run's {ours}")
+                    raise Rejection(PRECONDITION, "space_mismatch", f"{name} space {theirs} is not the run's {ours}")
         return hello
 
     def _check_version(self, version: int) -> None:
@@ -204,9 +293,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         except codec.CodecError as exc:
             raise Rejection(INVALID, "invalid_tensor", str(exc)) from None
         except RolloutError as exc:
-            text = str(exc)
-            reason = "non_finite" if "NaN" in text else "bad_action" if "outside" in text else "space_mismatch"
-            raise Rejection(INVALID, reason, text) from None
+            raise Rejection(INVALID, rollout_reason(exc), str(exc)) from None
         self.progress.record_episodes(rollout.num_steps, rollout.episode_returns)
         self._count_episodes(rollout.num_steps, rollout.episode_returns, rollout.episode_lengths)
         return Contribution(0, message.policy_version, rollout.num_steps, rollout=rollout)
@@ -215,9 +302,12 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         self._check_version(message.policy_version)
         try:
             grads = codec.decode_named(message.grads, "grads")
-            returns, lengths = episodes_from_proto(message.episodes)
-        except (codec.CodecError, RolloutError) as exc:
+        except codec.CodecError as exc:
             raise Rejection(INVALID, "invalid_tensor", str(exc)) from None
+        try:
+            returns, lengths = episodes_from_proto(message.episodes)
+        except RolloutError as exc:
+            raise Rejection(INVALID, rollout_reason(exc), str(exc)) from None
         if set(grads) != set(self.param_shapes):
             unknown, missing = set(grads) - set(self.param_shapes), set(self.param_shapes) - set(grads)
             raise Rejection(

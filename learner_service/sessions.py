@@ -31,13 +31,18 @@ class Session:
     run_id: str
     peer: str
     sent_version: int = -1
+    accepted: int = 0  # contributions this stream handed to the coordinator
     closed: bool = False
     failure: Rejection | None = None
     connected_at: float = field(default_factory=time.monotonic)
 
 
 class WeightsBoard:
-    """The newest LearnerMessage(weights) by version, plus a stop notice once training is over."""
+    """The newest LearnerMessage(weights) by version, plus a stop notice once the learner stops.
+
+    ``finished`` tells the two kinds of stop apart: training is over (streams send Stop and actors exit),
+    or the learner is going away (SIGTERM; streams end with UNAVAILABLE and actors reconnect to the next).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -45,15 +50,17 @@ class WeightsBoard:
         self.message: pb.LearnerMessage | None = None
         self.published_at = 0.0
         self.stop_message: pb.LearnerMessage | None = None
+        self.finished = True
 
     def publish(self, version: int, message: pb.LearnerMessage) -> None:
         with self._cond:
             self.version, self.message, self.published_at = version, message, time.monotonic()
             self._cond.notify_all()
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, finished: bool = True) -> None:
         with self._cond:
             self.stop_message = pb.LearnerMessage(stop=pb.Stop(reason=reason))
+            self.finished = finished
             self._cond.notify_all()
 
     def wake(self) -> None:

@@ -127,3 +127,15 @@ class Trainer:
             batch = self.coordinator.next_batch(wait=0.1)
             if batch:
                 self.step(batch)
+        self.drain()
+
+    def drain(self) -> None:
+        """A3C: apply what is already queued (it was accepted) before the final checkpoint. An A2C round
+        that has not closed is dropped: its actors get the next learner's weights and collect again."""
+        if not isinstance(self.coordinator, AsyncQueue):
+            return
+        for _ in range(self.coordinator.capacity):
+            batch = self.coordinator.next_batch(wait=0)
+            if not batch:
+                return
+            self.step(batch)

@@ -24,9 +24,29 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the flag and its variable."""
 
 
-def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
-    """A config field: its default, the help text shown by --help and the allowed values."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def option(default: Any, help: str, choices: Sequence[Any] | None = None, secret: bool = False) -> Any:
+    """A config field: its default, the help text shown by --help and the allowed values.
+
+    A ``secret`` field (a token) is left out of the dataclass's repr and shown as "<redacted>" by
+    ``redacted()``, which is what anything that prints or saves a config must use.
+    """
+    return dataclasses.field(
+        default=default, repr=not secret, metadata={"help": help, "choices": choices, "secret": secret}
+    )
+
+
+REDACTED = "<redacted>"
+
+
+def redacted(config: Any) -> dict[str, Any]:
+    """The config as a dict, tuples as lists, every secret that is set replaced by "<redacted>"."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.metadata.get("secret") and value is not None:
+            value = REDACTED
+        out[field.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def flag_name(field_name: str) -> str:
@@ -78,6 +98,8 @@ def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentPar
         base, _ = _base_type(hints[field.name])
         default = field.default
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if field.metadata.get("secret") and default is not None:
+            shown = REDACTED
         text = f"{field.metadata.get('help', '')} [default: {shown}; env {env_name(field.name)}]"
         if base is bool:
             parser.add_argument(
@@ -125,6 +147,14 @@ def load(
     if validate is not None:
         validate()
     return config
+
+
+TOKEN_RULE = "must be at least 16 printable ASCII characters, no spaces"
+
+
+def token_ok(token: str) -> bool:
+    """A bearer token fit for gRPC metadata and long enough not to be guessed."""
+    return len(token) >= 16 and token.isascii() and token.isprintable() and " " not in token
 
 
 def require(condition: bool, field_name: str, message: str) -> None:

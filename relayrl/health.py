@@ -16,13 +16,18 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class Health:
-    """Overall ("") and per-service status on one gRPC server."""
+    """Overall ("") and per-service status, served by one or more gRPC servers (``attach``)."""
 
-    def __init__(self, server: grpc.Server, services: tuple[str, ...]) -> None:
+    def __init__(self, server: grpc.Server | None, services: tuple[str, ...]) -> None:
         self.servicer = health.HealthServicer()
         self.services = ("", *services)
-        health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
+        if server is not None:
+            self.attach(server)
         self.set(False)
+
+    def attach(self, server: grpc.Server) -> None:
+        """Serve the same statuses on another (not yet started) server too."""
+        health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
 
     def set(self, serving: bool) -> None:
         for name in self.services:
@@ -33,10 +38,11 @@ class Health:
 
 
 def serve_health(host: str, port: int, services: tuple[str, ...] = ()) -> tuple[grpc.Server, Health, int] | None:
-    """A small gRPC server carrying only the health service (for actors); negative port disables it."""
+    """A small plaintext gRPC server carrying only the health service (the actor's; the learner's
+    --health-port); negative port disables it."""
     if port < 0:
         return None
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health"))
     status = Health(server, services)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
