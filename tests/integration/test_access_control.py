@@ -1,0 +1,119 @@
+"""TLS, mutual TLS and the bearer token on a real learner; health stays reachable; secrets stay out of
+logs, summary.json, metrics and --help."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import grpc
+import pytest
+from prometheus_client import generate_latest
+
+from actor_service.config import ActorConfig
+from learner_service.config import LearnerConfig
+from relayrl.config import build_parser, load
+from tests import clients
+from tests.conftest import metric, wait_until
+from tests.pki import CA
+
+TOKEN = "s3cr3t-t0ken-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pki")
+    ca, other = CA(directory / "ca"), CA(directory / "other", name="someone-else")
+    return {
+        "ca": ca.pem,
+        "server": ca.issue("learner", server=True),
+        "client": ca.issue("actor", server=False),
+        "other_ca": other.pem,
+        "other_client": other.issue("intruder", server=False),
+    }
+
+
+def trains(learner, start_actor, **actor_flags) -> None:
+    actor = start_actor(learner.address, **actor_flags)
+    wait_until(lambda: learner.trainer.version >= 3, 30, "three updates from a TLS actor")
+    actor.close()
+
+
+def test_tls_serves_actors_that_verify_it_and_health_in_plaintext(start_learner, start_actor, pki):
+    server = pki["server"]
+    learner = start_learner(algo="a2c", n_steps=4, tls_cert=server.cert, tls_key=server.key, health_port=0)
+    trains(learner, start_actor, tls_ca=pki["ca"])
+    # plaintext, or a CA that did not sign the learner's certificate: no connection at all
+    for ch in (clients.channel(learner.address), clients.channel(learner.address, ca=pki["other_ca"])):
+        code, _ = clients.refusal(ch, clients.hello())
+        assert code == grpc.StatusCode.UNAVAILABLE
+    # health: plaintext on --health-port (for Kubernetes' grpc probes), and over TLS on the gRPC port
+    assert clients.health(clients.channel(f"127.0.0.1:{learner.health_port}")) == clients.SERVING
+    assert clients.health(clients.channel(learner.address, ca=pki["ca"])) == clients.SERVING
+
+
+def test_mutual_tls_refuses_actors_without_a_certificate_from_the_ca(start_learner, start_actor, pki):
+    server, client, intruder = pki["server"], pki["client"], pki["other_client"]
+    learner = start_learner(
+        algo="a2c", n_steps=4, tls_cert=server.cert, tls_key=server.key, tls_ca=pki["ca"], health_port=0
+    )
+    trains(learner, start_actor, tls_ca=pki["ca"], tls_cert=client.cert, tls_key=client.key)
+    before = learner.trainer.version
+    for ch in (
+        clients.channel(learner.address, ca=pki["ca"]),  # no client certificate
+        clients.channel(learner.address, ca=pki["ca"], cert=intruder.cert, key=intruder.key),  # another CA's
+    ):
+        code, _ = clients.refusal(ch, clients.hello())
+        assert code == grpc.StatusCode.UNAVAILABLE
+    assert learner.registry.live_count() == 0 and learner.trainer.version == before
+    assert clients.health(clients.channel(f"127.0.0.1:{learner.health_port}")) == clients.SERVING
+
+
+def test_bearer_token_is_required_and_counted(start_learner, start_actor):
+    learner = start_learner(algo="a2c", n_steps=4, auth_token=TOKEN)
+    trains(learner, start_actor, auth_token=TOKEN)
+    ch = clients.channel(learner.address)
+    cases = [
+        (clients.hello(), ()),
+        (clients.hello(), (("authorization", "Bearer wrong-token-0123456789"),)),
+        (clients.hello(), (("authorization", TOKEN),)),  # the token without the scheme
+    ]
+    for message, metadata in cases:
+        code, details = clients.refusal(ch, message, metadata=metadata)
+        assert code == grpc.StatusCode.UNAUTHENTICATED, details
+    # raw bytes without the token are refused before anything reads them
+    code, _ = clients.refusal(ch, b"\xff\x00garbage", raw=True)
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    reg = learner.metrics.registry
+    assert metric(reg, "relayrl_rejected_total", {"reason": "unauthenticated"}) == 4
+    assert metric(reg, "relayrl_rejected_total", {"reason": "malformed"}) == 0
+    assert clients.health(ch) == clients.SERVING, "health needs no token"
+    # the right token with lower-case scheme works for a hand-made client too
+    stream = clients.Stream(ch, metadata=(("authorization", f"bearer {TOKEN}"),)).send(
+        clients.pb.ActorMessage(hello=clients.hello())
+    )
+    assert stream.receive().WhichOneof("kind") == "welcome"
+    stream.close()
+
+
+def test_secrets_stay_out_of_logs_summary_metrics_and_help(start_learner, start_actor, tmp_path, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    learner = start_learner(algo="a2c", n_steps=4, auth_token=TOKEN, run_dir=str(tmp_path), max_env_steps=600)
+    actor = start_actor(learner.address, auth_token=TOKEN)
+    clients.refusal(clients.channel(learner.address), clients.hello(), metadata=(("authorization", "Bearer nope"),))
+    wait_until(lambda: actor.exit_code is not None, 30, "training to finish")
+    learner.thread.join(timeout=10)
+    summary = (tmp_path / "summary.json").read_text()
+    assert json.loads(summary)["config"]["auth_token"] == "<redacted>"
+    exposed = {
+        "summary.json": summary,
+        "logs": caplog.text + "".join(capsys.readouterr()),
+        "metrics": generate_latest(learner.metrics.registry).decode(),
+        "learner --help": build_parser(LearnerConfig, "relayrl learner", "").format_help(),
+        "actor --help": build_parser(ActorConfig, "relayrl actor", "").format_help(),
+        "learner config repr": repr(learner.config),
+        "actor config repr": repr(load(ActorConfig, [], environ={"RELAYRL_AUTH_TOKEN": TOKEN})),
+    }
+    for where, text in exposed.items():
+        assert TOKEN not in text, f"the token shows in {where}"
+    assert "--auth-token" in exposed["learner --help"]
