@@ -86,6 +86,7 @@ class LearnerLink:
         self.stop_reason: str | None = None
         self.error: grpc.RpcError | None = None
         self.received_bytes = 0
+        self.acked = 0  # contributions the learner has consumed (its last Ack)
         self.sent = 0  # contributions gRPC has taken from us (the Hello not counted)
         grpc.channel_ready_future(channel).result(timeout=connect_timeout)
         self._call = pb_grpc.LearnerStub(channel).Connect(
@@ -123,6 +124,10 @@ class LearnerLink:
                         self.received_bytes += message.ByteSize()
                         self._latest = message.weights
                         self._cond.notify_all()
+                elif kind == "ack":
+                    with self._cond:
+                        self.acked = message.ack.consumed
+                        self._cond.notify_all()
                 elif kind == "stop":
                     self.stop_reason = message.stop.reason or "stopped"
                     break
@@ -144,6 +149,16 @@ class LearnerLink:
             except queue.Full:
                 if stop.is_set():
                     raise LinkClosed("stopping") from None
+
+    def wait_acked(self, count: int, stop: threading.Event) -> None:
+        """Block until the learner has consumed ``count`` of our contributions; raises if the link closes."""
+        with self._cond:
+            while self.acked < count:
+                if self.closed:
+                    raise LinkClosed(self.describe())
+                if stop.is_set():
+                    raise LinkClosed("stopping")
+                self._cond.wait(timeout=0.25)
 
     def take_weights(self, newer_than: int, wait: float = 0.0) -> pb.Weights | None:
         """The newest weights above version ``newer_than``, waiting up to ``wait`` seconds; raises if closed."""

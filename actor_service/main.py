@@ -131,24 +131,20 @@ class Actor:
         self._setup(link.welcome)
         cfg = link.welcome.config
         synchronous = cfg.algo == "a2c"
-        sent_version = -1  # policy version of our last contribution
         while not self.stop.is_set():
             started = time.perf_counter()
             rollout = self.collector.collect(self.version)
             message = self.policy.contribution(rollout)
             self._record(rollout, time.perf_counter() - started, message.ByteSize())
-            pending = None
-            if not synchronous and rollout.policy_version <= sent_version:
-                # A3C flow control: at most one contribution per actor per policy version. The next rollout
-                # is collected while the learner works, but not sent before the learner has moved on, so a
-                # fast actor cannot flood it with ever staler data.
-                pending = self._await_newer(link, sent_version)
+            if not synchronous:
+                # A3C flow control: the next rollout is collected while the learner works on the last one,
+                # but not sent before the learner has consumed it, so no actor runs ahead with stale data.
+                link.wait_acked(link.sent, self.stop)
             link.send(message, self.stop)
-            sent_version = rollout.policy_version
             if synchronous:  # on-policy: the next rollout needs the weights this one will produce
                 newest = self._await_newer(link, self.version)
             else:
-                newest = link.take_weights(self.version) or pending
+                newest = link.take_weights(self.version)
             if newest is not None:
                 self._apply(newest)
 

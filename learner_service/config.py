@@ -40,7 +40,11 @@ class LearnerConfig:
         "its statistics are shared by all actors in a3c).",
         choices=("rmsprop", "adam"),
     )
-    lr: float = option(3e-3, "Learning rate (the published A2C setting is --optimizer rmsprop --lr 7e-4).")
+    lr: float | None = option(
+        None,
+        "Learning rate. Default: 3e-3 for a2c, 1e-3 for a3c (one step per actor rollout, not per round). "
+        "The published A2C setting is --optimizer rmsprop --lr 7e-4.",
+    )
     rms_alpha: float = option(0.99, "RMSprop smoothing constant.")
     rms_eps: float = option(1e-5, "Epsilon of RMSprop and Adam.")
     max_policy_lag: int = option(
@@ -98,6 +102,8 @@ class LearnerConfig:
         )
         if self.algo == "a2c":
             self.max_policy_lag = 0
+        if self.lr is None:
+            self.lr = 3e-3 if self.algo == "a2c" else 1e-3
         require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")
         require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
         require(

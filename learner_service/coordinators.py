@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ class Contribution:
     env_steps: int
     rollout: Rollout | None = None
     grads: dict[str, np.ndarray] | None = None
+    done: Callable[[], None] = lambda: None  # called once it is applied or dropped (sends the actor an Ack)
 
 
 class SyncRounds:

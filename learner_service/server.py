@@ -15,6 +15,7 @@ RelayRL code runs, so only those go uncounted, and no message bigger than that i
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -161,7 +162,8 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                         context.abort(grpc.StatusCode.UNAVAILABLE, "the learner is shutting down")
                     yield message
                     return
-                self.metrics.broadcast_seconds.observe(time.monotonic() - published_at)
+                if published_at is not None:  # weights, not an Ack
+                    self.metrics.broadcast_seconds.observe(time.monotonic() - published_at)
                 yield message
         finally:
             self.registry.leave(session)
@@ -194,6 +196,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 self.metrics.received_bytes.inc(message.ByteSize())
                 item = self._check_contribution(message)
                 item.session = session.index
+                item.done = functools.partial(self.board.acknowledge, session)
                 if self.stop.is_set():  # stopping: no new work; the stream ends with UNAVAILABLE shortly
                     self.discarded += 1
                     continue
@@ -206,6 +209,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                     session.accepted += 1
                 elif outcome in ("stale", "duplicate"):
                     self.metrics.dropped_stale.inc()
+                    item.done()
                 else:
                     self.discarded += 1
         except Rejection as rejection:

@@ -32,6 +32,8 @@ class Session:
     peer: str
     sent_version: int = -1
     accepted: int = 0  # contributions this stream handed to the coordinator
+    consumed: int = 0  # of those, how many the trainer applied or dropped
+    acked: int = 0  # the consumed count last sent back in an Ack
     closed: bool = False
     failure: Rejection | None = None
     connected_at: float = field(default_factory=time.monotonic)
@@ -67,22 +69,34 @@ class WeightsBoard:
         with self._cond:
             self._cond.notify_all()
 
-    def next_for(self, session: Session, timeout: float) -> tuple[pb.LearnerMessage, float] | None:
-        """Block until there is something newer than what ``session`` was sent (or it closed/stopped).
+    def acknowledge(self, session: Session) -> None:
+        """One of ``session``'s contributions was applied or dropped: its sender owes it an Ack."""
+        with self._cond:
+            session.consumed += 1
+            self._cond.notify_all()
 
-        Returns (message, published_at) or None when nothing came within ``timeout``.
+    def next_for(self, session: Session, timeout: float) -> tuple[pb.LearnerMessage, float | None] | None:
+        """Block until ``session`` is owed something: newer weights (first), an Ack, or the stop notice.
+
+        Returns (message, published_at; None for an Ack) or None when nothing came within ``timeout``.
         """
         with self._cond:
             ready = self._cond.wait_for(
-                lambda: session.closed or self.stop_message is not None or self.version > session.sent_version,
+                lambda: session.closed
+                or self.stop_message is not None
+                or self.version > session.sent_version
+                or session.consumed > session.acked,
                 timeout=timeout,
             )
             if not ready or session.closed:
                 return None
             if self.stop_message is not None:
                 return self.stop_message, time.monotonic()
-            session.sent_version = self.version
-            return self.message, self.published_at
+            if self.version > session.sent_version:
+                session.sent_version = self.version
+                return self.message, self.published_at
+            session.acked = session.consumed
+            return pb.LearnerMessage(ack=pb.Ack(consumed=session.acked)), None
 
 
 class Registry:

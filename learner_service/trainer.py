@@ -86,7 +86,14 @@ class Trainer:
         self.metrics.policy_version.set(self.version)
 
     def step(self, batch: list[Contribution]) -> bool:
-        """Apply one batch; returns whether an update happened."""
+        """Apply one batch; returns whether an update happened. Every item is acknowledged either way."""
+        try:
+            return self._update(batch)
+        finally:
+            for item in batch:
+                item.done()
+
+    def _update(self, batch: list[Contribution]) -> bool:
         fresh: list[Contribution] = []
         for item in batch:
             lag = self.version - item.policy_version

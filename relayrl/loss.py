@@ -1,7 +1,8 @@
 """The advantage actor-critic loss (Mnih et al. 2016, eq. in section 4) over a batch of rollouts.
 
 loss = policy_loss + value_coef * value_loss - entropy_coef * entropy, with
-  policy_loss = -mean(A_t * log pi(a_t | s_t)),  value_loss = mean((R_t - V(s_t))^2),
+  policy_loss = -mean(rho_t * A_t * log pi(a_t | s_t)),  value_loss = mean((R_t - V(s_t))^2),
+  rho_t = min(1, pi(a_t | s_t) / mu(a_t | s_t)) for data from an older behaviour policy mu, else 1,
 averaged over valid transitions only. A_t and R_t come from returns.py and are constants (no gradient).
 """
 
@@ -82,7 +83,11 @@ def actor_critic_loss(
 
     log_probs, entropy = model.log_prob_entropy(flat_obs, actions.reshape(T * N, *actions.shape[2:]))
     log_probs, entropy = log_probs.reshape(T, N), entropy.reshape(T, N)
-    policy_loss = -(advantages * log_probs * valid).sum() / count
+    # Data from an older policy (A3C's trajectory transport) is reweighted by the truncated importance ratio
+    # min(1, pi/mu) of IMPALA's policy-gradient term (Espeholt et al. 2018); on-policy it is exactly 1.
+    behaviour = torch.as_tensor(_stack(rollouts, "log_probs"), device=device)
+    importance = torch.exp(log_probs.detach() - behaviour).clamp(max=1.0)
+    policy_loss = -(importance * advantages * log_probs * valid).sum() / count
     value_loss = ((returns - values) ** 2 * valid).sum() / count
     mean_entropy = (entropy * valid).sum() / count
     loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * mean_entropy

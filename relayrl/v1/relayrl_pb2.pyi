@@ -190,12 +190,20 @@ class Stop(_message.Message):
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
+class Ack(_message.Message):
+    __slots__ = ("consumed",)
+    CONSUMED_FIELD_NUMBER: _ClassVar[int]
+    consumed: int
+    def __init__(self, consumed: _Optional[int] = ...) -> None: ...
+
 class LearnerMessage(_message.Message):
-    __slots__ = ("welcome", "weights", "stop")
+    __slots__ = ("welcome", "weights", "stop", "ack")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     weights: Weights
     stop: Stop
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., weights: _Optional[_Union[Weights, _Mapping]] = ..., stop: _Optional[_Union[Stop, _Mapping]] = ...) -> None: ...
+    ack: Ack
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., weights: _Optional[_Union[Weights, _Mapping]] = ..., stop: _Optional[_Union[Stop, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...

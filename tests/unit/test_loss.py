@@ -32,8 +32,9 @@ def reference_loss(model, r, cfg):
     ended = r.terminated | r.truncated
     R = n_step_returns(r.rewards.astype(np.float64), next_values, r.terminated, ended, cfg.gamma)
     A = R - v
+    rho = np.minimum(1.0, np.exp(logp - r.log_probs))  # truncated importance ratio to the behaviour policy
     m = r.valid
-    policy = -(A * logp)[m].mean()
+    policy = -(rho * A * logp)[m].mean()
     value = ((R - v) ** 2)[m].mean()
     ent = entropy[m].mean()
     return policy + cfg.value_coef * value - cfg.entropy_coef * ent, policy, value, ent
@@ -100,3 +101,18 @@ def test_gradient_flows_to_both_heads(model):
     terms = actor_critic_loss(model, [random_rollout(seed=5)], LossConfig())
     terms.loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_on_policy_data_has_importance_one(model):
+    """With the behaviour log-probs equal to the model's own, the loss is Mnih et al.'s unweighted one."""
+    r = random_rollout(T=5, N=3, seed=7)
+    T, N = r.rewards.shape
+    with torch.no_grad():
+        logp, _ = model.log_prob_entropy(torch.as_tensor(r.observations.reshape(T * N, -1)),
+                                         torch.as_tensor(r.actions.reshape(-1)))
+    on_policy = dataclasses.replace(r, log_probs=logp.numpy().reshape(T, N))
+    stale = dataclasses.replace(r, log_probs=logp.numpy().reshape(T, N) + 1.0)  # mu > pi: ratio e^-1
+    cfg = LossConfig()
+    a = actor_critic_loss(model, [on_policy], cfg).policy_loss
+    b = actor_critic_loss(model, [stale], cfg).policy_loss
+    assert b == pytest.approx(a * np.exp(-1.0), rel=1e-4)
