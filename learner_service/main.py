@@ -50,6 +50,7 @@ def grpc_options(max_message_bytes: int, keepalive_seconds: float = 10.0) -> lis
         ("grpc.keepalive_time_ms", keepalive_ms),
         ("grpc.keepalive_timeout_ms", keepalive_ms),
         ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.bdp_probe", 0),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 1_000),
         ("grpc.http2.max_ping_strikes", 2),
@@ -337,6 +338,7 @@ class Learner:
             "samples": p.samples,
             "policy_version": self.trainer.version,
             "steps_per_second": round(p.env_steps / wall, 1) if wall > 0 else 0.0,
+            **p.rates(),
             "config": redacted(self.config),
             "versions": {
                 "relayrl": __version__,

@@ -20,13 +20,18 @@ class Progress:
     samples: int = 0
     version: int = 0
     returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
-    lags: list[int] = field(default_factory=list)
+    lags: list[int] = field(default_factory=list)  # since the last progress line
+    lag_total: int = 0
+    lag_count: int = 0
+    first_data: float | None = None  # when the first contribution arrived (monotonic)
     curve: list[tuple[float, int, float]] = field(default_factory=list)  # (seconds, env_steps, mean_return)
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record_episodes(self, env_steps: int, returns: np.ndarray) -> None:
         with self.lock:
+            if self.first_data is None:
+                self.first_data = time.monotonic()
             self.env_steps += env_steps
             self.episodes += len(returns)
             self.returns.extend(returns.tolist())
@@ -37,6 +42,8 @@ class Progress:
             self.samples += samples
             self.version = version
             self.lags.extend(lags)
+            self.lag_total += sum(lags)
+            self.lag_count += len(lags)
 
     def mean_return(self) -> float | None:
         with self.lock:
@@ -48,6 +55,19 @@ class Progress:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def rates(self) -> dict[str, float]:
+        """Throughput since the first contribution arrived (start-up excluded) and the mean policy lag."""
+        with self.lock:
+            seconds = time.monotonic() - self.first_data if self.first_data is not None else 0.0
+            per = (lambda n: round(n / seconds, 1)) if seconds > 0 else (lambda n: 0.0)
+            return {
+                "training_seconds": round(seconds, 3),
+                "steady_steps_per_second": per(self.env_steps),
+                "updates_per_second": per(self.updates),
+                "samples_per_second": per(self.samples),
+                "mean_policy_lag": round(self.lag_total / self.lag_count, 3) if self.lag_count else 0.0,
+            }
 
 
 class ProgressPrinter:
