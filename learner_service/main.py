@@ -49,8 +49,8 @@ def grpc_options(max_message_bytes: int, keepalive_seconds: float = 10.0) -> lis
         ("grpc.max_receive_message_length", receive_limit(max_message_bytes)),
         ("grpc.keepalive_time_ms", keepalive_ms),
         ("grpc.keepalive_timeout_ms", keepalive_ms),
+        ("grpc.http2.ping_timeout_ms", keepalive_ms),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.bdp_probe", 0),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 1_000),
         ("grpc.http2.max_ping_strikes", 2),
@@ -110,6 +110,7 @@ class Learner:
     def _build(self) -> None:
         config = self.config
         self.stop = threading.Event()
+        self.final_return: float | None = None
         self.stop_reason = "stopped"
         self.finished = False  # a stop criterion was met (vs. a signal or close): actors get Stop and exit
         torch.set_num_threads(config.threads)
@@ -286,6 +287,8 @@ class Learner:
             if reason is not None:
                 self.stop_reason = reason
                 self.finished = True
+                # the mean return the decision was made on (draining the queue at shutdown adds episodes)
+                self.final_return = self.progress.mean_return()
                 break
             self.stop.wait(0.02)
             if time.monotonic() >= next_line:
@@ -321,14 +324,14 @@ class Learner:
     def summary(self) -> dict:
         p = self.progress
         wall = p.elapsed()
-        mean = p.mean_return()
+        mean = self.final_return if self.final_return is not None else p.mean_return()
         return {
             "env": self.config.env,
             "algo": self.config.algo,
             "transport": self.config.transport,
             "actors": self.registry.peak,
             "peak_actors_connected": self.registry.peak,
-            "solved": p.solved(self.config.target_return),
+            "solved": self.stop_reason == "solved",
             "stop_reason": self.stop_reason,
             "env_steps": p.env_steps,
             "wall_seconds": round(wall, 3),
