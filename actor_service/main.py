@@ -31,14 +31,16 @@ log = logging.getLogger("relayrl.actor")
 
 
 def grpc_options(config: ActorConfig) -> list[tuple[str, int]]:
-    """Message limits, keepalive (a silent cut is noticed within about 2 x --keepalive-seconds) and
-    gRPC's own reconnect backoff, which runs inside one connection attempt, set from ours."""
+    """Message limits, keepalive (a silent cut is noticed within about 2 x --keepalive-seconds; the ping
+    timeout must be set as well, gRPC waits a minute by default) and gRPC's own reconnect backoff, which
+    runs inside one connection attempt, set from ours."""
     keepalive_ms = int(config.keepalive_seconds * 1000)
     return [
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.keepalive_time_ms", keepalive_ms),
         ("grpc.keepalive_timeout_ms", keepalive_ms),
+        ("grpc.http2.ping_timeout_ms", keepalive_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial * 1000)),

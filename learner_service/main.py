@@ -40,9 +40,11 @@ log = logging.getLogger("relayrl.learner")
 def grpc_options(max_message_bytes: int, keepalive_seconds: float = 10.0) -> list[tuple[str, int]]:
     """The server's options: message limits set deliberately (the receive limit is above
     --max-message-bytes so that oversized messages are counted, see server.py), keepalive pings every
-    ``keepalive_seconds`` dropping a peer that does not answer within as long again, and actors' own
+    ``keepalive_seconds`` dropping a peer that does not answer within as long again (gRPC applies its
+    ping timeout, one minute by default, unless grpc.http2.ping_timeout_ms is set too), and actors' own
     pings accepted down to once a second (gRPC's default policy would answer a ping every 10 s on an idle
-    stream with GOAWAY "too_many_pings")."""
+    stream with GOAWAY "too_many_pings"). Keep --keepalive-seconds above the time the largest message
+    takes on the slowest link: a ping's answer can queue behind it."""
     keepalive_ms = int(keepalive_seconds * 1000)
     return [
         ("grpc.max_send_message_length", max_message_bytes),
