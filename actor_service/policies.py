@@ -27,7 +27,9 @@ class TrajectoryPolicy:
         return self.policy.act(obs)
 
     def contribution(self, rollout: Rollout) -> pb.ActorMessage:
-        return pb.ActorMessage(rollout=to_proto(rollout))
+        message = pb.ActorMessage()
+        to_proto(rollout, into=message.rollout)
+        return message
 
 
 class GradientPolicy:
@@ -60,18 +62,14 @@ class GradientPolicy:
         self.model.zero_grad(set_to_none=True)
         terms = actor_critic_loss(self.model, [rollout], self.loss_config)
         terms.loss.backward()
-        grads = {name: p.grad for name, p in self.model.named_parameters()}
-        return pb.ActorMessage(
-            gradient=pb.Gradient(
-                policy_version=rollout.policy_version,
-                grads=codec.encode_named(grads),
-                env_steps=rollout.num_steps,
-                episodes=episodes_to_proto(rollout.episode_returns, rollout.episode_lengths),
-                policy_loss=terms.policy_loss,
-                value_loss=terms.value_loss,
-                entropy=terms.entropy,
-            )
-        )
+        message = pb.ActorMessage()
+        gradient = message.gradient
+        gradient.policy_version = rollout.policy_version
+        codec.add_named(gradient.grads, {name: p.grad for name, p in self.model.named_parameters()})
+        gradient.env_steps = rollout.num_steps
+        gradient.episodes.CopyFrom(episodes_to_proto(rollout.episode_returns, rollout.episode_lengths))
+        gradient.policy_loss, gradient.value_loss, gradient.entropy = terms.policy_loss, terms.value_loss, terms.entropy
+        return message
 
 
 def make_policy(

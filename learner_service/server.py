@@ -50,6 +50,11 @@ def receive_limit(max_message_bytes: int) -> int:
     return 2 * max_message_bytes
 
 
+def serialize_response(message: pb.LearnerMessage | bytes) -> bytes:
+    """Weights are serialized once per version by the WeightsBoard and pass through as bytes."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 class Undecodable:
     """What decode_message hands the servicer in place of a message it refused to parse."""
 
@@ -115,7 +120,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         connect = grpc.stream_stream_rpc_method_handler(
             self.Connect,
             request_deserializer=decode_message(self.max_message_bytes),
-            response_serializer=pb.LearnerMessage.SerializeToString,
+            response_serializer=serialize_response,
         )
         return grpc.method_handlers_generic_handler(SERVICE, {"Connect": connect})
 
@@ -157,7 +162,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 if item is None:
                     continue
                 message, published_at = item
-                if message.HasField("stop"):
+                if isinstance(message, pb.LearnerMessage) and message.HasField("stop"):
                     if not self.board.finished:  # going away, not done: the actor should reconnect
                         context.abort(grpc.StatusCode.UNAVAILABLE, "the learner is shutting down")
                     yield message

@@ -50,13 +50,16 @@ class WeightsBoard:
         self._cond = threading.Condition()
         self.version = -1
         self.message: pb.LearnerMessage | None = None
+        self.payload = b""
         self.published_at = 0.0
         self.stop_message: pb.LearnerMessage | None = None
         self.finished = True
 
     def publish(self, version: int, message: pb.LearnerMessage) -> None:
+        payload = message.SerializeToString()  # once per version, not once per actor stream
         with self._cond:
-            self.version, self.message, self.published_at = version, message, time.monotonic()
+            self.version, self.message, self.payload = version, message, payload
+            self.published_at = time.monotonic()
             self._cond.notify_all()
 
     def stop(self, reason: str, finished: bool = True) -> None:
@@ -75,10 +78,11 @@ class WeightsBoard:
             session.consumed += 1
             self._cond.notify_all()
 
-    def next_for(self, session: Session, timeout: float) -> tuple[pb.LearnerMessage, float | None] | None:
+    def next_for(self, session: Session, timeout: float) -> tuple[pb.LearnerMessage | bytes, float | None] | None:
         """Block until ``session`` is owed something: newer weights (first), an Ack, or the stop notice.
 
         Returns (message, published_at; None for an Ack) or None when nothing came within ``timeout``.
+        Weights come as the serialized LearnerMessage, shared by every stream.
         """
         with self._cond:
             ready = self._cond.wait_for(
@@ -94,7 +98,7 @@ class WeightsBoard:
                 return self.stop_message, time.monotonic()
             if self.version > session.sent_version:
                 session.sent_version = self.version
-                return self.message, self.published_at
+                return self.payload, self.published_at
             session.acked = session.consumed
             return pb.LearnerMessage(ack=pb.Ack(consumed=session.acked)), None
 

@@ -81,7 +81,8 @@ class Trainer:
         self.publish()
 
     def publish(self) -> None:
-        message = pb.LearnerMessage(weights=encode_weights(self.model, self.version))
+        message = pb.LearnerMessage()
+        encode_weights(self.model, self.version, into=message.weights)
         self.board.publish(self.version, message)
         self.metrics.policy_version.set(self.version)
 

@@ -29,16 +29,26 @@ class CodecError(ValueError):
     """A message's tensor does not describe a valid array."""
 
 
-def encode(array: Any) -> pb.NDArray:
-    """Encode a NumPy array or a torch tensor."""
+def fill(target: pb.NDArray, array: Any) -> pb.NDArray:
+    """Encode a NumPy array or a torch tensor into ``target``, in place.
+
+    Filling the final message's own fields matters for large tensors: every nesting of a finished
+    submessage into another (``pb.Outer(inner=msg)``) copies it whole.
+    """
     if hasattr(array, "detach"):  # a torch tensor
         array = array.detach().cpu().numpy()
     array = np.asarray(array)
     dtype = DTYPES.get(array.dtype.name)
     if dtype is None:
         raise CodecError(f"dtype {array.dtype} cannot be sent")
-    data = np.ascontiguousarray(array, dtype=dtype).tobytes()
-    return pb.NDArray(dtype=array.dtype.name, shape=array.shape, data=data)
+    target.dtype = array.dtype.name
+    target.shape[:] = array.shape
+    target.data = np.ascontiguousarray(array, dtype=dtype).tobytes()
+    return target
+
+
+def encode(array: Any) -> pb.NDArray:
+    return fill(pb.NDArray(), array)
 
 
 def decode(message: pb.NDArray, what: str = "tensor") -> np.ndarray:
@@ -54,6 +64,14 @@ def decode(message: pb.NDArray, what: str = "tensor") -> np.ndarray:
             f"{what}: {len(message.data)} bytes for dtype {message.dtype} and shape {shape} (expected {expected})"
         )
     return np.frombuffer(message.data, dtype=dtype).reshape(shape)
+
+
+def add_named(field: Any, tensors: Mapping[str, Any]) -> None:
+    """Append ``tensors`` to a repeated NamedTensor field, in place."""
+    for name, value in tensors.items():
+        item = field.add()
+        item.name = name
+        fill(item.tensor, value)
 
 
 def encode_named(tensors: Mapping[str, Any]) -> list[pb.NamedTensor]:

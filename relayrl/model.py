@@ -101,8 +101,12 @@ class ActorCritic(nn.Module):
         return actions.numpy(), log_probs.numpy()
 
 
-def encode_weights(model: nn.Module, version: int) -> pb.Weights:
-    return pb.Weights(version=version, tensors=codec.encode_named(model.state_dict()))
+def encode_weights(model: nn.Module, version: int, into: pb.Weights | None = None) -> pb.Weights:
+    """The model's state as a Weights message (filled into ``into`` when given, without copies)."""
+    weights = pb.Weights() if into is None else into
+    weights.version = version
+    codec.add_named(weights.tensors, model.state_dict())
+    return weights
 
 
 def load_weights(model: nn.Module, weights: pb.Weights) -> None:

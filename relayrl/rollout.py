@@ -50,19 +50,16 @@ def episodes_from_proto(message: pb.EpisodeStats) -> tuple[np.ndarray, np.ndarra
     return returns, lengths
 
 
-def to_proto(rollout: Rollout) -> pb.Rollout:
-    return pb.Rollout(
-        policy_version=rollout.policy_version,
-        observations=codec.encode(rollout.observations),
-        actions=codec.encode(rollout.actions),
-        rewards=codec.encode(rollout.rewards),
-        terminated=codec.encode(rollout.terminated),
-        truncated=codec.encode(rollout.truncated),
-        valid=codec.encode(rollout.valid),
-        log_probs=codec.encode(rollout.log_probs),
-        bootstrap_observations=codec.encode(rollout.bootstrap_observations),
-        episodes=episodes_to_proto(rollout.episode_returns, rollout.episode_lengths),
-    )
+def to_proto(rollout: Rollout, into: pb.Rollout | None = None) -> pb.Rollout:
+    """The wire form of ``rollout`` (filled into ``into`` when given, e.g. an ActorMessage's field)."""
+    message = pb.Rollout() if into is None else into
+    message.policy_version = rollout.policy_version
+    for name in ("observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs",
+                 "bootstrap_observations"):
+        codec.fill(getattr(message, name), getattr(rollout, name))
+    message.episodes.returns[:] = rollout.episode_returns.tolist()
+    message.episodes.lengths[:] = rollout.episode_lengths.tolist()
+    return message
 
 
 def _expect(array: np.ndarray, name: str, shape: tuple[int, ...], dtypes: tuple[str, ...]) -> np.ndarray:
