@@ -36,6 +36,9 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/relayrl/v1/relayrl.proto
 
+bench: $(STAMP)
+	$(VENV)/bin/relayrl bench --out benchmarks/results
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
 

@@ -11,6 +11,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -69,6 +70,20 @@ def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return () if token is None else (("authorization", f"Bearer {token}"),)
 
 
+def wait_ready(channel: grpc.Channel, timeout: float, stop: threading.Event | None) -> None:
+    """Wait for the channel to connect, in short slices so that a stop request is not held up."""
+    ready = grpc.channel_ready_future(channel)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ready.result(timeout=min(0.1, max(deadline - time.monotonic(), 0.0)))
+            return
+        except grpc.FutureTimeoutError:
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                ready.cancel()
+                raise
+
+
 class LearnerLink:
     """An open stream: ``welcome`` holds the learner's answer to our Hello."""
 
@@ -78,6 +93,7 @@ class LearnerLink:
         hello: pb.Hello,
         connect_timeout: float,
         metadata: Sequence[tuple[str, str]] = (),
+        stop: threading.Event | None = None,
     ) -> None:
         self._outbox: queue.Queue[pb.ActorMessage | None] = queue.Queue(maxsize=2)
         self._cond = threading.Condition()
@@ -88,7 +104,7 @@ class LearnerLink:
         self.received_bytes = 0
         self.acked = 0  # contributions the learner has consumed (its last Ack)
         self.sent = 0  # contributions gRPC has taken from us (the Hello not counted)
-        grpc.channel_ready_future(channel).result(timeout=connect_timeout)
+        wait_ready(channel, connect_timeout, stop)
         self._call = pb_grpc.LearnerStub(channel).Connect(
             self._requests(pb.ActorMessage(hello=hello)), metadata=tuple(metadata) or None
         )

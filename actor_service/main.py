@@ -167,7 +167,7 @@ class Actor:
         while not self.stop.is_set():
             channel = open_channel(c.learner, grpc_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name)
             try:
-                link = LearnerLink(channel, self.hello(), c.connect_timeout, auth_metadata(c.auth_token))
+                link = LearnerLink(channel, self.hello(), c.connect_timeout, auth_metadata(c.auth_token), self.stop)
             except (grpc.FutureTimeoutError, grpc.RpcError, LinkClosed, StopIteration) as exc:
                 channel.close()
                 delay = backoff.next()

@@ -12,6 +12,7 @@ commands:
   learner      run the learner service (same as python -m learner_service)
   actor        run an actor service (same as python -m actor_service)
   eval         play a checkpoint greedily: relayrl eval CHECKPOINT --episodes N
+  bench        the performance benchmark against Stable-Baselines3 (--quick: a smoke test)
 
 `relayrl COMMAND --help` lists a command's options; each also reads RELAYRL_<OPTION> variables.
 """
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from actor_service.main import main as run
     elif command == "eval":
         from relayrl.evaluate import main as run
+    elif command == "bench":
+        from relayrl.bench.main import main as run
     else:
         print(f"relayrl: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

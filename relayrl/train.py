@@ -83,12 +83,19 @@ def launch(config: TrainConfig, started: float) -> int:
     except KeyboardInterrupt:
         learner.send_signal(signal.SIGINT)
         code = learner.wait()
-    for proc in procs[1:]:  # actors exit on the learner's Stop; make sure of it
+    # Connected actors exit on the learner's Stop at once; one still connecting never hears it.
+    deadline = time.monotonic() + 2.0
+    for proc in procs[1:]:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # SIGTERM: the actor finishes what it is doing and exits 0
+    for proc in procs[1:]:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.terminate()
-            proc.wait(timeout=10)
+            proc.kill()
+            proc.wait()
     summary_path = run_dir / "summary.json"
     if code != 0 or not summary_path.exists():
         print(f"relayrl train: the learner exited with status {code}", file=sys.stderr)

@@ -1,0 +1,118 @@
+"""`relayrl bench [--quick] [--out DIR]`: every figure of the performance comparison, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from relayrl.bench import ceilings, pipeline, sb3, transport
+from relayrl.bench.report import markdown
+from relayrl.bench.stats import paired_ratio, summary
+
+TRANSPORTS = [("a2c", "trajectories"), ("a3c", "gradients"), ("a3c", "trajectories")]
+
+
+def plan(quick: bool) -> dict:
+    if quick:  # a smoke test of every section: tiny budgets, one repetition
+        return dict(reps=1, seconds=0.2, actors=[1], pipeline_steps=4096, solve_target=30.0, solve_seconds=60,
+                    sb3_steps=2000, broadcasts=10, big_broadcasts=3)
+    return dict(reps=3, seconds=2.0, actors=[1, 2, 4], pipeline_steps=300_000, solve_target=475.0, solve_seconds=120,
+                sb3_steps=100_000, broadcasts=200, big_broadcasts=20)
+
+
+def log(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
+    import torch
+
+    p = plan(quick)
+    seeds = list(range(p["reps"]))
+    result: dict = {
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
+                    "torch": str(torch.__version__), "torch_threads_benchmark_process": torch.get_num_threads(),
+                    "torch_threads_services": 1},
+        "quick": quick, "env": env_id, "plan": p,
+    }
+    log("ceilings")
+    result["ceilings"] = {
+        str(n): {"env_only_steps_per_second": summary([ceilings.env_only(env_id, n, p["seconds"], s) for s in seeds]),
+                 "env_and_inference_steps_per_second":
+                     summary([ceilings.env_and_inference(env_id, n, p["seconds"], seed=s) for s in seeds])}
+        for n in (64, 256)
+    }
+    log("transport")
+    result["transport"] = {
+        "codec": transport.codec_microseconds(200),
+        "broadcast_cartpole": transport.broadcast_latency(transport.CARTPOLE_HIDDEN, p["broadcasts"]),
+        "broadcast_1m_params": transport.broadcast_latency(transport.MILLION_HIDDEN, p["big_broadcasts"]),
+        "gradient_cartpole": transport.gradient_bytes(transport.CARTPOLE_HIDDEN),
+        "gradient_1m_params": transport.gradient_bytes(transport.MILLION_HIDDEN),
+    }
+    log("pipeline throughput")
+    throughput = {}
+    for algo, kind in TRANSPORTS:
+        for actors in p["actors"]:
+            runs = [pipeline.throughput(algo, kind, actors, p["pipeline_steps"], s, timeout=300) for s in seeds]
+            throughput[f"{algo}/{kind}/{actors}"] = {
+                key: summary([r[key] for r in runs])
+                for key in ("steady_steps_per_second", "steps_per_second", "updates_per_second",
+                            "samples_per_second", "mean_policy_lag")
+            }
+            log(f"  {algo}/{kind} x{actors}: {throughput[f'{algo}/{kind}/{actors}']['steady_steps_per_second']}")
+    result["pipeline"] = throughput
+    log("time to solve (default configuration)")
+    solve = [pipeline.time_to_solve(p["solve_target"], s, p["solve_seconds"]) for s in seeds]
+    result["solve"] = {"target": p["solve_target"], "runs": solve,
+                       "wall_seconds": summary([r["wall_seconds"] for r in solve]),
+                       "env_steps": summary([r["env_steps"] for r in solve]),
+                       "all_solved": all(r["solved"] for r in solve)}
+    best = max(throughput, key=lambda k: throughput[k]["steady_steps_per_second"]["median"])
+    result["pipeline_best"] = best
+    ceiling = result["ceilings"]["64"]["env_and_inference_steps_per_second"]["median"]
+    result["pipeline_vs_ceiling"] = throughput[best]["steady_steps_per_second"]["median"] / ceiling
+    if sb3.available():
+        log("Stable-Baselines3 A2C (rl-baselines3-zoo CartPole-v1 hyperparameters)")
+        sb3_speed = [sb3.run(s, p["sb3_steps"], None, timeout=600) for s in seeds]
+        sb3_solve = [sb3.run(s, 1_000_000, p["solve_target"], timeout=p["solve_seconds"] + 120) for s in seeds]
+        result["sb3"] = {
+            "steps_per_second": summary([r["steps_per_second"] for r in sb3_speed]),
+            "solve_wall_seconds": summary([r["wall_seconds"] or float("inf") for r in sb3_solve]),
+            "solve_runs": sb3_solve,
+        }
+        ours_speed = [r for r in throughput[best]["steady_steps_per_second"]["runs"]]
+        ours_solve = [r["wall_seconds"] for r in solve]
+        result["vs_sb3"] = {
+            "steps_per_second_ratio": paired_ratio(ours_speed, [r["steps_per_second"] for r in sb3_speed])["median"],
+            "solve_time_ratio": paired_ratio(ours_solve, [r["wall_seconds"] or float("inf") for r in sb3_solve])[
+                "median"],
+            "steps_per_second_pipeline": best,
+        }
+    else:
+        log("stable-baselines3 is not installed (pip install '.[bench]'): no comparison")
+        result["vs_sb3"] = None
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for bench.json and bench.md")
+    args = parser.parse_args(argv)
+    started = time.time()
+    result = run(args.quick)
+    result["bench_seconds"] = round(time.time() - started, 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=2))
+    (out / "bench.md").write_text(markdown(result))
+    print(markdown(result))
+    log(f"wrote {out / 'bench.json'} and {out / 'bench.md'} in {result['bench_seconds']} s")
+    return 0

@@ -1,0 +1,59 @@
+"""bench.json as a Markdown table."""
+
+from __future__ import annotations
+
+
+def _fmt(s: dict, scale: float = 1.0, digits: int = 0) -> str:
+    return f"{s['median'] * scale:,.{digits}f} ({s['min'] * scale:,.{digits}f}–{s['max'] * scale:,.{digits}f})"
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        f"# RelayRL benchmark{' (quick)' if r['quick'] else ''}",
+        "",
+        f"{m['cpu_count']} cores, {m['platform']}, Python {m['python']}, torch {m['torch']} "
+        f"({m['torch_threads_services']} thread per service). Median (min–max) of {r['plan']['reps']} runs.",
+        "",
+    ]
+    if r.get("vs_sb3"):
+        v, s = r["vs_sb3"], r["sb3"]
+        lines += [
+            "| headline | RelayRL | SB3 A2C | ratio |",
+            "|---|---|---|---|",
+            f"| env steps/s ({v['steps_per_second_pipeline']}) | "
+            f"{_fmt(r['pipeline'][v['steps_per_second_pipeline']]['steady_steps_per_second'])} | "
+            f"{_fmt(s['steps_per_second'])} | {v['steps_per_second_ratio']:.1f}x |",
+            f"| seconds to mean return {r['solve']['target']:g} | {_fmt(r['solve']['wall_seconds'], digits=1)} | "
+            f"{_fmt(s['solve_wall_seconds'], digits=1)} | {v['solve_time_ratio']:.2f} |",
+            "",
+        ]
+    lines += ["| ceiling (one core) | 64 envs | 256 envs |", "|---|---|---|"]
+    for key, label in (("env_only_steps_per_second", "env, random actions"),
+                       ("env_and_inference_steps_per_second", "env + batched inference")):
+        lines.append(f"| {label} | {_fmt(r['ceilings']['64'][key])} | {_fmt(r['ceilings']['256'][key])} |")
+    lines += ["", f"Best pipeline / one-core env+inference ceiling (64 envs): {r['pipeline_vs_ceiling']:.0%}", "",
+              "| pipeline (algo/transport/actors) | env steps/s | updates/s | samples/s | mean policy lag |",
+              "|---|---|---|---|---|"]
+    for key, p in r["pipeline"].items():
+        lines.append(f"| {key} | {_fmt(p['steady_steps_per_second'])} | {_fmt(p['updates_per_second'], digits=1)} | "
+                     f"{_fmt(p['samples_per_second'])} | {_fmt(p['mean_policy_lag'], digits=2)} |")
+    t = r["transport"]
+    lines += [
+        "",
+        f"Time to solve (default `relayrl train`, target {r['solve']['target']:g}): "
+        f"{_fmt(r['solve']['wall_seconds'], digits=1)} s, {_fmt(r['solve']['env_steps'])} env steps.",
+        "",
+        "| transport | value |",
+        "|---|---|",
+        f"| rollout encode / decode per transition | {t['codec']['encode_us_per_transition']:.2f} / "
+        f"{t['codec']['decode_us_per_transition']:.2f} µs ({t['codec']['rollout_bytes_per_transition']:.0f} bytes) |",
+        f"| weights broadcast, CartPole MLP ({t['gradient_cartpole']['parameters']:,} params) | "
+        f"{_fmt(t['broadcast_cartpole']['milliseconds'], digits=2)} ms |",
+        f"| weights broadcast, {t['gradient_1m_params']['parameters']:,} params | "
+        f"{_fmt(t['broadcast_1m_params']['milliseconds'], digits=1)} ms |",
+        f"| gradient message, CartPole MLP / 1M params | {t['gradient_cartpole']['gradient_message_bytes']:,} / "
+        f"{t['gradient_1m_params']['gradient_message_bytes']:,} bytes |",
+        "",
+    ]
+    return "\n".join(lines)
