@@ -4,6 +4,8 @@ a bearer token, and a grpc.health.v1 client."""
 from __future__ import annotations
 
 import queue
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -98,3 +100,22 @@ def watch(ch: grpc.Channel, service: str = SERVICE, timeout: float = 60):
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Watcher:
+    """Statuses seen on a grpc.health.v1 Watch stream, with the times they arrived."""
+
+    def __init__(self, address: str, service: str = SERVICE) -> None:
+        self.seen: list[tuple[float, int]] = []
+        self._thread = threading.Thread(target=self._run, args=(address, service), daemon=True)
+        self._thread.start()
+
+    def _run(self, address: str, service: str) -> None:
+        try:
+            for status in watch(channel(address), service, timeout=120):
+                self.seen.append((time.monotonic(), status))
+        except Exception:  # noqa: BLE001 - the server going away ends the stream
+            pass
+
+    def statuses(self) -> list[int]:
+        return [s for _, s in self.seen]

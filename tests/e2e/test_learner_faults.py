@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,25 +28,6 @@ def learner_args(port: int, health_port: int, directory: Path, *extra: str) -> t
 
 def versions(directory: Path) -> list[int]:
     return [int(p.name[5:17]) for p in checkpoints.list_checkpoints(directory)]
-
-
-class Watcher:
-    """Statuses seen on a grpc.health.v1 Watch stream, with the times they arrived."""
-
-    def __init__(self, address: str, service: str = clients.SERVICE) -> None:
-        self.seen: list[tuple[float, int]] = []
-        self._thread = threading.Thread(target=self._run, args=(address, service), daemon=True)
-        self._thread.start()
-
-    def _run(self, address: str, service: str) -> None:
-        try:
-            for status in clients.watch(clients.channel(address), service, timeout=120):
-                self.seen.append((time.monotonic(), status))
-        except Exception:  # noqa: BLE001 - the server going away ends the stream
-            pass
-
-    def statuses(self) -> list[int]:
-        return [s for _, s in self.seen]
 
 
 def test_learner_killed_resumed_stopped_and_resumed_over_broken_checkpoints(procs, tmp_path, capsys):
@@ -79,7 +59,7 @@ def test_learner_killed_resumed_stopped_and_resumed_over_broken_checkpoints(proc
     assert int(progress.group(2)) > newest["version"] and int(progress.group(1)) > newest["env_steps"]
 
     # 2. SIGTERM: NOT_SERVING at once, final checkpoint, exit 0 within the grace period; the actor stays.
-    watcher = Watcher(f"127.0.0.1:{health_port}")
+    watcher = clients.Watcher(f"127.0.0.1:{health_port}")
     wait_until(lambda: watcher.statuses() == [clients.SERVING], 10, "a health watch on the running learner")
     terminated_at = second.signal(signal.SIGTERM)
     assert second.wait(timeout=15) == 0
@@ -153,7 +133,7 @@ def test_actor_health_follows_the_learner_link(procs):
         *("--connect-timeout", "1"),
     )
     actor.wait_for(r"unavailable", 30)  # up, but no learner yet
-    watcher = Watcher(f"127.0.0.1:{health_port}", service="")  # the actor's overall status
+    watcher = clients.Watcher(f"127.0.0.1:{health_port}", service="")  # the actor's overall status
     wait_until(lambda: watcher.statuses() == [clients.NOT_SERVING], 10, "NOT_SERVING before a learner")
     learner = RunningLearner(port=port, algo="a2c", n_steps=4)
     try:
