@@ -13,6 +13,7 @@ commands:
   actor        run an actor service (same as python -m actor_service)
   eval         play a checkpoint greedily: relayrl eval CHECKPOINT --episodes N
   bench        the performance benchmark against Stable-Baselines3 (--quick: a smoke test)
+  plot         draw a run's learning curve to a PNG: relayrl plot RUN_DIR [--out FILE] (needs relayrl[plot])
 
 `relayrl COMMAND --help` lists a command's options; each also reads RELAYRL_<OPTION> variables.
 """
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from relayrl.evaluate import main as run
     elif command == "bench":
         from relayrl.bench.main import main as run
+    elif command == "plot":
+        from relayrl.plot import main as run
     else:
         print(f"relayrl: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
