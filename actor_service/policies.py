@@ -1,8 +1,9 @@
 """What an actor acts with, and what it sends back, per transport.
 
 - trajectories: a NumPy copy of the policy acts, and the rollout itself is sent. No torch in the process.
-- gradients (A3C): the torch ActorCritic acts, and the gradient of the actor-critic loss on its rollout
-  is sent; torch is imported only here.
+- gradients (A3C): the same NumPy policy acts (it is faster than torch at these sizes), and the gradient
+  of the actor-critic loss on the rollout, from the torch ActorCritic holding the same weights, is sent;
+  torch is imported only here.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ class TrajectoryPolicy:
         return message
 
 
-class GradientPolicy:
+class GradientPolicy(TrajectoryPolicy):
     def __init__(
         self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int, threads: int
     ):
+        super().__init__(config, observation_space, action_space, seed)
         import torch
 
         from relayrl.loss import LossConfig
@@ -51,10 +53,8 @@ class GradientPolicy:
     def load(self, weights: pb.Weights) -> None:
         from relayrl.model import load_weights
 
+        super().load(weights)
         load_weights(self.model, weights)
-
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.model.act_numpy(obs)
 
     def contribution(self, rollout: Rollout) -> pb.ActorMessage:
         from relayrl.loss import actor_critic_loss

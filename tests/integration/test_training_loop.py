@@ -24,8 +24,9 @@ def test_a2c_rounds_are_on_policy(start_learner, start_actor):
     wait_until(lambda: learner.registry.live_count() == 2, 10, "both actors connected")
     before = (metric(reg, "relayrl_updates_total"), metric(reg, "relayrl_samples_total"))
     wait_until(lambda: metric(reg, "relayrl_updates_total") >= before[0] + 10, 30, "10 more updates")
-    a.close(), b.close()
     after = (metric(reg, "relayrl_updates_total"), metric(reg, "relayrl_samples_total"))
+    assert learner.registry.live_count() == 2
+    a.close(), b.close()
     updates, samples = after[0] - before[0], after[1] - before[1]
     assert samples >= (updates - 1) * 32, "rounds close with both actors' rollouts"
     assert learner.trainer.version == metric(reg, "relayrl_updates_total")
