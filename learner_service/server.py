@@ -141,7 +141,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             return
         if replaced is not None:
             self.coordinator.leave(replaced.index)
-            log.info("actor %s restarted (run %s replaces %s)", hello.actor_id, hello.run_id, replaced.run_id)
+            log.info("actor %s reconnected: its stale stream is closed", hello.actor_id)
         self.coordinator.join(session.index)
         self.metrics.actors_connected.set(self.registry.live_count())
         log.info("actor %s connected from %s", hello.actor_id, context.peer())

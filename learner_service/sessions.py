@@ -86,10 +86,12 @@ class WeightsBoard:
         """
         with self._cond:
             ready = self._cond.wait_for(
-                lambda: session.closed
-                or self.stop_message is not None
-                or self.version > session.sent_version
-                or session.consumed > session.acked,
+                lambda: (
+                    session.closed
+                    or self.stop_message is not None
+                    or self.version > session.sent_version
+                    or session.consumed > session.acked
+                ),
                 timeout=timeout,
             )
             if not ready or session.closed:
@@ -104,8 +106,15 @@ class WeightsBoard:
 
 
 class Registry:
-    """Live sessions. The same actor id with a new run id is a restart (the old stream is closed);
-    the same actor id with the same run id while its stream is open is a duplicate and refused."""
+    """Live sessions, one per actor id.
+
+    A Hello with the run id of the actor's open stream is that same process reconnecting (after a network
+    cut it may notice first): the stale stream is closed and replaced. A different run id while the
+    actor's stream is open is a second process using the same actor id: it is refused (ALREADY_EXISTS)
+    and the first keeps its stream, so two misconfigured actors cannot keep knocking each other off. A
+    restarted actor is let in as soon as its old stream has ended: at once after a crash (the kernel
+    resets the connection), within about 2 x --keepalive-seconds when its host vanished.
+    """
 
     def __init__(self, board: WeightsBoard) -> None:
         self._lock = threading.Lock()
@@ -115,22 +124,24 @@ class Registry:
         self.peak = 0
 
     def join(self, hello: pb.Hello, peer: str) -> tuple[Session, Session | None]:
-        """Register a session; returns it and the session it replaced (an earlier run of the same actor)."""
+        """Register a session; returns it and the stale stream of the same process it replaced, if any."""
         with self._lock:
             old = self._by_actor.get(hello.actor_id)
-            if old is not None and not old.closed and old.run_id == hello.run_id:
+            if old is not None and not old.closed and old.run_id != hello.run_id:
                 raise Rejection(
                     grpc.StatusCode.ALREADY_EXISTS,
                     "duplicate_actor",
-                    f"actor {hello.actor_id!r} (run {hello.run_id}) is already connected",
+                    f"actor id {hello.actor_id!r} is in use by another connected process",
                 )
             session = Session(next(self._counter), hello.actor_id, hello.run_id, peer)
             self._by_actor[hello.actor_id] = session
+            stale = old if old is not None and not old.closed else None
+            if stale is not None:
+                stale.closed = True
             self.peak = max(self.peak, self._live_count())
-        if old is not None and not old.closed:
-            old.closed = True
+        if stale is not None:
             self._board.wake()
-        return session, old
+        return session, stale
 
     def leave(self, session: Session) -> None:
         with self._lock:

@@ -328,11 +328,11 @@ def test_messages_over_the_limit_are_refused_and_counted(trajectories):
 
 
 def test_a_duplicate_actor_is_refused_and_the_first_keeps_its_stream(trajectories):
-    hello = hello_message(actor_id="twin")
-    first = clients.Stream(clients.channel(trajectories.address)).send(hello)
+    first = clients.Stream(clients.channel(trajectories.address)).send(hello_message(actor_id="twin"))
     assert first.receive().WhichOneof("kind") == "welcome"
     before, counts = snapshot(trajectories), rejected(trajectories)
-    code, _ = clients.refusal(clients.channel(trajectories.address), hello)
+    # another process (another run id) claiming the same actor id while the first is connected
+    code, _ = clients.refusal(clients.channel(trajectories.address), hello_message(actor_id="twin"))
     assert code == grpc.StatusCode.ALREADY_EXISTS
     counts["duplicate_actor"] += 1
     assert rejected(trajectories) == counts
@@ -341,6 +341,23 @@ def test_a_duplicate_actor_is_refused_and_the_first_keeps_its_stream(trajectorie
     first.send(rollout(good_rollout(trajectories)))  # the original stream is unaffected
     assert first.receive().weights.version == version + 1
     first.close()
+
+
+def test_the_same_process_reconnecting_replaces_its_stale_stream(trajectories):
+    """After a cut the actor may notice first: its new stream (same run id) must not wait for the old one."""
+    hello = hello_message(actor_id="cut-off")
+    stale = clients.Stream(clients.channel(trajectories.address)).send(hello)
+    assert stale.receive().WhichOneof("kind") == "welcome"
+    counts = rejected(trajectories)
+    fresh = clients.Stream(clients.channel(trajectories.address)).send(hello)
+    assert fresh.receive().WhichOneof("kind") == "welcome"
+    assert stale.status() == grpc.StatusCode.OK, "the stale stream is ended by the learner"
+    assert rejected(trajectories) == counts
+    version = trajectories.trainer.version
+    fresh.send(rollout(good_rollout(trajectories)))
+    assert fresh.receive().weights.version == version + 1
+    fresh.close()
+    stale.close()
 
 
 # --- property: whatever is sent, a refusal is counted once and changes nothing ---------------------------
