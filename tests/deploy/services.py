@@ -44,10 +44,15 @@ class Service:
         except subprocess.TimeoutExpired:
             pytest.fail(f"{self.name} still running {timeout}s after SIGTERM\n{self.tail()}")
 
-    def kill(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """For teardown: SIGTERM, then SIGKILL if still running after ``timeout`` seconds; never fails."""
         if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
 
 
 def scrape(port: int, timeout: float = 2.0) -> dict[str, float]:

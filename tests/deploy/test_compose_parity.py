@@ -128,8 +128,8 @@ def grace(service: dict) -> float:
 def services():
     started: list[Service] = []
     yield started
-    for service in started:
-        service.kill()
+    for service in reversed(started):  # the last started first, as `docker compose down` does
+        service.stop()
 
 
 def test_compose_services_run_as_resolved_and_train(tmp_path, services):

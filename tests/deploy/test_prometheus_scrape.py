@@ -1,0 +1,157 @@
+"""A real Prometheus scrapes a running learner and actor; PromQL sees training, and every dashboard query runs.
+
+Debian's `prometheus` binary (deploy/tools/install-prometheus.sh installs it when missing) is started with a
+config generated from deploy/prometheus/prometheus.yml: the same jobs (job="learner", job="actor", the
+names the dashboard selects on) and their settings, with Compose's service discovery swapped for static
+loopback targets and a 1 s scrape interval. Learner and actor are `relayrl learner` / `relayrl actor`
+processes bound to 127.0.0.1 on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+
+import pytest
+import yaml
+
+from tests.conftest import wait_until
+
+from .conftest import DEPLOY, REPO, VENV_BIN
+from .services import Service, free_port
+
+COMPOSE_PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "relayrl.json"
+INSTALL = DEPLOY / "tools" / "install-prometheus.sh"
+NO_APT = 3  # install-prometheus.sh's exit code when this machine has no apt-get
+SCRAPE = "1s"
+# Grafana's $__rate_interval is at least four scrape intervals.
+RATE_INTERVAL = "5s"
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    """Debian's prometheus, installed on first use (about 25 s, once per machine)."""
+    found = shutil.which("prometheus")
+    if found:
+        return found
+    result = subprocess.run(["bash", str(INSTALL)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if result.returncode == NO_APT:
+        pytest.skip("prometheus missing and no apt-get to install it: install Prometheus to run this test")
+    assert result.returncode == 0, f"{INSTALL.name} failed:\n{result.stderr}"
+    return shutil.which("prometheus") or pytest.fail("prometheus still not on PATH after installing it")
+
+
+def scrape_config(targets: dict[str, str]) -> dict:
+    """deploy/prometheus/prometheus.yml with its learner and actor jobs kept as they are (name, path,
+    relabelling...) except for discovery: static loopback targets instead of Compose's service names."""
+    config = yaml.safe_load(COMPOSE_PROMETHEUS.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(targets) <= set(jobs), f"the Compose Prometheus config has jobs {sorted(jobs)}"
+    kept = []
+    for name, target in targets.items():
+        job = {k: v for k, v in jobs[name].items() if not k.endswith("_sd_configs") and k != "static_configs"}
+        job["static_configs"] = [{"targets": [target]}]
+        kept.append(job)
+    config["global"].update(scrape_interval=SCRAPE, scrape_timeout=SCRAPE, evaluation_interval=SCRAPE)
+    config["scrape_configs"] = kept
+    return config
+
+
+def api(port: int, path: str, **params) -> dict:
+    url = f"http://127.0.0.1:{port}/api/v1/{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def try_api(port: int, path: str, **params) -> dict | None:
+    try:
+        return api(port, path, **params)
+    except OSError:  # not listening yet (URLError is an OSError)
+        return None
+
+
+def query(port: int, expr: str) -> list[dict]:
+    data = api(port, "query", query=expr)
+    assert data["resultType"] == "vector", data
+    return data["result"]
+
+
+def value(port: int, expr: str) -> float:
+    """The single sample of an instant query, NaN while there is none."""
+    result = query(port, expr)
+    return float(result[0]["value"][1]) if len(result) == 1 else math.nan
+
+
+def targets_up(port: int) -> dict[str, str]:
+    data = try_api(port, "targets") or {"activeTargets": []}
+    return {t["labels"]["job"]: t["health"] for t in data["activeTargets"]}
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+@pytest.fixture
+def services():
+    started: list[Service] = []
+    yield started
+    for service in reversed(started):  # the last started first, as `docker compose down` does
+        service.stop()
+
+
+def test_prometheus_scrapes_learner_and_actor(tmp_path, prometheus_bin, services):
+    relayrl = str(VENV_BIN / "relayrl")
+    grpc_port, learner_metrics, actor_metrics, prom_port = (free_port() for _ in range(4))
+    services.append(Service("learner", [relayrl, "learner", "--host", "127.0.0.1", "--port", str(grpc_port),
+                                        "--metrics-port", str(learner_metrics), "--hidden-sizes", "16,16"],
+                            CLEAN_ENV, tmp_path, cwd=tmp_path))
+    services.append(Service("actor", [relayrl, "actor", "--learner", f"127.0.0.1:{grpc_port}", "--num-envs", "8",
+                                      "--metrics-host", "127.0.0.1", "--metrics-port", str(actor_metrics),
+                                      "--health-port", "-1", "--backoff-max", "0.5"],
+                            CLEAN_ENV, tmp_path, cwd=tmp_path))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump(scrape_config({"learner": f"127.0.0.1:{learner_metrics}",
+                                                    "actor": f"127.0.0.1:{actor_metrics}"})))
+    prometheus = Service("prometheus", [prometheus_bin, f"--config.file={config}",
+                                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                        f"--web.listen-address=127.0.0.1:{prom_port}"],
+                         CLEAN_ENV, tmp_path, cwd=tmp_path)
+    services.append(prometheus)
+
+    def alive() -> bool:
+        for service in services:
+            if not service.running():
+                pytest.fail(f"{service.name} exited with {service.popen.returncode}\n{service.tail()}")
+        return True
+
+    wait_until(lambda: alive() and targets_up(prom_port) == {"learner": "up", "actor": "up"}, 60,
+               "Prometheus to scrape both targets", 0.5)
+    # Training as Prometheus sees it: env steps per second on both sides, and a learning curve.
+    for job in ("learner", "actor"):
+        rate = f'sum(rate(relayrl_env_steps_total{{job="{job}"}}[{RATE_INTERVAL}]))'
+        wait_until(lambda rate=rate: alive() and value(prom_port, rate) > 0, 60, f"{rate} > 0", 0.5)
+    latest = 'relayrl_mean_return_100{job="learner"}'
+    wait_until(lambda: alive() and value(prom_port, latest) > 0, 60, f"{latest} > 0", 0.5)
+    assert 5 <= value(prom_port, latest) <= 500, "a CartPole return"
+    assert value(prom_port, 'relayrl_actors_connected{job="learner"}') == 1
+    assert value(prom_port, 'sum(relayrl_learner_connected{job="actor"})') == 1
+
+    # Every dashboard query is valid PromQL with data behind it (a "> 0" filter may rightly be empty).
+    empty = []
+    for title, expr in dashboard_queries():
+        result = query(prom_port, expr.replace("$__rate_interval", RATE_INTERVAL))
+        if not result and not expr.rstrip().endswith("> 0"):
+            empty.append(f"{title}: {expr}")
+    assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
