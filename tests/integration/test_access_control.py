@@ -27,6 +27,7 @@ def pki(tmp_path_factory):
     return {
         "ca": ca.pem,
         "server": ca.issue("learner", server=True),
+        "named": ca.issue("learner-named", server=True, hosts=("learner.relayrl.internal",)),
         "client": ca.issue("actor", server=False),
         "other_ca": other.pem,
         "other_client": other.issue("intruder", server=False),
@@ -50,6 +51,15 @@ def test_tls_serves_actors_that_verify_it_and_health_in_plaintext(start_learner,
     # health: plaintext on --health-port (for Kubernetes' grpc probes), and over TLS on the gRPC port
     assert clients.health(clients.channel(f"127.0.0.1:{learner.health_port}")) == clients.SERVING
     assert clients.health(clients.channel(learner.address, ca=pki["ca"])) == clients.SERVING
+
+
+def test_tls_server_name_overrides_the_address_host(start_learner, start_actor, pki):
+    """A certificate for a DNS name, reached by IP address (a Service's cluster IP, a tunnel)."""
+    named = pki["named"]
+    learner = start_learner(algo="a2c", n_steps=4, tls_cert=named.cert, tls_key=named.key, health_port=0)
+    code, _ = clients.refusal(clients.channel(learner.address, ca=pki["ca"]), clients.hello())
+    assert code == grpc.StatusCode.UNAVAILABLE, "127.0.0.1 is not in the certificate"
+    trains(learner, start_actor, tls_ca=pki["ca"], tls_server_name="learner.relayrl.internal")
 
 
 def test_mutual_tls_refuses_actors_without_a_certificate_from_the_ca(start_learner, start_actor, pki):
