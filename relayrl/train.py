@@ -32,6 +32,7 @@ class TrainConfig(LearnerConfig):
     def validate(self) -> None:
         require(self.actors >= 1, "actors", "must be at least 1")
         require(self.num_envs >= 1, "num_envs", "must be at least 1")
+        require(self.tls_cert is None, "tls_cert", "train runs on loopback; use TLS with `relayrl learner`/`actor`")
         super().validate()
 
 
@@ -72,6 +73,8 @@ def launch(config: TrainConfig, started: float) -> int:
         health_port=-1,
         backoff_initial=0.05,
         backoff_max=2.0,
+        auth_token=config.auth_token,  # passed through the environment, never on a command line
+        keepalive_seconds=config.keepalive_seconds,
     )
     # Actors start alongside the learner (their imports overlap its start-up) and retry until it listens.
     for i in range(config.actors):

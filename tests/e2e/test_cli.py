@@ -125,3 +125,13 @@ def test_learner_and_actor_commands_run_standalone(tmp_path):
                 p.kill()
     summary = json.loads(Path(tmp_path, "summary.json").read_text())
     assert summary["env_steps"] >= 2000 and summary["stop_reason"] == "max_env_steps"
+
+
+def test_train_passes_the_auth_token_to_its_actors(tmp_path):
+    """With a shared token the learner refuses strangers; train's own actors must still get in."""
+    result = run("train", "--target-return", "30", "--max-seconds", "60", "--run-dir", str(tmp_path), timeout=120,
+                 env={"RELAYRL_AUTH_TOKEN": "a-token-for-this-test-only"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["solved"] and summary["peak_actors_connected"] >= 1
+    assert "a-token-for-this-test-only" not in (tmp_path / "summary.json").read_text() + result.stdout + result.stderr
