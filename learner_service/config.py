@@ -27,7 +27,7 @@ class LearnerConfig:
     seed: int = option(0, "Seed for the model's initialisation and, through actor indices, the actors' envs.")
     hidden_sizes: tuple[int, ...] = option((64, 64), "Hidden layer sizes of the policy and value MLPs.")
     activation: str = option("tanh", "Hidden-layer nonlinearity of both MLPs.", choices=("tanh", "relu"))
-    n_steps: int = option(8, "Steps per environment in one rollout (the n of n-step returns).")
+    n_steps: int = option(16, "Steps per environment in one rollout (the n of n-step returns).")
     gamma: float = option(0.99, "Discount factor.")
     gae_lambda: float = option(1.0, "GAE lambda; 1.0 gives plain n-step returns.")
     value_coef: float = option(0.5, "Weight of the value loss.")
