@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 INSTALL_HINT = "relayrl plot needs matplotlib: pip install 'relayrl[plot]'"
+SPARSE = 60  # curves with at most this many rows (a run of seconds) get a marker per row
 
 
 class PlotError(Exception):
@@ -75,7 +76,8 @@ def render(summary: dict, out: Path) -> None:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=True)
     for ax, x, label in ((axes[0], steps, "environment steps"), (axes[1], seconds, "seconds")):
-        ax.plot(x, returns, color="tab:blue", linewidth=1.6, label="mean return, last 100 episodes")
+        ax.plot(x, returns, color="tab:blue", linewidth=1.6, label="mean return, last 100 episodes",
+                marker="o" if len(x) <= SPARSE else None, markersize=3)
         if target is not None:
             ax.axhline(target, color="tab:green", linestyle="--", linewidth=1, label=f"target {target:g}")
         ax.set_xlabel(label)
