@@ -14,6 +14,8 @@ help:
 	@echo "make lint    ruff"
 	@echo "make proto   regenerate the Python stubs from proto/"
 	@echo "make bench   the performance benchmark (see benchmarks/)"
+	@echo "make up / down / logs / k8s-apply / k8s-delete   deploy (see docs/DEPLOY.md)"
+	@echo "make test-containers  opt-in: build the image and run Compose + kube play in podman (minutes, ~1.5 GB)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +45,4 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
 
 -include deploy/deploy.mk
+-include deploy/containers.mk
