@@ -1,5 +1,6 @@
 """Stable-Baselines3 A2C on CartPole-v1 with rl-baselines3-zoo's hyperparameters (8 envs, MlpPolicy,
-ent_coef 0, the rest SB3's defaults), run in its own process like `relayrl train`.
+ent_coef 0, the rest SB3's defaults), run in its own process like `relayrl train`, with torch's default
+thread count (recorded), as users run it.
 
 `python -m relayrl.bench.sb3 --seed S --steps N [--target R]` prints one JSON line: the steady env
 steps/s of learn(), and the epoch time at which the mean return of the last 100 episodes reached R.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,8 +22,6 @@ def run_child(seed: int, steps: int, target: float | None) -> dict:
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-
-    torch.set_num_threads(1)
 
     class StopAtTarget(BaseCallback):
         def __init__(self) -> None:
@@ -57,8 +55,7 @@ def run(seed: int, steps: int, target: float | None, timeout: float) -> dict:
     if target is not None:
         args += ["--target", str(target)]
     launched = time.time()
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)  # SB3 as users run it
     if result.returncode != 0:
         raise RuntimeError(f"SB3 run failed ({result.returncode}):\n{result.stderr[-2000:]}")
     out = json.loads(result.stdout.strip().splitlines()[-1])
