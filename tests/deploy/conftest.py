@@ -110,3 +110,12 @@ def rendered(tmp_path_factory) -> dict[str, list[dict]]:
     from .kustomize import TARGETS, render  # here, not at the top: kustomize.py imports this module
 
     return {target: render(target, tmp_path_factory.mktemp("kustomize")) for target in TARGETS}
+
+
+@pytest.fixture
+def services():
+    """Processes a test starts (tests/deploy/services.py), stopped in reverse order at teardown."""
+    started: list = []
+    yield started
+    for service in reversed(started):  # the last started first, as `docker compose down` does
+        service.stop()

@@ -124,14 +124,6 @@ def grace(service: dict) -> float:
 
 
 # --- the test --------------------------------------------------------------------------------------------
-@pytest.fixture
-def services():
-    started: list[Service] = []
-    yield started
-    for service in reversed(started):  # the last started first, as `docker compose down` does
-        service.stop()
-
-
 def test_compose_services_run_as_resolved_and_train(tmp_path, services):
     model = resolved_model()
     learner_svc, actor_svc = model["services"]["learner"], model["services"]["actor"]

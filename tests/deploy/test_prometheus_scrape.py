@@ -103,14 +103,6 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
-@pytest.fixture
-def services():
-    started: list[Service] = []
-    yield started
-    for service in reversed(started):  # the last started first, as `docker compose down` does
-        service.stop()
-
-
 def test_prometheus_scrapes_learner_and_actor(tmp_path, prometheus_bin, services):
     relayrl = str(VENV_BIN / "relayrl")
     grpc_port, learner_metrics, actor_metrics, prom_port = (free_port() for _ in range(4))
