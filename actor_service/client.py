@@ -104,6 +104,7 @@ class LearnerLink:
         self.received_bytes = 0
         self.acked = 0  # contributions the learner has consumed (its last Ack)
         self.sent = 0  # contributions gRPC has taken from us (the Hello not counted)
+        self.queued = 0  # contributions handed to send()
         wait_ready(channel, connect_timeout, stop)
         self._call = pb_grpc.LearnerStub(channel).Connect(
             self._requests(pb.ActorMessage(hello=hello)), metadata=tuple(metadata) or None
@@ -113,11 +114,15 @@ class LearnerLink:
         deadline.start()
         try:
             first = next(self._call)
+            if first.WhichOneof("kind") != "welcome":
+                raise LinkClosed(f"expected a Welcome, got {first.WhichOneof('kind')}")
+        except BaseException:
+            # End our request iterator too: gRPC's thread would otherwise wait in it forever, one per retry.
+            self._outbox.put_nowait(None)
+            self._call.cancel()
+            raise
         finally:
             deadline.cancel()
-        if first.WhichOneof("kind") != "welcome":
-            self._call.cancel()
-            raise LinkClosed(f"expected a Welcome, got {first.WhichOneof('kind')}")
         self.welcome = first.welcome
         self._receiver = threading.Thread(target=self._receive, name="weights-receiver", daemon=True)
         self._receiver.start()
@@ -161,6 +166,7 @@ class LearnerLink:
                 raise LinkClosed(self.describe())
             try:
                 self._outbox.put(message, timeout=0.1)
+                self.queued += 1
                 return
             except queue.Full:
                 if stop.is_set():

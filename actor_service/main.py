@@ -141,7 +141,7 @@ class Actor:
             if not synchronous:
                 # A3C flow control: the next rollout is collected while the learner works on the last one,
                 # but not sent before the learner has consumed it, so no actor runs ahead with stale data.
-                link.wait_acked(link.sent, self.stop)
+                link.wait_acked(link.queued, self.stop)
             link.send(message, self.stop)
             if synchronous:  # on-policy: the next rollout needs the weights this one will produce
                 newest = self._await_newer(link, self.version)

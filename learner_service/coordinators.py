@@ -38,6 +38,7 @@ class SyncRounds:
         self._live: set[int] = set()
         self._pending: dict[int, Contribution] = {}
         self.version = 0
+        self._closed = False
         self._opened = time.monotonic()
 
     def join(self, session: int) -> None:
@@ -52,8 +53,8 @@ class SyncRounds:
     def offer(self, item: Contribution) -> str:
         """'accepted', or why not: 'stale' (not this round's version) or 'duplicate' (already delivered)."""
         with self._cond:
-            if item.policy_version != self.version:
-                return "stale"
+            if item.policy_version != self.version or self._closed:
+                return "stale"  # another version's, or arrived after its round closed
             if item.session in self._pending:
                 return "duplicate"
             self._pending[item.session] = item
@@ -72,11 +73,13 @@ class SyncRounds:
                 return []
             batch = list(self._pending.values())
             self._pending.clear()
+            self._closed = True  # until advance(): the update runs on this batch
             return batch
 
     def advance(self, version: int) -> None:
         with self._cond:
             self.version = version
+            self._closed = False
             self._opened = time.monotonic()
             self._pending.clear()
 

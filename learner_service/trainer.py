@@ -7,6 +7,7 @@ version and publishes the new weights. Stale contributions are dropped here, at 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,9 +39,22 @@ def update_from_rollouts(
     optimizer.zero_grad(set_to_none=True)
     terms = actor_critic_loss(model, rollouts, loss_config)
     terms.loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    return terms, clip_and_step(model, optimizer, max_grad_norm)
+
+
+def clip_and_step(model: ActorCritic, optimizer: Optimizer, max_grad_norm: float) -> float:
+    """Clip the gradient norm and step, unless the loss or gradient overflowed: finite but extreme inputs
+    (rewards near float32's maximum, say) must not write NaN into every parameter. Returns the norm."""
+    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm))
+    if not math.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteUpdate(f"gradient norm {norm}")
     optimizer.step()
-    return terms, float(norm)
+    return norm
+
+
+class NonFiniteUpdate(ArithmeticError):
+    """A batch produced a non-finite gradient; nothing was applied."""
 
 
 def apply_gradients(
@@ -50,9 +64,7 @@ def apply_gradients(
     device = next(model.parameters()).device
     for name, param in model.named_parameters():
         param.grad = torch.tensor(grads[name], device=device)  # a copy: the wire buffer is read-only
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    return float(norm)
+    return clip_and_step(model, optimizer, max_grad_norm)
 
 
 class Trainer:
@@ -104,23 +116,32 @@ class Trainer:
             self.metrics.policy_lag.observe(lag)
             fresh.append(item)
         if not fresh:
+            self.coordinator.advance(self.version)  # reopens an A2C round that closed on stale data only
             return False
         started = time.perf_counter()
         with self.lock:
-            if fresh[0].grads is not None:
-                norm = apply_gradients(self.model, self.optimizer, fresh[0].grads, self.max_grad_norm)
-                samples = fresh[0].env_steps
-            else:
-                terms, norm = update_from_rollouts(
-                    self.model, self.optimizer, [c.rollout for c in fresh], self.loss_config, self.max_grad_norm
-                )
-                samples = terms.num_samples
-                self.metrics.loss.labels("policy").set(terms.policy_loss)
-                self.metrics.loss.labels("value").set(terms.value_loss)
-                self.metrics.loss.labels("entropy").set(terms.entropy)
+            try:
+                if fresh[0].grads is not None:
+                    norm = apply_gradients(self.model, self.optimizer, fresh[0].grads, self.max_grad_norm)
+                    samples = fresh[0].env_steps
+                else:
+                    terms, norm = update_from_rollouts(
+                        self.model, self.optimizer, [c.rollout for c in fresh], self.loss_config, self.max_grad_norm
+                    )
+                    samples = terms.num_samples
+                    self.metrics.loss.labels("policy").set(terms.policy_loss)
+                    self.metrics.loss.labels("value").set(terms.value_loss)
+                    self.metrics.loss.labels("entropy").set(terms.entropy)
+            except NonFiniteUpdate as exc:
+                log.warning("skipped an update: %s", exc)
+                self.metrics.rejected.labels("non_finite").inc(len(fresh))
+                norm = None
+            # A new version even when skipped: A2C actors wait for it before collecting again.
             self.version += 1
             self.coordinator.advance(self.version)
             self.publish()
+        if norm is None:
+            return False
         self.metrics.update_seconds.observe(time.perf_counter() - started)
         self.metrics.updates.inc()
         self.metrics.samples.inc(samples)
@@ -142,8 +163,5 @@ class Trainer:
         that has not closed is dropped: its actors get the next learner's weights and collect again."""
         if not isinstance(self.coordinator, AsyncQueue):
             return
-        for _ in range(self.coordinator.capacity):
-            batch = self.coordinator.next_batch(wait=0)
-            if not batch:
-                return
+        while batch := self.coordinator.next_batch(wait=0):  # readers stop offering once stop is set
             self.step(batch)

@@ -152,3 +152,22 @@ def test_hello_for_another_env_is_refused(start_learner):
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert metric(learner.metrics.registry, "relayrl_rejected_total", {"reason": "wrong_env"}) == 1
     threading.Thread(target=raw.close).start()
+
+
+def test_an_overflowing_rollout_is_refused_and_leaves_the_model_intact(start_learner):
+    """Finite but extreme rewards overflow the returns: the update is skipped, counted, the model unchanged."""
+    import torch
+
+    learner = start_learner(algo="a3c", transport="trajectories", n_steps=5, max_policy_lag=1000)
+    before = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    raw = RawActor(learner.address)
+    raw.receive()
+    bad = random_rollout(T=5, N=2, version=0)
+    bad.rewards[:] = 3e38
+    raw.send(pb.ActorMessage(rollout=rollout_codec.to_proto(bad)))
+    reg = learner.metrics.registry
+    wait_until(lambda: metric(reg, "relayrl_rejected_total", {"reason": "non_finite"}) == 1, 10, "the refusal")
+    assert all(torch.equal(before[k], v) for k, v in learner.model.state_dict().items())
+    raw.send(pb.ActorMessage(rollout=rollout_codec.to_proto(random_rollout(T=5, N=2, version=0))))
+    wait_until(lambda: metric(reg, "relayrl_updates_total") == 1, 10, "the next good rollout applied")
+    raw.close()
