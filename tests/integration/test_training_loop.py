@@ -19,13 +19,17 @@ def test_a2c_rounds_are_on_policy(start_learner, start_actor):
     wait_until(lambda: metric(reg, "relayrl_updates_total") >= 30, 60, "30 A2C updates")
     assert metric(reg, "relayrl_policy_lag_sum") == 0, "every A2C sample comes from the current policy"
     assert metric(reg, "relayrl_policy_lag_count") >= 30
-    assert metric(reg, "relayrl_dropped_stale_total") == 0
+    # an actor that joins while round 0 closes on the other one's rollout has its first rollout dropped
+    # (counted, never trained on); after that nothing is
+    assert metric(reg, "relayrl_dropped_stale_total") <= 1
     # once both are connected, every round holds one rollout from each: 2 x 4 steps x 4 envs samples
     wait_until(lambda: learner.registry.live_count() == 2, 10, "both actors connected")
     before = (metric(reg, "relayrl_updates_total"), metric(reg, "relayrl_samples_total"))
+    drops = metric(reg, "relayrl_dropped_stale_total")
     wait_until(lambda: metric(reg, "relayrl_updates_total") >= before[0] + 10, 30, "10 more updates")
     after = (metric(reg, "relayrl_updates_total"), metric(reg, "relayrl_samples_total"))
     assert learner.registry.live_count() == 2
+    assert metric(reg, "relayrl_dropped_stale_total") == drops, "no drops once both are in the rounds"
     a.close(), b.close()
     updates, samples = after[0] - before[0], after[1] - before[1]
     assert samples >= (updates - 1) * 32, "rounds close with both actors' rollouts"
