@@ -62,15 +62,16 @@ def actor_critic_loss(
     values = all_values[: T * N].reshape(T, N)
     values_np = all_values.detach().cpu().numpy()
     next_values = np.concatenate([values_np[N : T * N], values_np[T * N :]]).reshape(T, N)
-    advantages_np = gae_advantages(
-        _stack(rollouts, "rewards"),
-        values_np[: T * N].reshape(T, N),
-        next_values,
-        terminated,
-        ended,
-        config.gamma,
-        config.gae_lambda,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught where the step is taken
+        advantages_np = gae_advantages(
+            _stack(rollouts, "rewards"),
+            values_np[: T * N].reshape(T, N),
+            next_values,
+            terminated,
+            ended,
+            config.gamma,
+            config.gae_lambda,
+        )
     advantages = torch.as_tensor(advantages_np, device=device)
     returns = advantages + values.detach()
     valid = torch.as_tensor(_stack(rollouts, "valid"), device=device).float()
