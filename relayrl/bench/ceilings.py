@@ -34,8 +34,6 @@ def env_only(env_id: str, num_envs: int, seconds: float, seed: int = 0) -> float
 
 def env_and_inference(env_id: str, num_envs: int, seconds: float, hidden_sizes=(64, 64), seed: int = 0) -> float:
     """Env steps per second with actions from the actor's batched policy (random weights, same shapes)."""
-    import torch
-
     from relayrl import codec
     from relayrl.model import ActorCritic, encode_weights
 
@@ -43,7 +41,6 @@ def env_and_inference(env_id: str, num_envs: int, seconds: float, hidden_sizes=(
     model = ActorCritic(env.single_observation_space, env.single_action_space, hidden_sizes)
     policy = NumpyPolicy(env.single_action_space, hidden_sizes, "tanh", seed)
     policy.load(codec.decode_named(encode_weights(model, 0).tensors))
-    del model, torch
     state = {"obs": env.reset(seed=seed)[0]}
 
     def step() -> None:

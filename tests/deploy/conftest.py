@@ -119,3 +119,20 @@ def services():
     yield started
     for service in reversed(started):  # the last started first, as `docker compose down` does
         service.stop()
+
+
+PROMETHEUS_INSTALL = DEPLOY / "tools" / "install-prometheus.sh"
+NO_APT = 3  # install-prometheus.sh's exit code when this machine has no apt-get
+
+
+def debian_prometheus(binary: str) -> str:
+    """A binary of Debian's prometheus package (``prometheus`` or ``promtool``), installed on first use
+    (about 25 s, once per machine); skips the test where there is no apt-get to install it."""
+    found = shutil.which(binary)
+    if found:
+        return found
+    result = subprocess.run(["bash", str(PROMETHEUS_INSTALL)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if result.returncode == NO_APT:
+        pytest.skip(f"{binary} missing and no apt-get to install it: install Prometheus to run this test")
+    assert result.returncode == 0, f"{PROMETHEUS_INSTALL.name} failed:\n{result.stderr}"
+    return shutil.which(binary) or pytest.fail(f"{binary} still not on PATH after installing prometheus")

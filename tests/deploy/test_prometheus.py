@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,25 +11,15 @@ import yaml
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
 
-from .conftest import DEPLOY, REPO, default, run, tool
+from .conftest import DEPLOY, debian_prometheus, default, run, tool
 
 COMPOSE_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 K8S_CONFIG = DEPLOY / "prometheus" / "prometheus-k8s.yml"
-INSTALL = DEPLOY / "tools" / "install-prometheus.sh"
-NO_APT = 3  # install-prometheus.sh's exit code when this machine has no apt-get
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    """promtool from Debian's prometheus package, installed on first use (about 20 s, once per machine)."""
-    found = shutil.which("promtool")
-    if found:
-        return found
-    result = subprocess.run(["bash", str(INSTALL)], cwd=REPO, capture_output=True, text=True, timeout=600)
-    if result.returncode == NO_APT:
-        pytest.skip("promtool missing and no apt-get to install it: install Prometheus to run these checks")
-    assert result.returncode == 0, f"{INSTALL.name} failed:\n{result.stderr}"
-    return shutil.which("promtool") or pytest.fail("promtool still not on PATH after installing prometheus")
+    return debian_prometheus("promtool")
 
 
 def promtool_check(promtool: str, path: Path) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import subprocess
 import urllib.parse
 import urllib.request
 
@@ -22,13 +20,11 @@ import yaml
 
 from tests.conftest import wait_until
 
-from .conftest import DEPLOY, REPO, VENV_BIN
+from .conftest import DEPLOY, VENV_BIN, debian_prometheus
 from .services import Service, free_port
 
 COMPOSE_PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "relayrl.json"
-INSTALL = DEPLOY / "tools" / "install-prometheus.sh"
-NO_APT = 3  # install-prometheus.sh's exit code when this machine has no apt-get
 SCRAPE = "1s"
 # Grafana's $__rate_interval is at least four scrape intervals.
 RATE_INTERVAL = "5s"
@@ -37,15 +33,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")
 
 @pytest.fixture(scope="session")
 def prometheus_bin() -> str:
-    """Debian's prometheus, installed on first use (about 25 s, once per machine)."""
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    result = subprocess.run(["bash", str(INSTALL)], cwd=REPO, capture_output=True, text=True, timeout=600)
-    if result.returncode == NO_APT:
-        pytest.skip("prometheus missing and no apt-get to install it: install Prometheus to run this test")
-    assert result.returncode == 0, f"{INSTALL.name} failed:\n{result.stderr}"
-    return shutil.which("prometheus") or pytest.fail("prometheus still not on PATH after installing it")
+    return debian_prometheus("prometheus")
 
 
 def scrape_config(targets: dict[str, str]) -> dict:
