@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
@@ -36,7 +36,6 @@ class Session:
     acked: int = 0  # the consumed count last sent back in an Ack
     closed: bool = False
     failure: Rejection | None = None
-    connected_at: float = field(default_factory=time.monotonic)
 
 
 class WeightsBoard:

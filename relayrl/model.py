@@ -12,7 +12,6 @@ import math
 from collections.abc import Sequence
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
@@ -94,11 +93,6 @@ class ActorCritic(nn.Module):
         actions = out if greedy else out + std * torch.randn_like(out)
         z = (actions - out) / std
         return actions, (-0.5 * z.pow(2) - self.log_std - 0.5 * LOG_2PI).sum(-1)
-
-    @torch.inference_mode()
-    def act_numpy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        actions, log_probs = self.act(torch.from_numpy(obs))
-        return actions.numpy(), log_probs.numpy()
 
 
 def encode_weights(model: nn.Module, version: int, into: pb.Weights | None = None) -> pb.Weights:

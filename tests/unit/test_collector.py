@@ -5,14 +5,18 @@ import numpy as np
 import torch
 
 from actor_service.actor import RolloutCollector
+from relayrl import codec
 from relayrl.envs import make_vector_env
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, encode_weights
+from relayrl.numpy_policy import NumpyPolicy
 
 
 def collector(env, n_steps=16):
     torch.manual_seed(0)
     model = ActorCritic(env.single_observation_space, env.single_action_space, (16,))
-    return RolloutCollector(env, model.act_numpy, n_steps, seed=0)
+    policy = NumpyPolicy(env.single_action_space, (16,), "tanh", seed=0)  # what actors act with
+    policy.load(codec.decode_named(encode_weights(model, 0).tensors))
+    return RolloutCollector(env, policy.act, n_steps, seed=0)
 
 
 def test_cartpole_uses_the_numpy_vector_env():
