@@ -71,7 +71,8 @@ class SyncRounds:
             self._cond.wait_for(self._ready, timeout=wait)
             if not self._ready():
                 return []
-            batch = list(self._pending.values())
+            # In session order, not arrival order: the same seeds then give the same batches and run.
+            batch = [self._pending[session] for session in sorted(self._pending)]
             self._pending.clear()
             self._closed = True  # until advance(): the update runs on this batch
             return batch
