@@ -15,7 +15,7 @@ from relayrl.config import TOKEN_RULE, option, require, token_ok
 @dataclass
 class ActorConfig:
     learner: str = option("localhost:50051", "Learner address, HOST:PORT.")
-    num_envs: int = option(32, "Environments stepped together as one vector env.")
+    num_envs: int = option(64, "Environments stepped together as one vector env.")
     env: str | None = option(None, "Refuse to run unless the learner trains this env id (default: any).")
     actor_id: str | None = option(None, "Stable actor name (default: HOSTNAME-PID).")
     threads: int = option(1, "Torch intra-op threads for inference and local gradients.")

@@ -42,7 +42,7 @@ class LearnerConfig:
     )
     lr: float | None = option(
         None,
-        "Learning rate. Default: 3e-3 for a2c, 1e-3 for a3c (one step per actor rollout, not per round). "
+        "Learning rate. Default: 5e-3 for a2c, 1e-3 for a3c (one step per actor rollout, not per round). "
         "The published A2C setting is --optimizer rmsprop --lr 7e-4.",
     )
     rms_alpha: float = option(0.99, "RMSprop smoothing constant.")
@@ -103,7 +103,7 @@ class LearnerConfig:
         if self.algo == "a2c":
             self.max_policy_lag = 0
         if self.lr is None:
-            self.lr = 3e-3 if self.algo == "a2c" else 1e-3
+            self.lr = 5e-3 if self.algo == "a2c" else 1e-3
         require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")
         require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
         require(

@@ -22,7 +22,7 @@ from relayrl.config import ConfigError, env_name, load, option, require
 @dataclass
 class TrainConfig(LearnerConfig):
     actors: int = option(2, "Actor processes to start.")
-    num_envs: int = option(32, "Environments per actor.")
+    num_envs: int = option(64, "Environments per actor.")
     port: int = option(0, "Learner gRPC port on 127.0.0.1; 0 picks a free one.")
     actor_threads: int = option(1, "Torch threads per actor.")
     metrics_port: int = option(

@@ -32,14 +32,16 @@ def env_only(env_id: str, num_envs: int, seconds: float, seed: int = 0) -> float
         env.close()
 
 
-def env_and_inference(env_id: str, num_envs: int, seconds: float, hidden_sizes=(64, 64), seed: int = 0) -> float:
+def env_and_inference(
+    env_id: str, num_envs: int, seconds: float, hidden_sizes: tuple[int, ...], activation: str, seed: int = 0
+) -> float:
     """Env steps per second with actions from the actor's batched policy (random weights, same shapes)."""
     from relayrl import codec
     from relayrl.model import ActorCritic, encode_weights
 
     env = make_vector_env(env_id, num_envs)
-    model = ActorCritic(env.single_observation_space, env.single_action_space, hidden_sizes)
-    policy = NumpyPolicy(env.single_action_space, hidden_sizes, "tanh", seed)
+    model = ActorCritic(env.single_observation_space, env.single_action_space, hidden_sizes, activation)
+    policy = NumpyPolicy(env.single_action_space, hidden_sizes, activation, seed)
     policy.load(codec.decode_named(encode_weights(model, 0).tensors))
     state = {"obs": env.reset(seed=seed)[0]}
 

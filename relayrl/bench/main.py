@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -26,6 +27,13 @@ def plan(quick: bool) -> dict:
                 sb3_steps=100_000, broadcasts=200, big_broadcasts=20)
 
 
+def train_defaults() -> dict:
+    """`relayrl train`'s defaults: the ceilings step the same envs per actor with the same policy."""
+    from relayrl.train import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
 def log(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -42,11 +50,15 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
         "quick": quick, "env": env_id, "plan": p,
     }
     log("ceilings")
+    defaults = train_defaults()
+    num_envs = defaults["num_envs"]  # what each pipeline actor steps: its ceiling is the one to compare with
+    policy = dict(hidden_sizes=defaults["hidden_sizes"], activation=defaults["activation"])
+    result["num_envs_per_actor"] = num_envs
     result["ceilings"] = {
         str(n): {"env_only_steps_per_second": summary([ceilings.env_only(env_id, n, p["seconds"], s) for s in seeds]),
                  "env_and_inference_steps_per_second":
-                     summary([ceilings.env_and_inference(env_id, n, p["seconds"], seed=s) for s in seeds])}
-        for n in (64, 256)
+                     summary([ceilings.env_and_inference(env_id, n, p["seconds"], **policy, seed=s) for s in seeds])}
+        for n in sorted({num_envs, 64, 256})
     }
     log("transport")
     result["transport"] = {
@@ -76,7 +88,7 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
                        "all_solved": all(r["solved"] for r in solve)}
     best = max(throughput, key=lambda k: throughput[k]["steady_steps_per_second"]["median"])
     result["pipeline_best"] = best
-    ceiling = result["ceilings"]["64"]["env_and_inference_steps_per_second"]["median"]
+    ceiling = result["ceilings"][str(num_envs)]["env_and_inference_steps_per_second"]["median"]
     result["pipeline_vs_ceiling"] = throughput[best]["steady_steps_per_second"]["median"] / ceiling
     if sb3.available():
         log("Stable-Baselines3 A2C (rl-baselines3-zoo CartPole-v1 hyperparameters)")

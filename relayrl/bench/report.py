@@ -28,11 +28,15 @@ def markdown(r: dict) -> str:
             f"{_fmt(s['solve_wall_seconds'], digits=1)} | {v['solve_time_ratio']:.2f} |",
             "",
         ]
-    lines += ["| ceiling (one core) | 64 envs | 256 envs |", "|---|---|---|"]
+    sizes = sorted(r["ceilings"], key=int)
+    lines += ["| ceiling (one core) | " + " | ".join(f"{n} envs" for n in sizes) + " |",
+              "|---" * (len(sizes) + 1) + "|"]
     for key, label in (("env_only_steps_per_second", "env, random actions"),
                        ("env_and_inference_steps_per_second", "env + batched inference")):
-        lines.append(f"| {label} | {_fmt(r['ceilings']['64'][key])} | {_fmt(r['ceilings']['256'][key])} |")
-    lines += ["", f"Best pipeline / one-core env+inference ceiling (64 envs): {r['pipeline_vs_ceiling']:.0%}", "",
+        lines.append(f"| {label} | " + " | ".join(_fmt(r["ceilings"][n][key]) for n in sizes) + " |")
+    n = r["num_envs_per_actor"]
+    lines += ["", f"Best pipeline ({n} envs per actor) / one-core env+inference ceiling at {n} envs: "
+                  f"{r['pipeline_vs_ceiling']:.0%}", "",
               "| pipeline (algo/transport/actors) | env steps/s | updates/s | samples/s | mean policy lag |",
               "|---|---|---|---|---|"]
     for key, p in r["pipeline"].items():

@@ -19,6 +19,8 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
     for figures in bench["pipeline"].values():
         s = figures["steady_steps_per_second"]
         assert s["min"] <= s["median"] <= s["max"] and s["median"] > 0
+    # the ceiling the pipeline is compared with steps as many envs as each pipeline actor does
+    assert str(bench["num_envs_per_actor"]) in bench["ceilings"] and 0 < bench["pipeline_vs_ceiling"]
     assert bench["solve"]["all_solved"]
     assert bench["transport"]["broadcast_cartpole"]["milliseconds"]["median"] > 0
     assert bench["transport"]["gradient_1m_params"]["parameters"] > 900_000
