@@ -31,10 +31,12 @@ def train(args: list[str], timeout: float) -> dict:
     return summary
 
 
-def throughput(algo: str, transport: str, actors: int, env_steps: int, seed: int, timeout: float) -> dict:
+def throughput(
+    algo: str, transport: str, actors: int, env_steps: int, seed: int, timeout: float, extra: list[str] | None = None
+) -> dict:
     """Env steps per second for a fixed budget (no target: learning quality does not stop it early)."""
     s = train(["--algo", algo, "--transport", transport, "--actors", str(actors), "--max-env-steps",
-               str(env_steps), "--seed", str(seed)], timeout)
+               str(env_steps), "--seed", str(seed), *(extra or [])], timeout)
     return {k: s[k] for k in ("env_steps", "steady_steps_per_second", "steps_per_second", "updates_per_second",
                               "samples_per_second", "mean_policy_lag", "training_seconds", "wall_seconds")}
 

@@ -34,19 +34,25 @@ def markdown(r: dict) -> str:
     for key, label in (("env_only_steps_per_second", "env, random actions"),
                        ("env_and_inference_steps_per_second", "env + batched inference")):
         lines.append(f"| {label} | " + " | ".join(_fmt(r["ceilings"][n][key]) for n in sizes) + " |")
-    n = r["num_envs_per_actor"]
-    lines += ["", f"Best pipeline ({n} envs per actor) / one-core env+inference ceiling at {n} envs: "
-                  f"{r['pipeline_vs_ceiling']:.0%}", "",
-              "| pipeline (algo/transport/actors) | env steps/s | updates/s | samples/s | mean policy lag |",
-              "|---|---|---|---|---|"]
+    best = r["pipeline_best"]
+    n = r["pipeline"][best]["num_envs_per_actor"]
+    lines += ["", f"Headline pipeline ({best}{'' if r['pipeline_best_solves'] else ', did NOT solve'}) / one-core "
+                  f"env + inference ceiling at its {n} envs per actor: {r['pipeline_vs_ceiling']:.0%}", "",
+              "| pipeline (algo/transport/actors) | envs per actor | env steps/s | vs one-core ceiling | updates/s | "
+              "samples/s | mean policy lag |",
+              "|---|---|---|---|---|---|---|"]
     for key, p in r["pipeline"].items():
-        lines.append(f"| {key} | {_fmt(p['steady_steps_per_second'])} | {_fmt(p['updates_per_second'], digits=1)} | "
+        lines.append(f"| {key} | {p['num_envs_per_actor']} | {_fmt(p['steady_steps_per_second'])} | "
+                     f"{p['vs_ceiling']:.0%} | {_fmt(p['updates_per_second'], digits=1)} | "
                      f"{_fmt(p['samples_per_second'])} | {_fmt(p['mean_policy_lag'], digits=2)} |")
     t = r["transport"]
+    lines.append("")
+    wide = "throughput configuration, `relayrl train " + " ".join(r["solve_wide"]["extra_args"]) + "`"
+    for section, label in (("solve", "default `relayrl train`"), ("solve_wide", wide)):
+        v = r[section]
+        lines.append(f"Time to solve ({label}, target {v['target']:g}): {_fmt(v['wall_seconds'], digits=1)} s, "
+                     f"{_fmt(v['env_steps'])} env steps{'' if v['all_solved'] else ' (NOT all runs solved)'}.")
     lines += [
-        "",
-        f"Time to solve (default `relayrl train`, target {r['solve']['target']:g}): "
-        f"{_fmt(r['solve']['wall_seconds'], digits=1)} s, {_fmt(r['solve']['env_steps'])} env steps.",
         "",
         "| transport | value |",
         "|---|---|",
