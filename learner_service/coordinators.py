@@ -71,7 +71,7 @@ class SyncRounds:
             self._cond.wait_for(self._ready, timeout=wait)
             if not self._ready():
                 return []
-            # In session order, not arrival order: the same seeds then give the same batches and run.
+            # In session order, not arrival order: which rollout arrived first must not change the batch.
             batch = [self._pending[session] for session in sorted(self._pending)]
             self._pending.clear()
             self._closed = True  # until advance(): the update runs on this batch

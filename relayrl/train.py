@@ -71,7 +71,7 @@ def launch(config: TrainConfig, started: float) -> int:
         metrics_port=-1 if config.metrics_port < 0 else 0,
         metrics_host="127.0.0.1",
         health_port=-1,
-        # Actors start with the learner, which listens only once torch has loaded (about 2.5 s): on
+        # Actors start with the learner, which listens only once torch has loaded (about 2 s): on
         # loopback a retry is cheap, and a capped 0.1 s backoff connects them at most 0.1 s after it does.
         backoff_initial=0.02,
         backoff_max=0.1,

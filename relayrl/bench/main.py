@@ -64,7 +64,6 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
     defaults = train_defaults()
     num_envs = defaults["num_envs"]  # what each pipeline actor steps: its ceiling is the one to compare with
     policy = dict(hidden_sizes=defaults["hidden_sizes"], activation=defaults["activation"])
-    result["num_envs_per_actor"] = num_envs
     result["ceilings"] = {
         str(n): {"env_only_steps_per_second": summary([ceilings.env_only(env_id, n, p["seconds"], s) for s in seeds]),
                  "env_and_inference_steps_per_second":
@@ -102,9 +101,7 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
     result["solve"] = solve_section(p, seeds, [])
     result["solve_wide"] = {"pipeline": wide_key, **solve_section(p, seeds, ["--num-envs", str(WIDE["num_envs"])])}
     # The headline is the fastest configuration that also solved CartPole in this run.
-    solved = {k for k in throughput if k != wide_key} if result["solve"]["all_solved"] else set()
-    if result["solve_wide"]["all_solved"]:
-        solved.add(wide_key)
+    solved = {k for k in throughput if result["solve_wide" if k == wide_key else "solve"]["all_solved"]}
     candidates = solved or set(throughput)
     best = max(candidates, key=lambda k: throughput[k]["steady_steps_per_second"]["median"])
     result["pipeline_best"] = best
