@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +33,21 @@ def evaluate(model: ActorCritic, env_id: str, episodes: int, seed: int = 0) -> n
         env.close()
 
 
+def load_policy(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str]:
+    """The model a learner checkpoint holds, ready to act, and its environment id: the one place that
+    builds a policy from a checkpoint (`relayrl eval` and the learning benchmark). Raises OSError or
+    RuntimeError when the file cannot be read."""
+    from learner_service.checkpoints import load
+    from relayrl.envs import single_spaces
+
+    state = load(checkpoint_path)
+    obs_space, act_space = single_spaces(state["env"])
+    model = ActorCritic(obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"))
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, state["env"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl eval", description=__doc__)
     parser.add_argument("checkpoint", help="a ckpt-*.pt file written by the learner")
@@ -39,20 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
-    from learner_service.checkpoints import load
-    from relayrl.envs import single_spaces
-
     try:
-        state = load(args.checkpoint)
+        model, env_id = load_policy(args.checkpoint)
     except (OSError, RuntimeError) as exc:
         print(f"relayrl eval: cannot read {args.checkpoint}: {exc}", file=sys.stderr)
         return 1
-    obs_space, act_space = single_spaces(state["env"])
-    model = ActorCritic(obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"))
-    model.load_state_dict(state["model"])
-    returns = evaluate(model, state["env"], args.episodes, args.seed)
+    returns = evaluate(model, env_id, args.episodes, args.seed)
     print(
-        f"{state['env']} policy version {state['version']}: mean return {returns.mean():.2f} "
+        f"{env_id} {Path(args.checkpoint).name}: mean return {returns.mean():.2f} "
         f"+/- {returns.std():.2f} over {args.episodes} greedy episodes"
     )
     return 0
