@@ -19,7 +19,9 @@ from relayrl.v1 import relayrl_pb2 as pb
 
 class TrajectoryPolicy:
     def __init__(self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
-        self.policy = NumpyPolicy(action_space, tuple(config.hidden_sizes), config.activation, seed)
+        self.policy = NumpyPolicy(
+            action_space, tuple(config.hidden_sizes), config.activation, seed, config.normalize_observations
+        )
 
     def load(self, weights: pb.Weights) -> None:
         self.policy.load(codec.decode_named(weights.tensors, "weights"))
@@ -45,7 +47,14 @@ class GradientPolicy(TrajectoryPolicy):
 
         torch.set_num_threads(threads)
         torch.manual_seed(seed)
-        self.model = ActorCritic(observation_space, action_space, tuple(config.hidden_sizes), config.activation)
+        self.model = ActorCritic(
+            observation_space,
+            action_space,
+            tuple(config.hidden_sizes),
+            config.activation,
+            normalize_observations=config.normalize_observations,
+            normalize_rewards=config.normalize_rewards,
+        )
         self.loss_config = LossConfig(
             config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef, config.normalize_advantage
         )

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Any
 
-from relayrl.config import TOKEN_RULE, option, require, token_ok
+from relayrl import presets
+from relayrl.config import TOKEN_RULE, ConfigError, coerce, describe, option, require, token_ok
 
 
 @dataclass
 class LearnerConfig:
     env: str = option("CartPole-v1", "Gymnasium environment id (flat Box observations; Discrete or Box actions).")
+    preset: str = option(
+        "auto",
+        "Hyperparameters for the env: auto takes relayrl/presets/'s entry for --env and --algo when there is one; "
+        "none keeps the built-in defaults; an env id takes that env's entry. Flags and RELAYRL_* variables "
+        "override a preset's values.",
+    )
     algo: str = option(
         "a2c", "a2c: synchronous rounds, on-policy. a3c: asynchronous, applied on arrival.", choices=("a2c", "a3c")
     )
@@ -33,6 +42,23 @@ class LearnerConfig:
     value_coef: float = option(0.5, "Weight of the value loss.")
     entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
     normalize_advantage: bool = option(True, "Normalise advantages per update (steadier with large batches).")
+    normalize_observations: bool = option(
+        False,
+        "Normalise observations by their running mean and variance. The learner owns the statistics, ships them "
+        "with every weights version and saves them in checkpoints (trajectories transport only).",
+    )
+    normalize_rewards: bool = option(
+        False,
+        "Divide rewards by the running standard deviation of the discounted return, on the learner "
+        "(trajectories transport only).",
+    )
+    ortho_init: bool = option(True, "Orthogonal initialisation of the MLPs (else torch's default).")
+    log_std_init: float = option(0.0, "Initial log standard deviation of the Gaussian policy (Box actions).")
+    lr_schedule: str = option(
+        "constant",
+        "constant, or linear: decay the learning rate linearly to 0 over --max-env-steps.",
+        choices=("constant", "linear"),
+    )
     max_grad_norm: float = option(0.5, "Gradient-norm clipping threshold.")
     optimizer: str = option(
         "adam",
@@ -92,6 +118,22 @@ class LearnerConfig:
     max_seconds: float | None = option(None, "Stop after this many seconds.")
     log_every: float = option(1.0, "Seconds between progress lines.")
 
+    @classmethod
+    def with_preset(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """The given values over the preset's (relayrl/presets/), with ``preset`` set to the one used or "none"."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        choice, env, algo = (given.get(name, fields[name].default) for name in ("preset", "env", "algo"))
+        try:
+            preset = presets.resolve(choice, env, algo)
+        except presets.PresetError as exc:
+            raise ConfigError(f"{describe('preset')}: {exc}") from None
+        if preset is None:
+            return {**given, "preset": "none"}
+        origin = f"preset {preset.name} ({preset.source})"
+        # Keys for fields this config lacks (num_envs, for a learner without actors) belong to `relayrl train`.
+        from_preset = {k: coerce(cls, k, v, origin) for k, v in preset.values.items() if k in fields}
+        return {**from_preset, **given, "preset": preset.env}
+
     def validate(self) -> None:
         if self.transport is None:
             self.transport = "trajectories" if self.algo == "a2c" else "gradients"
@@ -102,6 +144,17 @@ class LearnerConfig:
         )
         if self.algo == "a2c":
             self.max_policy_lag = 0
+        for name in ("normalize_observations", "normalize_rewards"):
+            require(
+                not (getattr(self, name) and self.transport == "gradients"),
+                name,
+                "the learner updates the statistics from the rollouts it receives: use --transport trajectories",
+            )
+        require(
+            self.lr_schedule == "constant" or self.max_env_steps is not None,
+            "lr_schedule",
+            "linear decays over --max-env-steps, which is not set",
+        )
         if self.lr is None:
             self.lr = 5e-3 if self.algo == "a2c" else 1e-3
         require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")

@@ -9,7 +9,7 @@ formulas and against torch.optim.Adam.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -117,3 +117,8 @@ def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, alpha: 
     if name == "adam":
         return Adam(params, lr=lr, eps=eps)
     raise ValueError(f"unknown optimizer {name!r}")
+
+
+def linear_schedule(initial: float, total_steps: int) -> Callable[[int], float]:
+    """The learning rate after ``steps`` env steps: from ``initial`` down to 0 at ``total_steps`` (as SB3's lin_)."""
+    return lambda steps: initial * max(0.0, 1.0 - steps / total_steps)

@@ -2,7 +2,8 @@
 
 A service declares a dataclass whose fields carry a ``help`` string in their metadata. Each field
 ``foo_bar`` becomes the flag ``--foo-bar`` and the variable ``RELAYRL_FOO_BAR``; a flag beats a
-variable, which beats the default. Nothing else in RelayRL reads ``os.environ`` for configuration.
+variable, which beats a preset (a class may merge one in with a ``with_preset`` classmethod), which beats
+the default. Nothing else in RelayRL reads ``os.environ`` for configuration.
 """
 
 from __future__ import annotations
@@ -137,16 +138,38 @@ def load(
         if given is None:
             continue
         values[field.name] = given if isinstance(given, bool) else _convert(field.name, hints[field.name], given)
-        choices = field.metadata.get("choices")
-        if choices is not None and values[field.name] not in choices:
-            raise ConfigError(
-                f"{describe(field.name)}: {values[field.name]!r} is not one of {', '.join(map(str, choices))}"
-            )
+        _check_choice(field, values[field.name])
+    with_preset = getattr(cls, "with_preset", None)
+    if with_preset is not None:
+        values = with_preset(values)
     config = cls(**values)
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
     return config
+
+
+def _check_choice(field: dataclasses.Field, value: Any) -> None:
+    choices = field.metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{describe(field.name)}: {value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def coerce(cls: type, field_name: str, value: Any, origin: str) -> Any:
+    """A typed value from a data file (a preset's TOML) converted and checked as that field's flag would be."""
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, list):
+        text = ",".join(map(str, value))
+    else:
+        text = str(value)
+    field = next(f for f in dataclasses.fields(cls) if f.name == field_name)
+    try:
+        converted = _convert(field_name, typing.get_type_hints(cls)[field_name], text)
+        _check_choice(field, converted)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    return converted
 
 
 TOKEN_RULE = "must be at least 16 printable ASCII characters, no spaces"

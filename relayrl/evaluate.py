@@ -42,7 +42,15 @@ def load_policy(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str]:
 
     state = load(checkpoint_path)
     obs_space, act_space = single_spaces(state["env"])
-    model = ActorCritic(obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"))
+    # The run's normalisation statistics are buffers of the model: their presence says the run used them.
+    model = ActorCritic(
+        obs_space,
+        act_space,
+        tuple(state["hidden_sizes"]),
+        state.get("activation", "tanh"),
+        normalize_observations="obs_mean" in state["model"],
+        normalize_rewards="return_var" in state["model"],
+    )
     model.load_state_dict(state["model"])
     model.eval()
     return model, state["env"]

@@ -1,8 +1,13 @@
 """The one model definition both services use: an MLP actor-critic for vector observations.
 
 Separate policy and value MLPs (as Stable-Baselines3 and the A3C paper's feed-forward agents),
-orthogonal initialisation, and a categorical head for Discrete actions or a diagonal Gaussian head
-(state-independent log-std) for Box actions. The distribution maths is written out by hand: it is
+orthogonal initialisation (optional), and a categorical head for Discrete actions or a diagonal Gaussian
+head (state-independent log-std, initialised at ``log_std_init``) for Box actions. With
+``normalize_observations`` the model holds the running observation statistics as buffers and normalises
+its inputs itself: the statistics then travel with the weights and live in checkpoints, so the learner,
+every actor and ``relayrl eval`` see the same ones. With ``normalize_rewards`` it also holds the variance
+of the discounted return that rewards are scaled by (the value net predicts returns in that scale).
+The distribution maths is written out by hand: it is
 short, and torch.distributions costs more than the MLP at these sizes.
 """
 
@@ -12,10 +17,12 @@ import math
 from collections.abc import Sequence
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
 from relayrl import codec
+from relayrl.normalization import CLIP, EPSILON, merge_moments
 from relayrl.v1 import relayrl_pb2 as pb
 
 LOG_2PI = math.log(2 * math.pi)
@@ -24,13 +31,16 @@ LOG_2PI = math.log(2 * math.pi)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-def mlp(sizes: Sequence[int], out_gain: float, activation: str = "tanh") -> nn.Sequential:
+def mlp(sizes: Sequence[int], out_gain: float, activation: str = "tanh", ortho_init: bool = True) -> nn.Sequential:
+    """Linear layers with ``activation`` between them; orthogonal weights (gain sqrt 2, ``out_gain`` for the
+    last layer) and zero biases, as in OpenAI Baselines and SB3, or torch's default initialisation."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         linear = nn.Linear(fan_in, fan_out)
-        nn.init.orthogonal_(linear.weight, gain=out_gain if last else math.sqrt(2))
-        nn.init.zeros_(linear.bias)
+        if ortho_init:
+            nn.init.orthogonal_(linear.weight, gain=out_gain if last else math.sqrt(2))
+            nn.init.zeros_(linear.bias)
         layers.append(linear)
         if not last:
             layers.append(ACTIVATIONS[activation]())
@@ -44,6 +54,10 @@ class ActorCritic(nn.Module):
         action_space: gym.Space,
         hidden_sizes: Sequence[int],
         activation: str = "tanh",
+        normalize_observations: bool = False,
+        normalize_rewards: bool = False,
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -56,18 +70,55 @@ class ActorCritic(nn.Module):
             out_dim = int(action_space.n)
         elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
             out_dim = action_space.shape[0]
-            self.log_std = nn.Parameter(torch.zeros(out_dim))
+            self.log_std = nn.Parameter(torch.full((out_dim,), float(log_std_init)))
         else:
             raise ValueError(f"actions must be Discrete or a flat Box, got {action_space}")
-        self.policy = mlp([obs_dim, *hidden_sizes, out_dim], 0.01, activation)
-        self.value_net = mlp([obs_dim, *hidden_sizes, 1], 1.0, activation)
+        self.policy = mlp([obs_dim, *hidden_sizes, out_dim], 0.01, activation, ortho_init)
+        self.value_net = mlp([obs_dim, *hidden_sizes, 1], 1.0, activation, ortho_init)
+        self.normalize_observations, self.normalize_rewards = normalize_observations, normalize_rewards
+        if normalize_observations:
+            self.register_buffer("obs_mean", torch.zeros(obs_dim))
+            self.register_buffer("obs_var", torch.ones(obs_dim))
+            self.register_buffer("obs_count", torch.zeros((), dtype=torch.float64))
+        if normalize_rewards:
+            self.register_buffer("return_mean", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("return_var", torch.ones((), dtype=torch.float64))
+            self.register_buffer("return_count", torch.zeros((), dtype=torch.float64))
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw observations as the networks see them (unchanged without observation normalisation)."""
+        if not self.normalize_observations:
+            return obs
+        return ((obs - self.obs_mean) / torch.sqrt(self.obs_var + EPSILON)).clamp(-CLIP, CLIP)
+
+    @torch.no_grad()
+    def update_observation_stats(self, observations: np.ndarray) -> None:
+        """Fold a batch of raw observations [..., obs_dim] into the running mean and variance."""
+        batch = np.asarray(observations, np.float64).reshape(-1, self.obs_mean.shape[0])
+        count, mean, var = merge_moments(
+            float(self.obs_count), self.obs_mean.double().cpu().numpy(), self.obs_var.double().cpu().numpy(), batch
+        )
+        self.obs_count.fill_(count)
+        self.obs_mean.copy_(torch.as_tensor(mean))
+        self.obs_var.copy_(torch.as_tensor(var))
+
+    @torch.no_grad()
+    def update_return_stats(self, discounted_returns: np.ndarray) -> None:
+        """Fold discounted returns into the running variance that rewards are scaled by."""
+        batch = np.asarray(discounted_returns, np.float64).reshape(-1)
+        count, mean, var = merge_moments(
+            float(self.return_count), float(self.return_mean), float(self.return_var), batch
+        )
+        self.return_count.fill_(count)
+        self.return_mean.fill_(float(mean))
+        self.return_var.fill_(float(var))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value_net(obs).squeeze(-1)
+        return self.value_net(self.normalize(obs)).squeeze(-1)
 
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of ``actions`` and entropy of the policy, one per observation."""
-        out = self.policy(obs)
+        out = self.policy(self.normalize(obs))
         if self.discrete:
             log_p = torch.log_softmax(out, dim=-1)
             chosen = log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
@@ -81,7 +132,7 @@ class ActorCritic(nn.Module):
 
     def act(self, obs: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample actions (or take the mode) and their log-probabilities."""
-        out = self.policy(obs)
+        out = self.policy(self.normalize(obs))
         if self.discrete:
             log_p = torch.log_softmax(out, dim=-1)
             if greedy:

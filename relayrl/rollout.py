@@ -33,7 +33,8 @@ class Rollout:
 
     @property
     def num_steps(self) -> int:
-        return self.rewards.size
+        """Real environment transitions: Gymnasium's next-step autoreset steps (``valid`` False) only reset."""
+        return int(self.valid.sum())
 
 
 def episodes_to_proto(returns: np.ndarray, lengths: np.ndarray) -> pb.EpisodeStats:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from learner_service.config import LearnerConfig
-from relayrl.config import ConfigError, env_name, load, option, require
+from relayrl import presets
+from relayrl.config import ConfigError, env_name, load, option, redacted, require
 
 
 @dataclass
@@ -57,6 +58,8 @@ def to_environ(values: dict[str, object]) -> dict[str, str]:
 def launch(config: TrainConfig, started: float) -> int:
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The resolved configuration (preset, variables and flags merged), before anything runs.
+    (run_dir / "config.json").write_text(json.dumps(redacted(config), indent=2))
     port = config.port or free_port()  # a tiny race with other programs; the learner fails loudly if it loses
     learner_fields = {f.name for f in dataclasses.fields(LearnerConfig)}
     learner_values = {k: v for k, v in dataclasses.asdict(config).items() if k in learner_fields}
@@ -135,4 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.run_dir is None:
         config.run_dir = f"runs/{config.env}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
         config.checkpoint_dir = f"{config.run_dir}/checkpoints"
+    print(f"relayrl train: {preset_line(config)}", flush=True)
     return launch(config, started)
+
+
+def preset_line(config: TrainConfig) -> str:
+    """Which preset the run took its hyperparameters from (flags and RELAYRL_* variables override it)."""
+    preset = presets.resolve(config.preset, config.env, config.algo)
+    if preset is None:
+        return f"no preset for {config.env}/{config.algo}: built-in defaults (see --help) and your options"
+    return f"preset {preset.name} from relayrl/presets/{preset.source}, with your options over it"

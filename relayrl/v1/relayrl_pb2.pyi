@@ -73,7 +73,7 @@ class Hello(_message.Message):
     def __init__(self, proto_version: _Optional[_Union[ProtoVersion, str]] = ..., actor_id: _Optional[str] = ..., run_id: _Optional[str] = ..., env_id: _Optional[str] = ..., observation_space: _Optional[_Union[Space, _Mapping]] = ..., action_space: _Optional[_Union[Space, _Mapping]] = ..., num_envs: _Optional[int] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation")
+    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation", "normalize_observations", "normalize_rewards")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     ALGO_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,8 @@ class RunConfig(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_ADVANTAGE_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_REWARDS_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     algo: str
     transport: str
@@ -100,7 +102,9 @@ class RunConfig(_message.Message):
     seed: int
     normalize_advantage: bool
     activation: str
-    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ...) -> None: ...
+    normalize_observations: bool
+    normalize_rewards: bool
+    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ..., normalize_observations: _Optional[bool] = ..., normalize_rewards: _Optional[bool] = ...) -> None: ...
 
 class Weights(_message.Message):
     __slots__ = ("version", "tensors")
