@@ -1,0 +1,76 @@
+"""Presets: every file parses, every key is a real option with a valid value, and the layering is
+flag > RELAYRL_* variable > preset > built-in default."""
+
+import dataclasses
+
+import gymnasium as gym
+import pytest
+
+from learner_service.config import LearnerConfig
+from relayrl import presets
+from relayrl.config import ConfigError, coerce, load
+from relayrl.train import TrainConfig
+
+REQUIRED = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1",
+            "MountainCarContinuous-v0", "HalfCheetah-v5"]
+
+
+def test_the_standard_envs_have_an_a2c_preset_for_a_registered_env():
+    found = presets.all_presets()
+    for env in REQUIRED:
+        assert (env, "a2c") in found, env
+        gym.spec(env)  # the id is one Gymnasium knows, spelled as it spells it
+
+
+@pytest.mark.parametrize("key", sorted(presets.all_presets()), ids="/".join)
+def test_every_value_is_a_valid_option_and_the_config_validates(key):
+    env, algo = key
+    preset = presets.all_presets()[key]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(preset.values) <= fields, set(preset.values) - fields
+    for name, value in preset.values.items():
+        coerce(TrainConfig, name, value, preset.name)  # raises naming the preset on a bad value
+    config = load(TrainConfig, ["--env", env, "--algo", algo], environ={})
+    assert config.preset == env
+    for name, value in preset.values.items():
+        got = getattr(config, name)
+        assert got == (tuple(value) if isinstance(value, list) else value), name
+
+
+def test_flags_beat_variables_beat_the_preset_beats_defaults():
+    pendulum = presets.all_presets()["Pendulum-v1", "a2c"].values
+    default_value_coef = next(f.default for f in dataclasses.fields(LearnerConfig) if f.name == "value_coef")
+    assert pendulum["value_coef"] != default_value_coef and pendulum["gamma"] != 0.5
+    c = load(LearnerConfig, ["--env", "Pendulum-v1", "--gamma", "0.5"], environ={"RELAYRL_N_STEPS": "3"})
+    assert c.preset == "Pendulum-v1"
+    assert c.gamma == 0.5  # flag over preset
+    assert c.n_steps == 3 and pendulum["n_steps"] != 3  # variable over preset
+    assert c.value_coef == pendulum["value_coef"]  # preset over default
+    assert c.entropy_coef == 0.0  # not in the preset: the default
+
+
+def test_none_keeps_the_defaults_and_an_env_id_borrows_its_preset():
+    plain = load(LearnerConfig, ["--env", "Pendulum-v1", "--preset", "none"], environ={})
+    assert plain.preset == "none" and plain.normalize_observations is False and plain.gamma == 0.98
+    borrowed = load(LearnerConfig, ["--env", "InvertedPendulum-v5", "--preset", "Pendulum-v1"], environ={})
+    assert borrowed.preset == "Pendulum-v1" and borrowed.gamma == 0.9
+    unknown = load(LearnerConfig, ["--env", "Taxi-v3"], environ={})
+    assert unknown.preset == "none"
+
+
+def test_a_missing_preset_or_a_bad_preset_value_fails_naming_it(monkeypatch):
+    with pytest.raises(ConfigError, match="--preset.*no a2c preset for 'Nope-v0'"):
+        load(LearnerConfig, ["--preset", "Nope-v0"], environ={})
+    broken = presets.Preset("CartPole-v1", "a2c", "classic_control.toml", {"n_steps": "many"})
+    monkeypatch.setitem(presets.all_presets(), ("CartPole-v1", "a2c"), broken)
+    with pytest.raises(ConfigError, match=r"preset CartPole-v1/a2c \(classic_control.toml\): --n-steps"):
+        load(LearnerConfig, [], environ={})
+
+
+def test_gradients_refuse_normalisation_and_a_linear_schedule_needs_a_budget():
+    with pytest.raises(ConfigError, match="--normalize-observations"):
+        load(LearnerConfig, ["--algo", "a3c", "--normalize-observations"], environ={})
+    with pytest.raises(ConfigError, match="--lr-schedule"):
+        load(LearnerConfig, ["--lr-schedule", "linear"], environ={})
+    c = load(LearnerConfig, ["--algo", "a3c", "--transport", "trajectories", "--normalize-rewards"], environ={})
+    assert c.normalize_rewards
