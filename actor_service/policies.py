@@ -19,8 +19,10 @@ from relayrl.v1 import relayrl_pb2 as pb
 
 class TrajectoryPolicy:
     def __init__(self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        # gSDE draws new exploration every sde_sample_freq steps, or once per rollout (every n_steps calls)
+        resample = (config.sde_sample_freq or config.n_steps) if config.use_sde else 0
         self.policy = NumpyPolicy(
-            action_space, tuple(config.hidden_sizes), config.activation, seed, config.normalize_observations
+            action_space, tuple(config.hidden_sizes), config.activation, seed, config.normalize_observations, resample
         )
 
     def load(self, weights: pb.Weights) -> None:
@@ -54,6 +56,7 @@ class GradientPolicy(TrajectoryPolicy):
             config.activation,
             normalize_observations=config.normalize_observations,
             normalize_rewards=config.normalize_rewards,
+            use_sde=config.use_sde,
         )
         self.loss_config = LossConfig(
             config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef, config.normalize_advantage

@@ -54,6 +54,14 @@ class LearnerConfig:
     )
     ortho_init: bool = option(True, "Orthogonal initialisation of the MLPs (else torch's default).")
     log_std_init: float = option(0.0, "Initial log standard deviation of the Gaussian policy (Box actions).")
+    use_sde: bool = option(
+        False,
+        "Box actions: generalised state-dependent exploration (gSDE, Raffin et al. 2022): the noise is a linear "
+        "function of the policy's last hidden features, with one log-std per feature and action.",
+    )
+    sde_sample_freq: int = option(
+        0, "gSDE: draw each env's exploration matrix every this many steps; 0: at the start of each rollout."
+    )
     lr_schedule: str = option(
         "constant",
         "constant, or linear: decay the learning rate linearly to 0 over --max-env-steps.",
@@ -171,6 +179,7 @@ class LearnerConfig:
             "needs one or more positive sizes, e.g. 64,64",
         )
         require(self.n_steps >= 1, "n_steps", "must be at least 1")
+        require(self.sde_sample_freq >= 0, "sde_sample_freq", "must be 0 or more")
         require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
         require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", "must be in [0, 1]")
         require(self.lr > 0, "lr", "must be positive")

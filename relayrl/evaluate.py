@@ -50,6 +50,7 @@ def load_policy(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str]:
         state.get("activation", "tanh"),
         normalize_observations="obs_mean" in state["model"],
         normalize_rewards="return_var" in state["model"],
+        use_sde=state["model"].get("log_std", torch.zeros(1)).dim() == 2,  # gSDE: one log-std per feature
     )
     model.load_state_dict(state["model"])
     model.eval()

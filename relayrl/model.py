@@ -2,7 +2,10 @@
 
 Separate policy and value MLPs (as Stable-Baselines3 and the A3C paper's feed-forward agents),
 orthogonal initialisation (optional), and a categorical head for Discrete actions or a diagonal Gaussian
-head (state-independent log-std, initialised at ``log_std_init``) for Box actions. With
+head for Box actions: with a state-independent log-std (initialised at ``log_std_init``), or with
+generalised state-dependent exploration (``use_sde``, gSDE: Raffin et al. 2022), where the noise is a
+linear function of the policy's last hidden features, eps = z(s) . theta, theta ~ N(0, sigma^2) resampled
+per env every few steps, so that the action's std is sqrt(z(s)^2 . sigma^2). With
 ``normalize_observations`` the model holds the running observation statistics as buffers and normalises
 its inputs itself: the statistics then travel with the weights and live in checkpoints, so the learner,
 every actor and ``relayrl eval`` see the same ones. With ``normalize_rewards`` it also holds the variance
@@ -22,11 +25,9 @@ import torch
 from torch import nn
 
 from relayrl import codec
+from relayrl.distributions import LOG_2PI, SDE_EPSILON
 from relayrl.normalization import CLIP, EPSILON, merge_moments
 from relayrl.v1 import relayrl_pb2 as pb
-
-LOG_2PI = math.log(2 * math.pi)
-
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -58,6 +59,7 @@ class ActorCritic(nn.Module):
         normalize_rewards: bool = False,
         ortho_init: bool = True,
         log_std_init: float = 0.0,
+        use_sde: bool = False,
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -70,9 +72,12 @@ class ActorCritic(nn.Module):
             out_dim = int(action_space.n)
         elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
             out_dim = action_space.shape[0]
-            self.log_std = nn.Parameter(torch.full((out_dim,), float(log_std_init)))
+            # gSDE: one log-std per (last hidden feature, action dimension)
+            shape = (hidden_sizes[-1], out_dim) if use_sde else (out_dim,)
+            self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
         else:
             raise ValueError(f"actions must be Discrete or a flat Box, got {action_space}")
+        self.use_sde = use_sde and not self.discrete
         self.policy = mlp([obs_dim, *hidden_sizes, out_dim], 0.01, activation, ortho_init)
         self.value_net = mlp([obs_dim, *hidden_sizes, 1], 1.0, activation, ortho_init)
         self.normalize_observations, self.normalize_rewards = normalize_observations, normalize_rewards
@@ -116,34 +121,48 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_net(self.normalize(obs)).squeeze(-1)
 
+    def _gaussian(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The Gaussian policy at ``obs``: mean, log-std (both [B, act]) and the last hidden features."""
+        features = self.policy[:-1](self.normalize(obs))
+        mean = self.policy[-1](features)
+        if not self.use_sde:
+            return mean, self.log_std.expand_as(mean), features
+        # gSDE's variance sum_j z_j^2 sigma_jk^2, with the features held constant (SB3's learn_features=False)
+        variance = features.detach().pow(2) @ self.log_std.exp().pow(2)
+        return mean, 0.5 * torch.log(variance + SDE_EPSILON), features
+
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of ``actions`` and entropy of the policy, one per observation."""
-        out = self.policy(self.normalize(obs))
         if self.discrete:
-            log_p = torch.log_softmax(out, dim=-1)
+            log_p = torch.log_softmax(self.policy(self.normalize(obs)), dim=-1)
             chosen = log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
             entropy = -(log_p.exp() * log_p).sum(-1)
             return chosen, entropy
-        log_std = self.log_std.expand_as(out)
-        z = (actions - out) / log_std.exp()
+        mean, log_std, _ = self._gaussian(obs)
+        z = (actions - mean) / log_std.exp()
         chosen = (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
         entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
         return chosen, entropy
 
     def act(self, obs: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample actions (or take the mode) and their log-probabilities."""
-        out = self.policy(self.normalize(obs))
+        """Sample actions (or take the mode) and their log-probabilities. With gSDE each call draws one
+        exploration matrix for the whole batch (actors draw one per env, see NumpyPolicy)."""
         if self.discrete:
-            log_p = torch.log_softmax(out, dim=-1)
+            log_p = torch.log_softmax(self.policy(self.normalize(obs)), dim=-1)
             if greedy:
                 actions = log_p.argmax(-1)
             else:
                 actions = torch.multinomial(log_p.exp(), 1).squeeze(-1)
             return actions, log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        std = self.log_std.exp()
-        actions = out if greedy else out + std * torch.randn_like(out)
-        z = (actions - out) / std
-        return actions, (-0.5 * z.pow(2) - self.log_std - 0.5 * LOG_2PI).sum(-1)
+        mean, log_std, features = self._gaussian(obs)
+        if greedy:
+            noise = torch.zeros_like(mean)
+        elif self.use_sde:
+            noise = features @ (self.log_std.exp() * torch.randn_like(self.log_std))
+        else:
+            noise = log_std.exp() * torch.randn_like(mean)
+        z = noise / log_std.exp()
+        return mean + noise, (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
 
 
 def encode_weights(model: nn.Module, version: int, into: pb.Weights | None = None) -> pb.Weights:

@@ -9,17 +9,17 @@ model definition; tests check both give the same log-probs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
 
 from relayrl.codec import CodecError
+from relayrl.distributions import LOG_2PI, SDE_EPSILON
 from relayrl.normalization import normalize_observations
 
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
-HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+HALF_LOG_2PI = 0.5 * LOG_2PI
 
 
 class NumpyPolicy:
@@ -30,8 +30,14 @@ class NumpyPolicy:
         activation: str,
         seed: int,
         normalize: bool = False,
+        sde_resample_every: int = 0,
     ) -> None:
+        """``sde_resample_every`` > 0: the policy uses gSDE and draws each env's exploration matrix anew every
+        that many calls of ``act`` (an actor passes n_steps, or the run's --sde-sample-freq)."""
         self.normalize = normalize
+        self.sde_resample_every = sde_resample_every
+        self.exploration: np.ndarray | None = None  # gSDE: [N, features, actions], one matrix per env
+        self.calls = 0
         self.obs_stats: tuple[np.ndarray, np.ndarray] | None = None
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.activation = ACTIVATIONS[activation]
@@ -56,6 +62,10 @@ class NumpyPolicy:
         self.layers = layers
         if not self.discrete:
             self.log_std = np.asarray(arrays["log_std"], np.float32)
+            head = layers[-1][0].shape  # [features, actions]
+            expected = head if self.sde_resample_every else head[1:]
+            if self.log_std.shape != expected:
+                raise CodecError(f"weights: log_std {self.log_std.shape}, expected {expected}")
         if self.normalize:
             mean, var = np.asarray(arrays["obs_mean"], np.float32), np.asarray(arrays["obs_var"], np.float32)
             if mean.shape != layers[0][0].shape[:1] or var.shape != mean.shape:
@@ -65,7 +75,9 @@ class NumpyPolicy:
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sample one action per observation; returns (actions, log-probabilities)."""
         h = obs if self.obs_stats is None else normalize_observations(obs, *self.obs_stats)
+        features = h
         for i, (weight, bias) in enumerate(self.layers):
+            features = h
             h = h @ weight + bias
             if i < len(self.layers) - 1:
                 h = self.activation(h)
@@ -77,8 +89,21 @@ class NumpyPolicy:
             u = self.rng.random((len(h), 1), dtype=np.float32) * cdf[:, -1:]
             actions = np.minimum((cdf < u).sum(axis=1), h.shape[1] - 1)
             return actions.astype(np.int64), log_p[np.arange(len(h)), actions].astype(np.float32)
+        if self.sde_resample_every:
+            return self._act_sde(features, h)
         std = np.exp(self.log_std)
         noise = self.rng.standard_normal(h.shape, dtype=np.float32)
         actions = h + std * noise
         log_probs = (-0.5 * noise**2 - self.log_std - HALF_LOG_2PI).sum(axis=1)
         return actions.astype(np.float32), log_probs.astype(np.float32)
+
+    def _act_sde(self, features: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """gSDE: noise = z(s) . theta_env, whose std per action is sqrt(z(s)^2 . sigma^2) (ActorCritic._gaussian)."""
+        sigma = np.exp(self.log_std)  # [features, actions]
+        if self.calls % self.sde_resample_every == 0 or self.exploration is None or len(self.exploration) != len(mean):
+            self.exploration = sigma * self.rng.standard_normal((len(mean), *sigma.shape), dtype=np.float32)
+        self.calls += 1
+        noise = np.einsum("nf,nfa->na", features, self.exploration)
+        log_std = 0.5 * np.log(features**2 @ sigma**2 + SDE_EPSILON)
+        log_probs = (-0.5 * (noise / np.exp(log_std)) ** 2 - log_std - HALF_LOG_2PI).sum(axis=1)
+        return (mean + noise).astype(np.float32), log_probs.astype(np.float32)

@@ -73,7 +73,7 @@ class Hello(_message.Message):
     def __init__(self, proto_version: _Optional[_Union[ProtoVersion, str]] = ..., actor_id: _Optional[str] = ..., run_id: _Optional[str] = ..., env_id: _Optional[str] = ..., observation_space: _Optional[_Union[Space, _Mapping]] = ..., action_space: _Optional[_Union[Space, _Mapping]] = ..., num_envs: _Optional[int] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation", "normalize_observations", "normalize_rewards")
+    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation", "normalize_observations", "normalize_rewards", "use_sde", "sde_sample_freq")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     ALGO_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,8 @@ class RunConfig(_message.Message):
     ACTIVATION_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_REWARDS_FIELD_NUMBER: _ClassVar[int]
+    USE_SDE_FIELD_NUMBER: _ClassVar[int]
+    SDE_SAMPLE_FREQ_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     algo: str
     transport: str
@@ -104,7 +106,9 @@ class RunConfig(_message.Message):
     activation: str
     normalize_observations: bool
     normalize_rewards: bool
-    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ..., normalize_observations: _Optional[bool] = ..., normalize_rewards: _Optional[bool] = ...) -> None: ...
+    use_sde: bool
+    sde_sample_freq: int
+    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ..., normalize_observations: _Optional[bool] = ..., normalize_rewards: _Optional[bool] = ..., use_sde: _Optional[bool] = ..., sde_sample_freq: _Optional[int] = ...) -> None: ...
 
 class Weights(_message.Message):
     __slots__ = ("version", "tensors")

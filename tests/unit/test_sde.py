@@ -1,0 +1,75 @@
+"""gSDE (generalised state-dependent exploration): actors' NumPy sampling and the model's log-probabilities
+agree, the noise is a linear function of the features held fixed between draws, and the std follows
+sqrt(z^2 . sigma^2) as in Raffin et al. (2022)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from relayrl import codec
+from relayrl.distributions import SDE_EPSILON
+from relayrl.model import ActorCritic, encode_weights
+from relayrl.numpy_policy import NumpyPolicy
+
+OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+ACT = gym.spaces.Box(-2, 2, (2,), np.float32)
+
+
+def sde_model():
+    torch.manual_seed(0)
+    model = ActorCritic(OBS, ACT, (8, 5), use_sde=True, log_std_init=-1.0)
+    with torch.no_grad():
+        model.log_std.copy_(torch.linspace(-2.0, 0.5, 10).reshape(5, 2))
+    return model
+
+
+def features(model, obs):
+    with torch.no_grad():
+        return model.policy[:-1](torch.as_tensor(obs)).numpy()
+
+
+def test_the_std_is_the_root_of_squared_features_times_sigma_squared():
+    model = sde_model()
+    assert tuple(model.log_std.shape) == (5, 2)
+    obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    z, sigma = features(model, obs), np.exp(model.log_std.detach().numpy())
+    std = np.sqrt(z**2 @ sigma**2 + SDE_EPSILON)
+    with torch.no_grad():
+        mean = model.policy(torch.as_tensor(obs)).numpy()
+    actions = mean + 0.3 * std
+    log_probs, entropy = model.log_prob_entropy(torch.as_tensor(obs), torch.as_tensor(actions))
+    expected = (-0.5 * 0.3**2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(1)
+    np.testing.assert_allclose(log_probs.detach().numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(entropy.detach().numpy(), (0.5 + 0.5 * np.log(2 * np.pi) + np.log(std)).sum(1), rtol=1e-5)
+
+
+def test_numpy_actors_sample_what_the_model_scores_and_redraw_on_schedule():
+    model = sde_model()
+    policy = NumpyPolicy(ACT, (8, 5), "tanh", seed=0, sde_resample_every=3)
+    policy.load(codec.decode_named(encode_weights(model, 0).tensors))
+    obs = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    with torch.no_grad():
+        mean = model.policy(torch.as_tensor(obs)).numpy()
+    draws = []
+    for _ in range(4):
+        actions, log_probs = policy.act(obs)
+        torch_log_probs, _ = model.log_prob_entropy(torch.as_tensor(obs), torch.as_tensor(actions))
+        np.testing.assert_allclose(log_probs, torch_log_probs.detach().numpy(), rtol=1e-4, atol=1e-4)
+        draws.append(actions - mean)
+    # the same observations give the same noise until the exploration matrix is drawn again (every 3 calls)
+    np.testing.assert_allclose(draws[0], draws[1], atol=1e-6)
+    np.testing.assert_allclose(draws[0], draws[2], atol=1e-6)
+    assert np.abs(draws[3] - draws[0]).max() > 1e-3
+    # each env has its own matrix: noise is linear in that env's features, z(s) . theta_env
+    z = features(model, obs)
+    theta = policy.exploration
+    np.testing.assert_allclose(draws[3], np.einsum("nf,nfa->na", z, theta), rtol=1e-4, atol=1e-5)
+
+
+def test_a_state_independent_log_std_is_refused_by_an_sde_actor():
+    plain = ActorCritic(OBS, ACT, (8, 5))
+    with pytest.raises(codec.CodecError, match="log_std"):
+        NumpyPolicy(ACT, (8, 5), "tanh", seed=0, sde_resample_every=4).load(
+            codec.decode_named(encode_weights(plain, 0).tensors)
+        )
