@@ -11,12 +11,24 @@ from relayrl.model import ActorCritic, encode_weights
 from relayrl.numpy_policy import NumpyPolicy
 
 
-def collector(env, n_steps=16):
+def collector(env, n_steps=16, log_std=0.0, with_model=False):
     torch.manual_seed(0)
     model = ActorCritic(env.single_observation_space, env.single_action_space, (16,))
+    if not model.discrete:
+        with torch.no_grad():
+            model.log_std.fill_(log_std)
     policy = NumpyPolicy(env.single_action_space, (16,), "tanh", seed=0)  # what actors act with
     policy.load(codec.decode_named(encode_weights(model, 0).tensors))
-    return RolloutCollector(env, policy.act, n_steps, seed=0)
+    c = RolloutCollector(env, policy.act, n_steps, seed=0)
+    return (c, model) if with_model else c
+
+
+def pendulum_successor(obs, action):
+    """The observation Pendulum-v1's dynamics give after ``action`` from ``obs`` = (cos th, sin th, thdot)."""
+    env = gym.make("Pendulum-v1").unwrapped
+    env.reset(seed=0)
+    env.state = np.array([np.arctan2(obs[1], obs[0]), obs[2]], np.float64)
+    return env.step(np.asarray(action, np.float32))[0]
 
 
 def test_cartpole_uses_the_numpy_vector_env():
@@ -26,7 +38,7 @@ def test_cartpole_uses_the_numpy_vector_env():
 
 def test_autoreset_steps_are_invalid_and_episodes_add_up():
     c = collector(make_vector_env("CartPole-v1", 8), n_steps=64)
-    seen = 0
+    lengths_from_flags, since_reset = [], np.zeros(8, int)
     for _ in range(4):
         r = c.collect(0)  # valid until the next collect: buffers are reused
         ended = r.terminated | r.truncated
@@ -38,8 +50,16 @@ def test_autoreset_steps_are_invalid_and_episodes_add_up():
         # CartPole pays 1 per valid step: every reported return equals its length
         np.testing.assert_array_equal(r.episode_returns, r.episode_lengths.astype(np.float32))
         assert len(r.episode_returns) == int(ended.sum())
-        seen += len(r.episode_returns)
-    assert seen > 0
+        # the reported lengths are the valid steps between resets, counted here from the flags alone
+        expected = []
+        for t in range(len(r.valid)):
+            since_reset += r.valid[t]
+            expected += since_reset[ended[t]].tolist()
+            since_reset[ended[t]] = 0
+        np.testing.assert_array_equal(r.episode_lengths, expected)
+        lengths_from_flags += expected
+    # CartPole's random-policy episodes last about 22 steps; none shorter than the 8 it takes to fall
+    assert min(lengths_from_flags) >= 8 and 10 < np.mean(lengths_from_flags) < 40
 
 
 def test_first_step_of_a_rollout_after_an_end_is_invalid():
@@ -66,9 +86,30 @@ def test_truncation_keeps_the_final_observation_for_bootstrapping():
     assert not r.valid[5].any()
     assert r.truncated[10].all() and not r.valid[11].any()
     np.testing.assert_array_equal(r.episode_lengths, [5, 5, 5, 5])
+    for t in (4, 10):
+        for n in range(2):
+            np.testing.assert_allclose(
+                r.observations[t + 1, n], pendulum_successor(r.observations[t, n], r.actions[t, n]), atol=1e-4
+            )
+    # the autoreset step starts a new episode: its next observation does not follow from its own
+    assert not np.allclose(r.observations[6, 0], pendulum_successor(r.observations[5, 0], r.actions[5, 0]), atol=1e-2)
+    # a truncation on a rollout's last step: the bootstrap observation is the final one, not a reset
+    env = gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync", max_episode_steps=5)
+    last = collector(env, n_steps=5).collect(0)
+    assert last.truncated[4].all()
+    for n in range(2):
+        np.testing.assert_allclose(
+            last.bootstrap_observations[n], pendulum_successor(last.observations[4, n], last.actions[4, n]), atol=1e-4
+        )
 
 
 def test_box_actions_are_float_and_sent_raw():
-    c = collector(make_vector_env("Pendulum-v1", 2), n_steps=4)
+    """The rollout carries the unclipped Gaussian sample and its log-prob (the env gets it clipped)."""
+    c, model = collector(make_vector_env("Pendulum-v1", 4), n_steps=16, log_std=1.5, with_model=True)
     r = c.collect(3)
-    assert r.actions.shape == (4, 2, 1) and r.actions.dtype == np.float32 and r.policy_version == 3
+    assert r.actions.shape == (16, 4, 1) and r.actions.dtype == np.float32 and r.policy_version == 3
+    assert np.abs(r.actions).max() > 2.0, "std e^1.5 = 4.5: some samples fall outside Pendulum's [-2, 2]"
+    expected, _ = model.log_prob_entropy(
+        torch.from_numpy(r.observations.reshape(64, 3)), torch.from_numpy(r.actions.reshape(64, 1))
+    )
+    np.testing.assert_allclose(r.log_probs.reshape(-1), expected.detach().numpy(), rtol=1e-4, atol=1e-4)

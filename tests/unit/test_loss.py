@@ -1,15 +1,24 @@
-"""The actor-critic loss against a direct NumPy computation from the model's own outputs."""
+"""The actor-critic loss against a direct NumPy computation from the model's own outputs.
+
+Only the forward passes (logits or Gaussian means, values) come from the model; returns, advantages,
+their normalisation, log-probabilities, entropies, importance ratios and the loss terms are recomputed
+in NumPy (tests/references.py holds GAE as the paper's explicit sum).
+"""
 
 import dataclasses
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from relayrl.loss import LossConfig, actor_critic_loss
 from relayrl.model import ActorCritic
-from relayrl.returns import n_step_returns
 from tests.helpers import CARTPOLE_ACT, CARTPOLE_OBS, random_rollout
+from tests.references import gae_reference
+
+BOX = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)
+LOG_STD = [-0.5, 0.7]  # non-zero, so that the sign of log_std matters
 
 
 @pytest.fixture
@@ -18,26 +27,84 @@ def model():
     return ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (16, 16))
 
 
-def reference_loss(model, r, cfg):
-    """Mnih et al.'s loss written out in NumPy over valid transitions."""
+def sharp_model(action_space, seed=0):
+    """A model whose policy depends on the observation (the 0.01-gain init is nearly uniform)."""
+    torch.manual_seed(seed)
+    m = ActorCritic(CARTPOLE_OBS, action_space, (16, 16))
+    with torch.no_grad():
+        for p in m.policy.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+        if not m.discrete:
+            m.log_std.copy_(torch.tensor(LOG_STD))
+    return m
+
+
+def forward(model, r):
+    """What the model itself computes, with no grad: values [T, N], bootstrap values [N], policy outputs."""
     T, N = r.rewards.shape
     with torch.no_grad():
-        v = model.value(torch.as_tensor(r.observations.reshape(T * N, -1))).numpy().reshape(T, N)
-        vb = model.value(torch.as_tensor(r.bootstrap_observations)).numpy()
-        logits = model.policy(torch.as_tensor(r.observations.reshape(T * N, -1))).numpy()
-    logp_all = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    logp = logp_all[np.arange(T * N), r.actions.reshape(-1)].reshape(T, N)
-    entropy = -(np.exp(logp_all) * logp_all).sum(-1).reshape(T, N)
+        obs = torch.as_tensor(r.observations.reshape(T * N, -1))
+        v = model.value(obs).numpy().astype(np.float64).reshape(T, N)
+        vb = model.value(torch.as_tensor(r.bootstrap_observations)).numpy().astype(np.float64)
+        out = model.policy(obs).numpy().astype(np.float64)
+    return v, vb, out
+
+
+def log_prob_entropy_np(model, r, out):
+    T, N = r.rewards.shape
+    if model.discrete:
+        logp_all = out - np.log(np.exp(out).sum(-1, keepdims=True))
+        logp = logp_all[np.arange(T * N), r.actions.reshape(-1)]
+        entropy = -(np.exp(logp_all) * logp_all).sum(-1)
+    else:
+        log_std = model.log_std.detach().numpy().astype(np.float64)
+        std = np.exp(log_std)
+        a = r.actions.reshape(T * N, -1)
+        logp = (-0.5 * ((a - out) / std) ** 2 - np.log(std * np.sqrt(2 * np.pi))).sum(-1)
+        entropy = np.full(T * N, np.sum(0.5 * np.log(2 * np.pi * np.e * std**2)))
+    return logp.reshape(T, N), entropy.reshape(T, N)
+
+
+def reference_loss(model, r, cfg):
+    """Mnih et al.'s loss (with GAE, optional advantage normalisation and the truncated importance ratio
+    min(1, pi/mu)) written out in NumPy over valid transitions."""
+    v, vb, out = forward(model, r)
+    logp, entropy = log_prob_entropy_np(model, r, out)
     next_values = np.concatenate([v[1:], vb[None]])
-    ended = r.terminated | r.truncated
-    R = n_step_returns(r.rewards.astype(np.float64), next_values, r.terminated, ended, cfg.gamma)
-    A = R - v
-    rho = np.minimum(1.0, np.exp(logp - r.log_probs))  # truncated importance ratio to the behaviour policy
+    rewards = r.rewards.astype(np.float64)
+    A = gae_reference(rewards, v, next_values, r.terminated, r.truncated, cfg.gamma, cfg.gae_lambda)
+    R = A + v
     m = r.valid
+    if cfg.normalize_advantage:
+        A = (A - A[m].mean()) / (A[m].std() + 1e-8)  # population std over valid transitions
+    rho = np.minimum(1.0, np.exp(logp - r.log_probs))
     policy = -(rho * A * logp)[m].mean()
     value = ((R - v) ** 2)[m].mean()
     ent = entropy[m].mean()
     return policy + cfg.value_coef * value - cfg.entropy_coef * ent, policy, value, ent
+
+
+def box_rollout(T, N, seed):
+    """random_rollout with 2-D float actions."""
+    r = random_rollout(T=T, N=N, seed=seed)
+    actions = np.random.default_rng(seed + 100).normal(size=(T, N, 2)).astype(np.float32)
+    return dataclasses.replace(r, actions=actions)
+
+
+def off_policy(model, r, seed):
+    """Behaviour log-probs that differ from the model's by up to +-1: some ratios below 1, some clipped."""
+    v, vb, out = forward(model, r)
+    logp, _ = log_prob_entropy_np(model, r, out)
+    shift = np.random.default_rng(seed).uniform(-1.0, 1.0, size=logp.shape)
+    return dataclasses.replace(r, log_probs=(logp + shift).astype(np.float32))
+
+
+def assert_terms_match(terms, reference):
+    total, policy, value, ent = reference
+    assert terms.policy_loss == pytest.approx(policy, rel=1e-4, abs=1e-5)
+    assert terms.value_loss == pytest.approx(value, rel=1e-4, abs=1e-5)
+    assert terms.entropy == pytest.approx(ent, rel=1e-4, abs=1e-5)
+    assert terms.loss.item() == pytest.approx(total, rel=1e-4, abs=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -45,12 +112,27 @@ def test_loss_matches_numpy_reference(model, seed):
     cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
     r = random_rollout(T=6, N=4, seed=seed)
     terms = actor_critic_loss(model, [r], cfg)
-    total, policy, value, ent = reference_loss(model, r, cfg)
-    assert terms.loss.item() == pytest.approx(total, rel=1e-4, abs=1e-5)
-    assert terms.policy_loss == pytest.approx(policy, rel=1e-4, abs=1e-5)
-    assert terms.value_loss == pytest.approx(value, rel=1e-4, abs=1e-5)
-    assert terms.entropy == pytest.approx(ent, rel=1e-4, abs=1e-5)
-    assert terms.num_samples == 24
+    assert_terms_match(terms, reference_loss(model, r, cfg))
+    assert terms.num_samples == 24  # every transition, valid or not
+
+
+@pytest.mark.parametrize("head", ["discrete", "box"])
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("gae_lambda", [1.0, 0.9])
+@pytest.mark.parametrize("seed", range(2))
+def test_loss_matches_numpy_reference_off_policy(head, normalize, gae_lambda, seed):
+    """Invalid transitions, behaviour log-probs away from the current policy, GAE and normalisation at once."""
+    m = sharp_model(CARTPOLE_ACT if head == "discrete" else BOX, seed)
+    r = random_rollout(T=8, N=5, seed=seed) if head == "discrete" else box_rollout(8, 5, seed)
+    r = off_policy(m, r, seed)
+    assert not r.valid.all() and (r.terminated | r.truncated)[:-1].any()
+    cfg = LossConfig(
+        gamma=0.9, gae_lambda=gae_lambda, value_coef=0.25, entropy_coef=0.05, normalize_advantage=normalize
+    )
+    terms = actor_critic_loss(m, [r], cfg)
+    reference = reference_loss(m, r, cfg)
+    assert abs(reference[1]) > 1e-3, "a policy loss near 0 would not show a sign error"
+    assert_terms_match(terms, reference)
 
 
 def test_invalid_transitions_do_not_count(model):
@@ -116,3 +198,83 @@ def test_on_policy_data_has_importance_one(model):
     a = actor_critic_loss(model, [on_policy], cfg).policy_loss
     b = actor_critic_loss(model, [stale], cfg).policy_loss
     assert b == pytest.approx(a * np.exp(-1.0), rel=1e-4)
+
+
+def one_step_rollout(model, obs, actions, rewards):
+    """N one-step episodes from the same observation, all terminated, on-policy (ratio 1)."""
+    N = len(rewards)
+    observations = np.tile(obs, (1, N, 1)).astype(np.float32)
+    actions = np.asarray(actions)[None]
+    with torch.no_grad():
+        logp, _ = model.log_prob_entropy(torch.as_tensor(observations[0]), torch.as_tensor(actions[0]))
+    r = random_rollout(T=1, N=N)
+    return dataclasses.replace(
+        r,
+        observations=observations,
+        actions=actions,
+        rewards=np.asarray(rewards, np.float32)[None],
+        terminated=np.ones((1, N), bool),
+        truncated=np.zeros((1, N), bool),
+        valid=np.ones((1, N), bool),
+        log_probs=logp.numpy()[None],
+    )
+
+
+def sgd_step(model, r, cfg, lr=0.05):
+    model.zero_grad()
+    actor_critic_loss(model, [r], cfg).loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.sub_(lr * p.grad)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("favoured", [0, 1])
+def test_one_sgd_step_makes_the_advantaged_action_more_likely(normalize, favoured):
+    torch.manual_seed(0)
+    m = ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (16,))
+    obs = np.random.default_rng(0).normal(size=(1, 1, 4))
+    actions = np.array([0, 1, 0, 1, 0, 1, 1, 0])
+    rewards = np.where(actions == favoured, 10.0, -10.0)  # far beyond V(s): the sign of A_t is that of r_t
+    r = one_step_rollout(m, obs, actions, rewards)
+    s = torch.as_tensor(obs[0], dtype=torch.float32)
+    a = torch.tensor([favoured])
+    before = m.log_prob_entropy(s, a)[0].exp().item()
+    sgd_step(m, r, LossConfig(gamma=0.9, value_coef=0.0, normalize_advantage=normalize))
+    after = m.log_prob_entropy(s, a)[0].exp().item()
+    assert after > before + 1e-3
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_one_sgd_step_moves_the_gaussian_mean_towards_the_advantaged_action(normalize):
+    m = sharp_model(BOX)
+    obs = np.random.default_rng(1).normal(size=(1, 1, 4))
+    s = torch.as_tensor(obs[0], dtype=torch.float32)
+    with torch.no_grad():
+        mean = m.policy(s)[0].numpy()
+    step = np.array([0.5, -0.5], np.float32)
+    actions = np.stack([mean + step, mean - step] * 4)  # +step is rewarded, -step is punished
+    rewards = np.array([10.0, -10.0] * 4)
+    r = one_step_rollout(m, obs, actions, rewards)
+    sgd_step(m, r, LossConfig(gamma=0.9, value_coef=0.0, normalize_advantage=normalize), lr=0.01)
+    with torch.no_grad():
+        moved = m.policy(s)[0].numpy() - mean
+    assert moved[0] > 1e-3 and moved[1] < -1e-3
+
+
+@pytest.mark.parametrize("head", ["discrete", "box"])
+def test_the_entropy_bonus_raises_the_entropy(head):
+    """Zero advantages (r_t = V(s_t) on terminal steps): only the entropy term moves the policy."""
+    m = sharp_model(CARTPOLE_ACT if head == "discrete" else BOX)
+    obs = np.random.default_rng(2).normal(size=(1, 1, 4))
+    s = torch.as_tensor(obs[0], dtype=torch.float32)
+    with torch.no_grad():
+        value = m.value(s).item()
+    actions = [0, 1, 1, 0] if head == "discrete" else np.random.default_rng(3).normal(size=(4, 2)).astype(np.float32)
+    r = one_step_rollout(m, obs, actions, [value] * 4)
+    cfg = LossConfig(gamma=0.9, value_coef=0.0, entropy_coef=0.1)
+    assert actor_critic_loss(m, [r], cfg).policy_loss == pytest.approx(0.0, abs=1e-6)
+    before = actor_critic_loss(m, [r], cfg).entropy
+    sgd_step(m, r, cfg, lr=0.1)
+    assert actor_critic_loss(m, [r], cfg).entropy > before + 1e-4

@@ -50,3 +50,12 @@ def test_state_round_trips(cls):
         assert torch.equal(other.state[0][name], opt.state[0][name])
     with pytest.raises(ValueError):
         cls([torch.nn.Parameter(torch.ones(4))], lr=0.1).load_state_dict(opt.state_dict())
+    # the restored optimizer takes the very next step the original takes; a fresh one does not
+    q.data.copy_(p.data)
+    fresh_p = torch.nn.Parameter(p.detach().clone())
+    fresh = cls([fresh_p], lr=0.1)
+    for param, optimizer in ((p, opt), (q, other), (fresh_p, fresh)):
+        param.grad = torch.tensor([0.1, -2.0, 0.0])
+        optimizer.step()
+    torch.testing.assert_close(q, p, rtol=0, atol=0)
+    assert not torch.allclose(fresh_p, p, rtol=0, atol=1e-4)

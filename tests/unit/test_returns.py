@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from relayrl.returns import gae_advantages, n_step_returns
+from tests.references import gae_reference, n_step_return_reference
 
 G = 0.5
 
@@ -84,3 +85,53 @@ def test_gae_hand_computed_lambda_half():
     adv = gae_advantages(rewards, values, next_values, no, no, G, 0.5)
     # delta1 = 1 + .5*2 = 2; delta0 = 1; A1 = 2; A0 = 1 + .5*.5*2 = 1.5
     np.testing.assert_allclose(adv, col(1.5, 2))
+
+
+def test_gae_hand_computed_with_an_episode_end_in_the_middle():
+    """gamma = lam = 0.5, so the trace decays by 0.25; step 1 is truncated, terminated, or neither."""
+    rewards, values, next_values = col(1, 1, 1), col(1, 2, 0.5), col(2, 4, 2)
+    no, mid = flags(0, 0, 0), flags(0, 1, 0)
+    # delta0 = 1 + .5*2 - 1 = 1; delta1 = 1 + .5*4 - 2 = 1 (bootstraps from the final obs); delta2 = 1 + 1 - .5 = 1.5
+    # truncated: A2 = 1.5, A1 = 1 (the trace stops at the end), A0 = 1 + .25*1 = 1.25
+    np.testing.assert_allclose(gae_advantages(rewards, values, next_values, no, mid, G, 0.5), col(1.25, 1, 1.5))
+    # terminated: delta1 = 1 - 2 = -1 (no bootstrap), A0 = 1 + .25*(-1) = .75
+    np.testing.assert_allclose(gae_advantages(rewards, values, next_values, mid, mid, G, 0.5), col(0.75, -1, 1.5))
+    # no end: A1 = 1 + .25*1.5 = 1.375, A0 = 1 + .25*1.375 = 1.34375
+    np.testing.assert_allclose(gae_advantages(rewards, values, next_values, no, no, G, 0.5), col(1.34375, 1.375, 1.5))
+
+
+def random_episodes(seed, T=9, N=6):
+    """Random rewards and values with terminations and truncations strictly inside the rollout."""
+    rng = np.random.default_rng(seed)
+    rewards, values = rng.normal(size=(T, N)), rng.normal(size=(T, N))
+    terminated = np.zeros((T, N), bool)
+    truncated = np.zeros((T, N), bool)
+    terminated[1:-1] = rng.random((T - 2, N)) < 0.2
+    truncated[1:-1] = (rng.random((T - 2, N)) < 0.2) & ~terminated[1:-1]
+    terminated[3, 0], truncated[5, 1] = True, True  # at least one of each, mid-rollout
+    truncated[3, 0], terminated[5, 1] = False, False
+    # after an end, the next observation is the episode's final one: its value is not values[t + 1]
+    next_values = np.concatenate([values[1:], rng.normal(size=(1, N))])
+    next_values = np.where(terminated | truncated, rng.normal(size=(T, N)), next_values)
+    return rewards, values, next_values, terminated, truncated
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 0.95])
+@pytest.mark.parametrize("seed", range(3))
+def test_gae_matches_the_papers_sum(lam, seed):
+    rewards, values, next_values, terminated, truncated = random_episodes(seed)
+    adv = gae_advantages(rewards, values, next_values, terminated, terminated | truncated, 0.9, lam)
+    expected = gae_reference(rewards, values, next_values, terminated, truncated, 0.9, lam)
+    np.testing.assert_allclose(adv, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_n_step_returns_match_the_sum_and_gae_with_lambda_one(seed):
+    rewards, values, next_values, terminated, truncated = random_episodes(seed)
+    ended = terminated | truncated
+    ret = n_step_returns(rewards, next_values, terminated, ended, 0.9)
+    np.testing.assert_allclose(
+        ret, n_step_return_reference(rewards, next_values, terminated, truncated, 0.9), rtol=1e-10, atol=1e-10
+    )
+    adv = gae_advantages(rewards, values, next_values, terminated, ended, 0.9, 1.0)
+    np.testing.assert_allclose(adv, ret - values, rtol=1e-10, atol=1e-10)
