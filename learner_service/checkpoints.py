@@ -58,6 +58,15 @@ def save(directory: str | os.PathLike, state: dict[str, Any], keep: int) -> Path
     return target
 
 
+def saved_optimizer(state: dict) -> str:
+    """The optimizer a checkpoint was written with: recorded since checkpoints carry "optimizer_name",
+    recognised by its state's tensors before that."""
+    if "optimizer_name" in state:
+        return str(state["optimizer_name"])
+    per_param = state.get("optimizer", {}).get("state") or [{}]
+    return "rmsprop" if "square_avg" in per_param[0] else "adam" if "m" in per_param[0] else "unknown"
+
+
 def load(path: str | os.PathLike) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 

@@ -82,7 +82,9 @@ class LearnerConfig:
     rms_alpha: float = option(0.99, "RMSprop smoothing constant.")
     rms_eps: float = option(1e-5, "Epsilon of RMSprop and Adam.")
     max_policy_lag: int = option(
-        8, "Drop contributions computed on weights more than this many versions old (a2c always uses 0)."
+        8,
+        "Drop contributions computed on weights more than this many versions old, plus 4 per connected actor "
+        "beyond the first in a3c (each one's contributions add to the others' lag); a2c always uses 0.",
     )
     round_timeout: float = option(5.0, "a2c: seconds a round waits for slow actors before closing on those in.")
     queue_size: int = option(64, "a3c: contributions waiting for the optimizer; a full queue slows senders down.")

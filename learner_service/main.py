@@ -115,6 +115,8 @@ class Learner:
         self.final_return: float | None = None
         self.stop_reason = "stopped"
         self.finished = False  # a stop criterion was met (vs. a signal or close): actors get Stop and exit
+        self.trainer_failed = False  # the trainer thread raised: no final checkpoint, exit status 1
+        self.final_checkpoint_failed = False  # exit status 1: the end of the run was not saved
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         try:
@@ -150,6 +152,7 @@ class Learner:
             config.max_policy_lag,
             version=version,
             on_update=self._maybe_checkpoint,
+            connected=self.registry.live_count,
         )
         self.progress.version = version
         servicer = LearnerServicer(
@@ -210,6 +213,7 @@ class Learner:
             "hidden_sizes": list(self.config.hidden_sizes),
             "activation": self.config.activation,
             "algo": self.config.algo,
+            "optimizer_name": self.config.optimizer,
             "relayrl_version": __version__,
             "torch_version": str(torch.__version__),
         }
@@ -226,14 +230,24 @@ class Learner:
             raise ConfigError(
                 f"{describe('resume')}: {path} holds env, hidden sizes, activation {theirs}, this run asks for {ours}"
             )
+        # The optimizer's saved statistics only mean something to the same kind of optimizer (loading Adam's
+        # into RMSprop raised KeyError: 'square_avg'). Its scalars (--lr, --rms-alpha, --rms-eps) are the
+        # run's own, not the checkpoint's, so they may change on resume; so may --algo and --transport,
+        # which change how contributions are made, not what the model or the optimizer state means.
+        saved = checkpoints.saved_optimizer(state)
+        if saved != self.config.optimizer:
+            raise ConfigError(
+                f"{describe('optimizer')}: {path} was written with --optimizer {saved}, this run asks for "
+                f"{self.config.optimizer}; resume with --optimizer {saved} or use a new checkpoint directory"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for key in ("env_steps", "episodes", "updates", "samples"):
-            setattr(self.progress, key, int(state.get(key, 0)))
+        self.progress.resume(state)
         log.info("resumed from %s at policy version %d, %d env steps", path, state["version"], state["env_steps"])
         return int(state["version"])
 
     def checkpoint(self) -> Path | None:
+        """Write a checkpoint now (None without a checkpoint directory); a failed write raises."""
         if self.config.checkpoint_dir is None:
             return None
         started = time.perf_counter()
@@ -244,15 +258,32 @@ class Learner:
         self._last_checkpoint = time.monotonic()
         return path
 
+    def _checkpoint_failed(self, exc: Exception, then: str) -> None:
+        self.metrics.checkpoint_failures.inc()
+        log.error(
+            "checkpoint to %s failed: %s; %s",
+            self.config.checkpoint_dir,
+            exc,
+            then,
+            exc_info=not isinstance(exc, OSError),  # a full or unwritable disk needs no traceback
+        )
+
     def _maybe_checkpoint(self) -> None:
+        """The periodic checkpoint (on the trainer thread, after an update). A failed write (disk full, the
+        directory gone or unwritable) must not stop training: it is logged, counted in
+        relayrl_checkpoint_failures_total and tried again an interval later; older checkpoints stay."""
         if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_every:
-            self.checkpoint()
+            self._last_checkpoint = time.monotonic()  # a failure, too, waits an interval before the retry
+            try:
+                self.checkpoint()
+            except Exception as exc:  # noqa: BLE001 - whatever the write raised, training goes on
+                self._checkpoint_failed(exc, f"training goes on, retrying in {self.config.checkpoint_every:g}s")
 
     # --- running ------------------------------------------------------------------------------------
     def start(self) -> None:
         self.server.start()
         self.metrics_server = telemetry.serve(self.metrics.registry, self.config.host, self.config.metrics_port)
-        self._trainer_thread = threading.Thread(target=self.trainer.run, args=(self.stop,), name="trainer", daemon=True)
+        self._trainer_thread = threading.Thread(target=self._train, name="trainer", daemon=True)
         self._trainer_thread.start()
         self.health.set(True)  # the model is built (and resumed) and the trainer runs
         c = self.config
@@ -269,6 +300,18 @@ class Learner:
             torch.__version__,
             c.seed,
         )
+
+    def _train(self) -> None:
+        """The trainer thread. If it fails, the learner must not go on serving (A2C actors would wait for
+        the next version forever): log the traceback, go NOT_SERVING and stop; shutdown() then ends every
+        stream with UNAVAILABLE (actors back off and reconnect to a restarted learner) and main() exits 1."""
+        try:
+            self.trainer.run(self.stop)
+        except BaseException:
+            log.critical("the trainer thread failed; stopping the learner", exc_info=True)
+            self.trainer_failed = True
+            self.health.shutdown()  # NOT_SERVING at once
+            self.stop.set()
 
     def _done(self) -> str | None:
         c, p = self.config, self.progress
@@ -309,9 +352,22 @@ class Learner:
         self.health.shutdown()  # NOT_SERVING from now on
         self.stop.set()  # readers stop offering, new streams are refused, the trainer drains its queue
         self._trainer_thread.join(timeout=30)
-        path = self.checkpoint()
-        if path is not None:
-            log.info("final checkpoint %s (policy version %d)", path, self.trainer.version)
+        if self.trainer_failed:
+            self.stop_reason, self.finished = "trainer_failed", False
+            # No final checkpoint: the failure may have come half-way through an update, leaving the model
+            # or the optimizer inconsistent. The last periodic checkpoint, written after a whole update, is
+            # kept as the newest, and --resume continues from it.
+            if self.config.checkpoint_dir is not None:
+                log.error("no final checkpoint after the trainer's failure; the newest one on disk is kept")
+        else:
+            try:
+                path = self.checkpoint()
+            except Exception as exc:  # noqa: BLE001 - still end the streams and write the summary
+                self.final_checkpoint_failed = True
+                self._checkpoint_failed(exc, "the newest older checkpoint is kept")
+                path = None
+            if path is not None:
+                log.info("final checkpoint %s (policy version %d)", path, self.trainer.version)
         if self.servicer.discarded:
             log.info("discarded %d contributions that arrived while stopping", self.servicer.discarded)
         self.board.stop(self.stop_reason, finished=self.finished)
@@ -326,6 +382,8 @@ class Learner:
     def summary(self) -> dict:
         p = self.progress
         wall = p.elapsed()
+        with p.lock:
+            own_steps, resumed_steps = p.own("env_steps"), p.baseline.get("env_steps", 0)
         mean = self.final_return if self.final_return is not None else p.mean_return()
         return {
             "env": self.config.env,
@@ -342,7 +400,8 @@ class Learner:
             "updates": p.updates,
             "samples": p.samples,
             "policy_version": self.trainer.version,
-            "steps_per_second": round(p.env_steps / wall, 1) if wall > 0 else 0.0,
+            "resumed_env_steps": resumed_steps,  # env_steps at --resume; rates count only this process's own
+            "steps_per_second": round(own_steps / wall, 1) if wall > 0 else 0.0,
             **p.rates(),
             "config": redacted(self.config),
             "versions": {
@@ -391,4 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     reason = learner.serve()
     log.info("stopped: %s", reason)
+    if learner.trainer_failed or learner.final_checkpoint_failed:
+        why = "the trainer failed" if learner.trainer_failed else "the final checkpoint was not written"
+        log.error("exiting with status 1: %s", why)
+        return 1
     return 0

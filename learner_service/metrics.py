@@ -65,5 +65,8 @@ class LearnerMetrics:
         self.checkpoint_seconds = Histogram(
             "relayrl_checkpoint_seconds", "Time to write a checkpoint.", buckets=LATENCY_BUCKETS, registry=r
         )
+        self.checkpoint_failures = Counter(
+            "relayrl_checkpoint_failures", "Checkpoint writes that failed (retried at the next interval).", registry=r
+        )
         self.received_bytes = Counter("relayrl_received_bytes", "Bytes of actor messages received.", registry=r)
         self.sent_bytes = Counter("relayrl_sent_bytes", "Bytes of weight messages sent.", registry=r)

@@ -1,4 +1,11 @@
-"""Training progress as the learner sees it: counters, the last-100-episode window, stop criteria."""
+"""Training progress as the learner sees it: counters, the last-100-episode window, stop criteria.
+
+After --resume the counters continue from the checkpoint (env_steps, episodes, updates, samples), but
+every rate (steps/s of the progress line, summary.json's steps_per_second and *_per_second) is this
+process's own work over this process's own time: the counters at resume are kept as a baseline and
+subtracted. Elapsed time is deliberately not carried in checkpoints: the gap between two processes
+(down time, another machine) is not training time, so a carried clock would make rates wrong again.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ class Progress:
     updates: int = 0
     samples: int = 0
     version: int = 0
+    dropped: int = 0  # contributions dropped as stale (relayrl_dropped_stale_total)
+    baseline: dict[str, int] = field(default_factory=dict)  # the counters this process resumed from
     returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
     lags: list[int] = field(default_factory=list)  # since the last progress line
     lag_total: int = 0
@@ -35,6 +44,21 @@ class Progress:
             self.env_steps += env_steps
             self.episodes += len(returns)
             self.returns.extend(returns.tolist())
+
+    def resume(self, counters: dict[str, int]) -> None:
+        """Continue the counters of a checkpoint; rates count only what happens after this."""
+        with self.lock:
+            for key in ("env_steps", "episodes", "updates", "samples"):
+                setattr(self, key, int(counters.get(key, 0)))
+            self.baseline = {key: getattr(self, key) for key in ("env_steps", "episodes", "updates", "samples")}
+
+    def own(self, key: str) -> int:
+        """This process's share of counter ``key`` (all of it unless resumed). Call with the lock held."""
+        return getattr(self, key) - self.baseline.get(key, 0)
+
+    def record_drop(self, n: int = 1) -> None:
+        with self.lock:
+            self.dropped += n
 
     def record_update(self, version: int, samples: int, lags: list[int]) -> None:
         with self.lock:
@@ -57,25 +81,28 @@ class Progress:
         return time.monotonic() - self.started
 
     def rates(self) -> dict[str, float]:
-        """Throughput since the first contribution arrived (start-up excluded) and the mean policy lag."""
+        """This process's throughput since its first contribution arrived (start-up excluded; after a
+        resume, the resumed counters excluded) and the mean policy lag."""
         with self.lock:
             seconds = time.monotonic() - self.first_data if self.first_data is not None else 0.0
             per = (lambda n: round(n / seconds, 1)) if seconds > 0 else (lambda n: 0.0)
             return {
                 "training_seconds": round(seconds, 3),
-                "steady_steps_per_second": per(self.env_steps),
-                "updates_per_second": per(self.updates),
-                "samples_per_second": per(self.samples),
+                "steady_steps_per_second": per(self.own("env_steps")),
+                "updates_per_second": per(self.own("updates")),
+                "samples_per_second": per(self.own("samples")),
                 "mean_policy_lag": round(self.lag_total / self.lag_count, 3) if self.lag_count else 0.0,
             }
 
 
 class ProgressPrinter:
-    """One line per interval: env steps, steps/s, mean return of the last 100 episodes, version, lag."""
+    """One line per interval: env steps, steps/s, mean return of the last 100 episodes, version, lag, and
+    the contributions dropped as stale so far."""
 
     def __init__(self, progress: Progress) -> None:
         self._p = progress
-        self._last = (time.monotonic(), 0, 0)
+        with progress.lock:  # after a resume the first interval's rate starts from the resumed counters
+            self._last = (time.monotonic(), progress.env_steps, progress.updates)
 
     def line(self) -> str:
         p = self._p
@@ -84,7 +111,7 @@ class ProgressPrinter:
             steps, updates, version = p.env_steps, p.updates, p.version
             lags, p.lags = p.lags, []
             mean = float(np.mean(p.returns)) if p.returns else float("nan")
-            episodes = p.episodes
+            episodes, dropped = p.episodes, p.dropped
             p.curve.append((now - p.started, steps, mean))
         then, last_steps, last_updates = self._last
         dt = max(now - then, 1e-9)
@@ -93,5 +120,5 @@ class ProgressPrinter:
         return (
             f"[{now - p.started:7.1f}s] env_steps={steps} steps/s={(steps - last_steps) / dt:,.0f} "
             f"return100={mean:.1f} episodes={episodes} version={version} "
-            f"updates/s={(updates - last_updates) / dt:.1f} lag={lag:.2f}"
+            f"updates/s={(updates - last_updates) / dt:.1f} lag={lag:.2f} dropped={dropped}"
         )

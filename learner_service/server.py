@@ -214,6 +214,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                     session.accepted += 1
                 elif outcome in ("stale", "duplicate"):
                     self.metrics.dropped_stale.inc()
+                    self.progress.record_drop()
                     item.done()
                 else:
                     self.discarded += 1
