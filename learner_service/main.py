@@ -21,7 +21,7 @@ from learner_service import checkpoints, security
 from learner_service.config import LearnerConfig
 from learner_service.coordinators import AsyncQueue, SyncRounds
 from learner_service.metrics import LearnerMetrics
-from learner_service.optim import make_optimizer
+from learner_service.optim import linear_schedule, make_optimizer
 from learner_service.progress import Progress, ProgressPrinter
 from learner_service.server import SERVICE, LearnerServicer, receive_limit
 from learner_service.sessions import Registry, WeightsBoard
@@ -83,6 +83,10 @@ def run_config_message(config: LearnerConfig) -> pb.RunConfig:
         seed=config.seed,
         normalize_advantage=config.normalize_advantage,
         activation=config.activation,
+        normalize_observations=config.normalize_observations,
+        normalize_rewards=config.normalize_rewards,
+        use_sde=config.use_sde,
+        sde_sample_freq=config.sde_sample_freq,
     )
 
 
@@ -125,9 +129,17 @@ class Learner:
             raise ConfigError(f"{describe('env')}: {exc}") from None
         self.device = resolve_device(config.device)
         self.observation_space, self.action_space = single_spaces(config.env)
-        self.model = ActorCritic(self.observation_space, self.action_space, config.hidden_sizes, config.activation).to(
-            self.device
-        )
+        self.model = ActorCritic(
+            self.observation_space,
+            self.action_space,
+            config.hidden_sizes,
+            config.activation,
+            normalize_observations=config.normalize_observations,
+            normalize_rewards=config.normalize_rewards,
+            ortho_init=config.ortho_init,
+            log_std_init=config.log_std_init,
+            use_sde=config.use_sde,
+        ).to(self.device)
         self.optimizer = make_optimizer(
             config.optimizer, self.model.parameters(), config.lr, config.rms_alpha, config.rms_eps
         )
@@ -152,6 +164,7 @@ class Learner:
             config.max_policy_lag,
             version=version,
             on_update=self._maybe_checkpoint,
+            lr_at=linear_schedule(config.lr, config.max_env_steps) if config.lr_schedule == "linear" else None,
             connected=self.registry.live_count,
         )
         self.progress.version = version
@@ -240,7 +253,19 @@ class Learner:
                 f"{describe('optimizer')}: {path} was written with --optimizer {saved}, this run asks for "
                 f"{self.config.optimizer}; resume with --optimizer {saved} or use a new checkpoint directory"
             )
-        self.model.load_state_dict(state["model"])
+        # Options that change what the model holds: the normalisation statistics and gSDE's log-std matrix.
+        held = state["model"]
+        for name, theirs in (
+            ("normalize_observations", "obs_mean" in held),
+            ("normalize_rewards", "return_var" in held),
+            ("use_sde", "log_std" in held and held["log_std"].dim() == 2),
+        ):
+            if theirs != getattr(self.config, name):
+                raise ConfigError(
+                    f"{describe(name)}: {path} was written {'with' if theirs else 'without'} it, this run asks "
+                    f"for {getattr(self.config, name)}; match it or use a new checkpoint directory"
+                )
+        self.model.load_state_dict(held)
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress.resume(state)
         log.info("resumed from %s at policy version %d, %d env steps", path, state["version"], state["env_steps"])

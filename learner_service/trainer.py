@@ -31,6 +31,7 @@ from learner_service.metrics import LearnerMetrics
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
 from learner_service.sessions import WeightsBoard
+from learner_service.statistics import RunningStatistics
 from relayrl.loss import LossConfig, LossTerms, actor_critic_loss
 from relayrl.model import ActorCritic, encode_weights
 from relayrl.rollout import Rollout
@@ -96,6 +97,7 @@ class Trainer:
         version: int = 0,
         on_update: Callable[[], None] | None = None,
         connected: Callable[[], int] | None = None,
+        lr_at: Callable[[int], float] | None = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
         self.coordinator, self.board = coordinator, board
@@ -104,6 +106,8 @@ class Trainer:
         self.version = version
         self.on_update = on_update
         self.connected = connected  # how many actors are connected (scales the A3C lag cap)
+        self.lr_at = lr_at  # the learning rate at a number of env steps (a schedule), or None: constant
+        self.statistics = RunningStatistics(model, loss_config.gamma)
         self._drops_unlogged, self._next_drop_warning = 0, 0.0
         self.lock = threading.Lock()  # held during an update; snapshotting the model takes it too
         coordinator.advance(version)
@@ -167,9 +171,11 @@ class Trainer:
                     norm = apply_gradients(self.model, self.optimizer, fresh[0].grads, self.max_grad_norm)
                     samples = fresh[0].env_steps
                 else:
+                    rollouts = self.statistics.before_update([c.session for c in fresh], [c.rollout for c in fresh])
                     terms, norm = update_from_rollouts(
-                        self.model, self.optimizer, [c.rollout for c in fresh], self.loss_config, self.max_grad_norm
+                        self.model, self.optimizer, rollouts, self.loss_config, self.max_grad_norm
                     )
+                    self.statistics.after_update(rollouts)
                     samples = terms.num_samples
                     self.metrics.loss.labels("policy").set(terms.policy_loss)
                     self.metrics.loss.labels("value").set(terms.value_loss)
@@ -178,6 +184,8 @@ class Trainer:
                 log.warning("skipped an update: %s", exc)
                 self.metrics.rejected.labels("non_finite").inc(len(fresh))
                 norm = None
+            if self.lr_at is not None:
+                self.optimizer.lr = self.lr_at(self.progress.env_steps)
             # A new version even when skipped: A2C actors wait for it before collecting again.
             self.version += 1
             self.coordinator.advance(self.version)

@@ -103,3 +103,23 @@ def test_rates_after_a_resume_are_this_processs_own(start_learner, start_actor, 
     # (a few more steps may arrive while the summary is read; counting the resumed ones would be 10**5 x more)
     assert 0 < summary["steps_per_second"] <= own / summary["wall_seconds"] * 1.1
     assert 0 < summary["steady_steps_per_second"] <= own / summary["training_seconds"] * 1.1
+
+
+@pytest.mark.parametrize("option", ["normalize_observations", "normalize_rewards"])
+def test_resume_with_other_normalisation_fails_at_start_naming_it(tmp_path, option):
+    written_checkpoint(tmp_path, **{option: True})
+    args = flags(host="127.0.0.1", port=0, metrics_port=-1, hidden_sizes="16,16", checkpoint_dir=tmp_path)
+    with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')} .*written with it"):
+        Learner(load(LearnerConfig, [*args, "--resume"], environ={}))
+
+
+def test_resume_keeps_the_normalisation_statistics(tmp_path):
+    saved = written_checkpoint(tmp_path, normalize_observations=True)
+    saved["model"]["obs_mean"].fill_(3.0)
+    checkpoints.save(tmp_path, saved, keep=3)
+    args = flags(host="127.0.0.1", port=0, metrics_port=-1, hidden_sizes="16,16", checkpoint_dir=tmp_path)
+    learner = Learner(load(LearnerConfig, [*args, "--resume", "--normalize-observations"], environ={}))
+    try:
+        assert learner.model.obs_mean.tolist() == [3.0] * 4
+    finally:
+        learner.server.stop(0)
