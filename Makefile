@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install run test lint proto bench clean help
+.PHONY: install run test lint proto bench bench-learning clean help
 
 help:
 	@echo "make run     train CartPole-v1 with A2C and 2 actor processes until solved"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint    ruff"
 	@echo "make proto   regenerate the Python stubs from proto/"
 	@echo "make bench   the performance benchmark (see benchmarks/)"
+	@echo "make bench-learning  the learning benchmark against rl-baselines3-zoo's A2C (hours; see benchmarks/)"
 	@echo "make up / down / logs / k8s-apply / k8s-delete   deploy (see docs/DEPLOY.md)"
 	@echo "make test-containers  opt-in: build the image and run Compose + kube play in podman (minutes, ~1.5 GB)"
 
@@ -40,6 +41,10 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/relayrl bench --out benchmarks/results
+
+# Resumable: runs already in benchmarks/results/learning.json are kept. One env: add ARGS="--envs Pendulum-v1".
+bench-learning: $(STAMP)
+	$(VENV)/bin/relayrl bench --suite learning --out benchmarks/results $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,4 +1,6 @@
-"""`relayrl bench [--quick] [--out DIR]`: every figure of the performance comparison, in one run."""
+"""`relayrl bench [--quick] [--out DIR]`: every figure of the performance comparison, in one run.
+`relayrl bench --suite learning [--quick] [--envs A,B] [--seeds N] [--out DIR]`: the learning benchmark
+against rl-baselines3-zoo's A2C results (relayrl.bench.learning)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl.bench import ceilings, pipeline, sb3, transport
+from relayrl.bench import ceilings, learning, pipeline, sb3, transport, zoo
 from relayrl.bench.report import markdown
+from relayrl.bench.solve import HOLD
 from relayrl.bench.stats import paired_ratio, summary
 
 TRANSPORTS = [("a2c", "trajectories"), ("a3c", "gradients"), ("a3c", "trajectories")]
@@ -24,18 +27,33 @@ WIDE = dict(algo="a2c", transport="trajectories", actors=2, num_envs=256, budget
 
 def plan(quick: bool) -> dict:
     if quick:  # a smoke test of every section: tiny budgets, one repetition
-        return dict(reps=1, seconds=0.2, actors=[1], pipeline_steps=4096, solve_target=30.0, solve_seconds=60,
-                    sb3_steps=2000, broadcasts=10, big_broadcasts=3)
-    return dict(reps=3, seconds=2.0, actors=[1, 2, 4], pipeline_steps=300_000, solve_target=475.0, solve_seconds=120,
-                sb3_steps=100_000, broadcasts=200, big_broadcasts=20)
+        return dict(reps=1, seconds=0.2, actors=[1], pipeline_steps=4096, solve_target=30.0, solve_steps=300_000,
+                    solve_seconds=90, sb3_steps=2000, sb3_solve_steps=200_000, broadcasts=10, big_broadcasts=3)
+    # Solve runs go on past the first crossing: a held solve at x0 env steps is decided at 2 x0, so the
+    # budget decides crossings up to half of it (RelayRL runs it whole; SB3 stops once a held solve is decided).
+    return dict(reps=3, seconds=2.0, actors=[1, 2, 4], pipeline_steps=300_000, solve_target=475.0,
+                solve_steps=2_000_000, solve_seconds=180, sb3_steps=100_000, sb3_solve_steps=1_000_000,
+                broadcasts=200, big_broadcasts=20)
+
+
+def _at(runs: list[dict], point: str, key: str) -> list[float]:
+    """``key`` of each run's ``point`` (first_crossing or held); infinity where the run has none."""
+    return [r[point][key] if r[point] is not None else float("inf") for r in runs]
+
+
+def solve_figures(runs: list[dict]) -> dict:
+    """Held solve (the headline) and first crossing, each as wall seconds and env steps over the runs."""
+    return {"wall_seconds": summary(_at(runs, "held", "wall_seconds")),
+            "env_steps": summary(_at(runs, "held", "env_steps")),
+            "first_crossing": {"wall_seconds": summary(_at(runs, "first_crossing", "wall_seconds")),
+                               "env_steps": summary(_at(runs, "first_crossing", "env_steps"))},
+            "all_solved": all(r["held"] is not None for r in runs),
+            "all_crossed": all(r["first_crossing"] is not None for r in runs)}
 
 
 def solve_section(p: dict, seeds: list[int], extra: list[str]) -> dict:
-    runs = [pipeline.time_to_solve(p["solve_target"], s, p["solve_seconds"], extra) for s in seeds]
-    return {"target": p["solve_target"], "extra_args": extra, "runs": runs,
-            "wall_seconds": summary([r["wall_seconds"] for r in runs]),
-            "env_steps": summary([r["env_steps"] for r in runs]),
-            "all_solved": all(r["solved"] for r in runs)}
+    runs = [pipeline.solve_run(p["solve_target"], s, p["solve_steps"], p["solve_seconds"], extra) for s in seeds]
+    return {"target": p["solve_target"], "hold": HOLD, "extra_args": extra, "runs": runs, **solve_figures(runs)}
 
 
 def train_defaults() -> dict:
@@ -45,21 +63,29 @@ def train_defaults() -> dict:
     return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
+def _ratio(ours: list[float], theirs: list[float]) -> float | None:
+    """Median of the paired (same seed) ratios; a side that did not solve counts as infinitely slow (ratio
+    infinity or 0), a seed where neither solved is left out; None if no seed is left."""
+    pairs = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != float("inf") or b != float("inf")]
+    return paired_ratio([a for a, _ in pairs], [b for _, b in pairs])["median"] if pairs else None
+
+
 def log(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
+def machine() -> dict:
     import torch
 
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
+            "torch": str(torch.__version__), "torch_threads_benchmark_process": torch.get_num_threads(),
+            "torch_threads_services": 1}
+
+
+def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
     p = plan(quick)
     seeds = list(range(p["reps"]))
-    result: dict = {
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                    "torch": str(torch.__version__), "torch_threads_benchmark_process": torch.get_num_threads(),
-                    "torch_threads_services": 1},
-        "quick": quick, "env": env_id, "plan": p,
-    }
+    result: dict = {"machine": machine(), "quick": quick, "env": env_id, "plan": p}
     log("ceilings")
     defaults = train_defaults()
     num_envs = defaults["num_envs"]  # what each pipeline actor steps: its ceiling is the one to compare with
@@ -111,18 +137,23 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
     if sb3.available():
         log("Stable-Baselines3 A2C (rl-baselines3-zoo CartPole-v1 hyperparameters)")
         sb3_speed = [sb3.run(s, p["sb3_steps"], None, timeout=600) for s in seeds]
-        sb3_solve = [sb3.run(s, 1_000_000, p["solve_target"], timeout=p["solve_seconds"] + 120) for s in seeds]
+        sb3_solve = []
+        for s in seeds:
+            r = sb3.run(s, p["sb3_solve_steps"], p["solve_target"], timeout=1200)
+            sb3_solve.append({**r["solve"], "env_steps_run": r["env_steps"], "wall_seconds_run": r["wall_seconds"],
+                              "stopped_at_held_solve": r["stopped_at_held_solve"]})
         result["sb3"] = {
             "steps_per_second": summary([r["steps_per_second"] for r in sb3_speed]),
-            "solve_wall_seconds": summary([r["wall_seconds"] or float("inf") for r in sb3_solve]),
+            "solve": solve_figures(sb3_solve),
             "solve_runs": sb3_solve,
         }
         ours_speed = [r for r in throughput[best]["steady_steps_per_second"]["runs"]]
-        ours_solve = [r["wall_seconds"] for r in solve]
         result["vs_sb3"] = {
             "steps_per_second_ratio": paired_ratio(ours_speed, [r["steps_per_second"] for r in sb3_speed])["median"],
-            "solve_time_ratio": paired_ratio(ours_solve, [r["wall_seconds"] or float("inf") for r in sb3_solve])[
-                "median"],
+            # the headline: seconds to a held solve; then the same to the first crossing
+            "solve_time_ratio": _ratio(_at(solve, "held", "wall_seconds"), _at(sb3_solve, "held", "wall_seconds")),
+            "first_crossing_time_ratio": _ratio(_at(solve, "first_crossing", "wall_seconds"),
+                                                _at(sb3_solve, "first_crossing", "wall_seconds")),
             "steps_per_second_pipeline": best,
         }
     else:
@@ -133,13 +164,37 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
+    parser.add_argument("--suite", choices=("performance", "learning"), default="performance",
+                        help="performance (default): speed and time to a held solve against SB3 on CartPole; "
+                             "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
-    parser.add_argument("--out", default="benchmarks/results", help="folder for bench.json and bench.md")
+    parser.add_argument("--out", default="benchmarks/results",
+                        help="folder for bench.json and bench.md (learning: learning.json and learning.md, "
+                             "merged with what is there) [default: benchmarks/results]")
+    parser.add_argument("--envs", default=",".join(zoo.ENVS),
+                        help="learning: comma-separated env ids [default: all of them]")
+    parser.add_argument("--seeds", type=int, default=None, help="learning: seeds 0..N-1 [default: 3; --quick: 1]")
+    parser.add_argument("--timeout", type=float, default=6 * 3600,
+                        help="learning: seconds one training run may take [default: 21600]")
+    parser.add_argument("--rerun", action="store_true",
+                        help="learning: run again what the results file already holds")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.suite == "learning":
+        envs = [e.strip() for e in args.envs.split(",") if e.strip()]
+        unknown = [e for e in envs if e not in zoo.ENVS]
+        if unknown or not envs:
+            parser.error(f"--envs: {', '.join(unknown) or 'none given'}; the suite's envs are {', '.join(zoo.ENVS)}")
+        seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
+        if seeds < 1:
+            parser.error("--seeds must be at least 1")
+        results = learning.run(envs, seeds, args.quick, out, machine(), args.timeout, args.rerun)
+        print(learning.markdown(results))
+        log(f"wrote {learning.results_path(out, args.quick)} and its .md")
+        return 0
     started = time.time()
     result = run(args.quick)
     result["bench_seconds"] = round(time.time() - started, 1)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2))
     (out / "bench.md").write_text(markdown(result))

@@ -1,9 +1,15 @@
-"""`relayrl bench --quick` runs every section and writes well-formed output (never asserts a speed)."""
+"""`relayrl bench --quick` runs every section and writes well-formed output, and `relayrl bench --suite
+learning --quick` trains, evaluates and tabulates both sides (never asserts a speed or a return)."""
 
 import json
 import math
+import statistics
 import subprocess
 import sys
+
+import pytest
+
+from relayrl.bench import zoo
 
 
 def test_quick_bench_writes_well_formed_results(tmp_path):
@@ -13,7 +19,7 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert bench["machine"]["cpu_count"] >= 1 and bench["machine"]["torch_threads_services"] == 1
     ratios = bench["vs_sb3"]
-    for key in ("steps_per_second_ratio", "solve_time_ratio"):
+    for key in ("steps_per_second_ratio", "solve_time_ratio", "first_crossing_time_ratio"):
         assert isinstance(ratios[key], float) and math.isfinite(ratios[key]) and ratios[key] > 0
     wide = "a2c/trajectories/2 (256 envs)"  # the throughput configuration, with its own time to solve
     assert set(bench["pipeline"]) == {"a2c/trajectories/1", "a3c/gradients/1", "a3c/trajectories/1", wide}
@@ -26,7 +32,54 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
     for figures in bench["pipeline"].values():
         assert str(figures["num_envs_per_actor"]) in bench["ceilings"] and 0 < figures["vs_ceiling"]
     assert bench["solve"]["all_solved"]
+    # held solves: the runs go on past the crossing, far enough to decide it (twice its env steps)
+    sb3_runs = bench["sb3"]["solve_runs"]
+    for run in bench["solve"]["runs"] + bench["solve_wide"]["runs"] + sb3_runs:
+        first, held = run["first_crossing"], run["held"]
+        assert first is not None and held is not None, run
+        assert first["env_steps"] <= held["env_steps"] and first["wall_seconds"] <= held["wall_seconds"]
+        assert run["env_steps_run"] >= 2 * held["env_steps"], run
+        assert 0 < held["wall_seconds"] <= run["wall_seconds_run"]
+    assert all(r["stopped_at_held_solve"] for r in sb3_runs)  # SB3 stops once its held solve is decided
+    assert bench["sb3"]["solve"]["all_solved"] and bench["solve"]["hold"] == 0.95
     assert bench["transport"]["broadcast_cartpole"]["milliseconds"]["median"] > 0
     assert bench["transport"]["gradient_1m_params"]["parameters"] > 900_000
     table = (tmp_path / "bench.md").read_text()
     assert "| headline | RelayRL | SB3 A2C | ratio |" in table and "a3c/gradients/1" in table
+    assert "| seconds to a held mean return of 30 |" in table and "| seconds to its first crossing |" in table
+
+
+def run_learning(out, envs):
+    return subprocess.run([sys.executable, "-m", "relayrl.cli", "bench", "--suite", "learning", "--quick", "--envs",
+                           envs, "--out", str(out)], capture_output=True, text=True, timeout=900)
+
+
+def test_quick_learning_suite_trains_evaluates_and_tabulates_both_sides(tmp_path):
+    result = run_learning(tmp_path, "CartPole-v1,Pendulum-v1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "learning-quick.json").read_text())
+    bounds = {"CartPole-v1": (1, 500), "Pendulum-v1": (-16.3 * 200, 0)}  # what one episode can return
+    for env_id, (low, high) in bounds.items():
+        entry = results["envs"][env_id]
+        for side in ("relayrl", "sb3"):
+            run = entry[side]["0"]
+            assert "error" not in run, run.get("error")
+            assert len(run["eval_returns"]) == 3 and all(low <= r <= high for r in run["eval_returns"])
+            assert run["final_return"] == pytest.approx(statistics.fmean(run["eval_returns"]), rel=1e-12)
+            assert run["env_steps"] >= entry["budget"] == 3000 and run["wall_seconds"] > 0
+        config = entry["relayrl"]["0"]["config"]  # trained with the env's preset: no flag but the budget and seed
+        assert config["env"] == env_id and config["max_env_steps"] == 3000 and config["seed"] == 0
+    rows = {r["env"]: r for r in results["table"]}
+    assert list(rows) == zoo.ENVS
+    assert rows["CartPole-v1"]["relayrl"]["final_return"]["median"] == results["envs"]["CartPole-v1"]["relayrl"][
+        "0"]["final_return"]
+    assert rows["Acrobot-v1"]["relayrl"] is None and rows["Acrobot-v1"]["errors"] == []
+    table = (tmp_path / "learning-quick.md").read_text()
+    for env_id in zoo.ENVS:
+        assert f"| {env_id} |" in table
+    # a second invocation keeps what is there instead of training again
+    again = run_learning(tmp_path, "CartPole-v1")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("already") == 2
+    after = json.loads((tmp_path / "learning-quick.json").read_text())
+    assert after["envs"]["CartPole-v1"] == results["envs"]["CartPole-v1"]

@@ -1,0 +1,201 @@
+"""`relayrl bench --suite learning`: does RelayRL learn each standard task as well as rl-baselines3-zoo's A2C?
+
+For every env and seed, in the same run: (a) `relayrl train --env ENV --seed S --max-env-steps BUDGET` with
+no other hyperparameter flag (the env's preset applies), then its newest checkpoint played greedily for
+the evaluation episodes (relayrl.evaluate); (b) Stable-Baselines3 A2C with the zoo's hyperparameters for
+the env (relayrl.bench.zoo) for the same budget, its final policy played greedily (deterministic=True,
+VecNormalize statistics frozen). BUDGET is the zoo's n_timesteps. Wall seconds are from launching each
+process to the end of training (evaluation excluded).
+
+Results are merged into OUT/learning.json run by run (OUT/learning-quick.json with --quick), so a long
+suite can be split across invocations (`--envs`) or resumed after an interruption: a run already in the
+file with the same budget and evaluation episodes is not repeated (failed runs are). learning.md, the
+table, always lists every env of the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from relayrl.bench import pipeline, sb3, zoo
+
+SIDES = ("relayrl", "sb3")
+EVAL_SEED = 1000  # evaluation episodes use seed EVAL_SEED + training seed, on both sides
+
+
+def plan(quick: bool) -> dict:
+    if quick:  # a smoke test of the plumbing: tiny budgets, few evaluation episodes; numbers mean nothing
+        return {"eval_episodes": 3, "budget": lambda env_id: 3000, "curve_every": 1.0}
+    return {"eval_episodes": 100, "budget": zoo.budget, "curve_every": 10.0}
+
+
+def log(text: str) -> None:
+    print(f"[bench learning {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _error(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[-3000:]
+
+
+def run_relayrl(env_id: str, seed: int, budget: int, episodes: int, timeout: float, curve_every: float) -> dict:
+    """`relayrl train` with the env's preset for ``budget`` env steps, then its newest checkpoint, greedy."""
+    import torch
+
+    from learner_service.checkpoints import list_checkpoints
+    from relayrl.evaluate import evaluate, load_policy
+
+    with tempfile.TemporaryDirectory(prefix="relayrl-learning-") as run_dir:
+        s = pipeline.train(["--env", env_id, "--seed", str(seed), "--max-env-steps", str(budget)], timeout,
+                           log_every=curve_every, keep_curve=True, run_dir=run_dir, keep_config=True)
+        found = list_checkpoints(Path(run_dir, "checkpoints"))
+        if not found:
+            raise RuntimeError(f"relayrl train wrote no checkpoint in {run_dir}/checkpoints")
+        evaluated = time.time()
+        torch.set_num_threads(1)  # as every service and the SB3 process run
+        model, trained_on = load_policy(found[0])
+        returns = evaluate(model, trained_on, episodes, EVAL_SEED + seed)
+    return {"seed": seed, "final_return": float(returns.mean()), "eval_returns": returns.tolist(),
+            "wall_seconds": s["wall_seconds"], "eval_seconds": time.time() - evaluated, "env_steps": s["env_steps"],
+            "checkpoint": found[0].name, "train_return100": s["mean_return"],
+            "preset": (s.get("config") or {}).get("preset", s.get("preset")),
+            "config": s.get("config"), "curve": s["curve"]}
+
+
+def run_sb3(env_id: str, seed: int, budget: int, episodes: int, timeout: float, curve_every: float) -> dict:
+    if not sb3.available():
+        raise RuntimeError("stable-baselines3 is not installed (pip install '.[bench]')")
+    r = sb3.run(seed, budget, None, timeout, env_id=env_id, eval_episodes=episodes, eval_seed=EVAL_SEED + seed,
+                curve_every=curve_every)
+    returns = r["eval_returns"]
+    return {"seed": seed, "final_return": statistics.fmean(returns), "eval_returns": returns,
+            "wall_seconds": r["wall_seconds"], "eval_seconds": r["eval_seconds"], "env_steps": r["env_steps"],
+            "train_return100": r["curve"][-1][2] if r["curve"] else None, "curve": r["curve"]}
+
+
+RUNNERS = {"relayrl": run_relayrl, "sb3": run_sb3}
+
+
+def results_path(out: Path, quick: bool) -> Path:
+    return out / ("learning-quick.json" if quick else "learning.json")
+
+
+def load_results(path: Path, quick: bool) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"suite": "learning", "quick": quick, "zoo_commit": zoo.ZOO_COMMIT, "envs": {}}
+
+
+def env_entry(results: dict, env_id: str, budget: int, episodes: int) -> dict:
+    """The env's entry, reset when the budget or the number of evaluation episodes changed."""
+    entry = results["envs"].get(env_id)
+    if entry is None or entry["budget"] != budget or entry["eval_episodes"] != episodes:
+        entry = {"env": env_id, "budget": budget, "eval_episodes": episodes, "zoo_return": zoo.PUBLISHED[env_id],
+                 "zoo_hyperparams": zoo.HYPERPARAMS[env_id], "relayrl": {}, "sb3": {}}
+        results["envs"][env_id] = entry
+    return entry
+
+
+def run(envs: list[str], seeds: int, quick: bool, out: Path, machine: dict, timeout: float,
+        rerun: bool = False) -> dict:
+    p = plan(quick)
+    path = results_path(out, quick)
+    out.mkdir(parents=True, exist_ok=True)
+    results = load_results(path, quick)
+    results["machine"] = machine
+    for env_id in envs:
+        budget, episodes = p["budget"](env_id), p["eval_episodes"]
+        entry = env_entry(results, env_id, budget, episodes)
+        for seed in range(seeds):
+            for side in SIDES:
+                done = entry[side].get(str(seed))
+                if done is not None and "error" not in done and not rerun:
+                    log(f"{env_id} seed {seed} {side}: in {path.name} already")
+                    continue
+                log(f"{env_id} seed {seed} {side}: {budget:,} env steps, then {episodes} greedy episodes")
+                try:
+                    r = RUNNERS[side](env_id, seed, budget, episodes, timeout, p["curve_every"])
+                    log(f"  final return {r['final_return']:.1f}, {r['wall_seconds']:.0f} s")
+                except Exception as exc:  # noqa: BLE001 - the table shows every env, failed ones with their error
+                    r = {"seed": seed, "error": _error(exc)}
+                    log(f"  failed: {r['error'].splitlines()[-1]}")
+                r["finished_at"] = time.time()
+                entry[side][str(seed)] = r
+                results["updated_at"] = time.time()
+                write(results, path)
+    return results
+
+
+def row(env_id: str, entry: dict | None, quick: bool = False) -> dict:
+    """One table row: every side's final return (median, min, max over seeds) and wall seconds; where
+    RelayRL's median is below the zoo's figure, by how much (else 0); the errors of failed runs."""
+    out: dict = {"env": env_id, "budget": plan(quick)["budget"](env_id) if entry is None else entry["budget"],
+                 "zoo_return": zoo.PUBLISHED[env_id], "errors": []}
+    for side in SIDES:
+        runs = [] if entry is None else sorted(entry[side].values(), key=lambda r: r["seed"])
+        ok = [r for r in runs if "error" not in r]
+        out["errors"] += [f"{side} seed {r['seed']}: {r['error'].splitlines()[-1][:200]}" for r in runs if "error" in r]
+        out[side] = None if not ok else {
+            "seeds": [r["seed"] for r in ok],
+            "final_return": {"median": statistics.median(r["final_return"] for r in ok),
+                             "min": min(r["final_return"] for r in ok), "max": max(r["final_return"] for r in ok)},
+            "wall_seconds": statistics.median(r["wall_seconds"] for r in ok),
+        }
+    ours = out["relayrl"]
+    out["short_of_zoo"] = None if ours is None else max(out["zoo_return"] - ours["final_return"]["median"], 0.0)
+    return out
+
+
+def markdown(results: dict) -> str:
+    m = results.get("machine", {})
+    quick = results.get("quick")
+    lines = [
+        f"# RelayRL learning benchmark{' (quick: a smoke test, the numbers mean nothing)' if quick else ''}",
+        "",
+        f"{m.get('cpu_count', '?')} cores, {m.get('platform', '?')}, Python {m.get('python', '?')}, torch "
+        f"{m.get('torch', '?')}. Final return: the mean over the evaluation episodes of the final policy, played "
+        "greedily; median (min–max) over the seeds. Wall seconds: launch to the end of training, median. "
+        f"SB3 A2C with rl-baselines3-zoo's hyperparameters (commit {results.get('zoo_commit', '?')[:7]}); zoo A2C: "
+        "the zoo's published figure.",
+        "",
+        "| env | budget (env steps) | RelayRL final return | RelayRL s | SB3 A2C final return | SB3 s | zoo A2C | "
+        "RelayRL vs zoo | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for env_id in zoo.ENVS:
+        entry = results["envs"].get(env_id)
+        r = row(env_id, entry, bool(quick))
+        cells = []
+        for side in SIDES:
+            s = r[side]
+            if s is None:
+                failed = any(e.startswith(f"{side} ") for e in r["errors"])
+                cells += ["failed (see notes)" if failed else "not run yet", ""]
+            else:
+                f = s["final_return"]
+                cells += [f"{f['median']:,.1f} ({f['min']:,.1f}–{f['max']:,.1f}), {len(s['seeds'])} seeds",
+                          f"{s['wall_seconds']:,.0f}"]
+        if r["short_of_zoo"] is None:
+            verdict = "no result"
+        elif r["short_of_zoo"] > 0:
+            verdict = f"**short of zoo** by {r['short_of_zoo']:,.1f}"
+        else:
+            verdict = "at or above"
+        notes = "; ".join(r["errors"]).replace("|", "/")
+        lines.append(f"| {env_id} | {r['budget']:,} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | "
+                     f"{r['zoo_return']:g} | {verdict} | {notes} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write(results: dict, path: Path) -> None:
+    results["table"] = [row(env_id, results["envs"].get(env_id), results["quick"]) for env_id in zoo.ENVS]
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+    path.with_suffix(".md").write_text(markdown(results))
