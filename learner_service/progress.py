@@ -23,6 +23,7 @@ WINDOW = 100
 class Progress:
     env_steps: int = 0
     episodes: int = 0
+    contributions: int = 0  # accepted for decoding and counted here, this process (each is applied or dropped)
     updates: int = 0
     samples: int = 0
     version: int = 0
@@ -42,6 +43,7 @@ class Progress:
             if self.first_data is None:
                 self.first_data = time.monotonic()
             self.env_steps += env_steps
+            self.contributions += 1
             self.episodes += len(returns)
             self.returns.extend(returns.tolist())
 

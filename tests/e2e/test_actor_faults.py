@@ -96,8 +96,9 @@ def test_a3c_goes_on_without_a_killed_actor_and_accounts_for_every_contribution(
     def handled() -> float:
         return metric(reg, "relayrl_updates_total") + metric(reg, "relayrl_dropped_stale_total")
 
-    steps = lambda: metric(reg, "relayrl_env_steps_total")  # noqa: E731 - every contribution is 16 steps
-    wait_until(lambda: steps() == handled() * n_steps * num_envs, 5, "every contribution applied or dropped")
+    wait_until(lambda: learner.progress.contributions == handled(), 5, "every contribution applied or dropped")
+    # every applied rollout was trained on whole: n_steps x num_envs transitions each
+    assert metric(reg, "relayrl_samples_total") == metric(reg, "relayrl_updates_total") * n_steps * num_envs
     assert sum(metric(reg, "relayrl_rejected_total", {"reason": r}) for r in ("malformed", "invalid_tensor")) == 0
     report(
         capsys,
