@@ -57,10 +57,12 @@ def solve_section(p: dict, seeds: list[int], extra: list[str]) -> dict:
 
 
 def train_defaults() -> dict:
-    """`relayrl train`'s defaults: the ceilings step the same envs per actor with the same policy."""
+    """What `relayrl train` runs on CartPole with no option (its preset over the built-in defaults): the
+    ceilings step the same envs per actor with the same policy."""
+    from relayrl.config import load
     from relayrl.train import TrainConfig
 
-    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return dataclasses.asdict(load(TrainConfig, ["--env", "CartPole-v1"], environ={}))
 
 
 def _ratio(ours: list[float], theirs: list[float]) -> float | None:
