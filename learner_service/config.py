@@ -70,9 +70,9 @@ class LearnerConfig:
     max_grad_norm: float = option(0.5, "Gradient-norm clipping threshold.")
     optimizer: str = option(
         "adam",
-        "adam, or rmsprop (TensorFlow-style, eps inside the root, as published; "
-        "its statistics are shared by all actors in a3c).",
-        choices=("rmsprop", "adam"),
+        "adam; rmsprop (TensorFlow-style, eps inside the root, as published; its statistics are shared by all "
+        "actors in a3c); or rmsprop_torch (PyTorch's, eps outside the root, as Stable-Baselines3's A2C uses).",
+        choices=("rmsprop", "rmsprop_torch", "adam"),
     )
     lr: float | None = option(
         None,

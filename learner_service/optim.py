@@ -81,6 +81,26 @@ class RMSpropTF(Optimizer):
             p.addcdiv_(p.grad, ms.add(self.eps).sqrt_(), value=-self.lr)
 
 
+class RMSpropTorch(RMSpropTF):
+    """RMSprop as PyTorch computes it, and so Stable-Baselines3's A2C for MLP policies (whose figures the zoo
+    publishes): the mean square starts at 0 and eps is added to the root, theta -= lr * g / (sqrt(ms) + eps).
+    Its steps are about lr in size from the start, whatever the gradient's scale; TF-style steps on small
+    gradients stay far smaller until the mean square has decayed from 1 (hundreds of updates)."""
+
+    def _initial(self, name: str, p: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(p)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        for p, s in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            ms = s["square_avg"]
+            ms.mul_(self.alpha).addcmul_(p.grad, p.grad, value=1 - self.alpha)
+            p.addcdiv_(p.grad, ms.sqrt().add_(self.eps), value=-self.lr)
+
+
 class Adam(Optimizer):
     """Kingma & Ba (2015), Algorithm 1, with bias correction."""
 
@@ -114,6 +134,8 @@ class Adam(Optimizer):
 def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, alpha: float, eps: float) -> Optimizer:
     if name == "rmsprop":
         return RMSpropTF(params, lr=lr, alpha=alpha, eps=eps)
+    if name == "rmsprop_torch":
+        return RMSpropTorch(params, lr=lr, alpha=alpha, eps=eps)
     if name == "adam":
         return Adam(params, lr=lr, eps=eps)
     raise ValueError(f"unknown optimizer {name!r}")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from learner_service.optim import Adam, RMSpropTF
+from learner_service.optim import Adam, RMSpropTF, RMSpropTorch
 
 
 def test_rmsprop_tf_two_steps_by_hand():
@@ -20,12 +20,16 @@ def test_rmsprop_tf_two_steps_by_hand():
         assert p.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_adam_matches_torch():
+@pytest.mark.parametrize(
+    "ours_cls, theirs_cls, kwargs",
+    [(Adam, torch.optim.Adam, dict(lr=0.01, eps=1e-5)), (RMSpropTorch, torch.optim.RMSprop, dict(lr=7e-4, eps=1e-5))],
+)
+def test_matches_torch(ours_cls, theirs_cls, kwargs):
     torch.manual_seed(0)
     ours = torch.nn.Linear(5, 3)
     theirs = torch.nn.Linear(5, 3)
     theirs.load_state_dict(ours.state_dict())
-    a, b = Adam(ours.parameters(), lr=0.01, eps=1e-5), torch.optim.Adam(theirs.parameters(), lr=0.01, eps=1e-5)
+    a, b = ours_cls(ours.parameters(), **kwargs), theirs_cls(theirs.parameters(), **kwargs)
     for step in range(20):
         x = torch.randn(8, 5, generator=torch.Generator().manual_seed(step))
         for model, opt in ((ours, a), (theirs, b)):
@@ -36,7 +40,7 @@ def test_adam_matches_torch():
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls", [Adam, RMSpropTF])
+@pytest.mark.parametrize("cls", [Adam, RMSpropTF, RMSpropTorch])
 def test_state_round_trips(cls):
     p = torch.nn.Parameter(torch.ones(3))
     opt = cls([p], lr=0.1)
