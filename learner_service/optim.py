@@ -78,7 +78,10 @@ class RMSpropTF(Optimizer):
                 continue
             ms = s["square_avg"]
             ms.mul_(self.alpha).addcmul_(p.grad, p.grad, value=1 - self.alpha)
-            p.addcdiv_(p.grad, ms.add(self.eps).sqrt_(), value=-self.lr)
+            p.addcdiv_(p.grad, self._root(ms), value=-self.lr)
+
+    def _root(self, ms: torch.Tensor) -> torch.Tensor:
+        return ms.add(self.eps).sqrt_()
 
 
 class RMSpropTorch(RMSpropTF):
@@ -90,15 +93,8 @@ class RMSpropTorch(RMSpropTF):
     def _initial(self, name: str, p: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(p)
 
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        for p, s in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            ms = s["square_avg"]
-            ms.mul_(self.alpha).addcmul_(p.grad, p.grad, value=1 - self.alpha)
-            p.addcdiv_(p.grad, ms.sqrt().add_(self.eps), value=-self.lr)
+    def _root(self, ms: torch.Tensor) -> torch.Tensor:
+        return ms.sqrt().add_(self.eps)
 
 
 class Adam(Optimizer):
