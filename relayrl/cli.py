@@ -12,7 +12,8 @@ commands:
   learner      run the learner service (same as python -m learner_service)
   actor        run an actor service (same as python -m actor_service)
   eval         play a checkpoint greedily: relayrl eval CHECKPOINT --episodes N
-  bench        the performance benchmark against Stable-Baselines3 (--quick: a smoke test)
+  bench        benchmarks against Stable-Baselines3: speed and held solves (default), or --suite learning
+               (final greedy returns per env against rl-baselines3-zoo's A2C); --quick: a smoke test
   plot         draw a run's learning curve to a PNG: relayrl plot RUN_DIR [--out FILE] (needs relayrl[plot])
 
 `relayrl COMMAND --help` lists a command's options; each also reads RELAYRL_<OPTION> variables.
