@@ -19,10 +19,14 @@ from relayrl.v1 import relayrl_pb2 as pb
 
 class TrajectoryPolicy:
     def __init__(self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
-        # gSDE draws new exploration every sde_sample_freq steps, or once per rollout (every n_steps calls)
-        resample = (config.sde_sample_freq or config.n_steps) if config.use_sde else 0
         self.policy = NumpyPolicy(
-            action_space, tuple(config.hidden_sizes), config.activation, seed, config.normalize_observations, resample
+            action_space,
+            tuple(config.hidden_sizes),
+            config.activation,
+            seed,
+            config.normalize_observations,
+            sde_rollout_steps=config.n_steps if config.use_sde else 0,
+            sde_sample_freq=config.sde_sample_freq,
         )
 
     def load(self, weights: pb.Weights) -> None:

@@ -260,7 +260,8 @@ class Learner:
             ("normalize_rewards", "return_var" in held),
             ("use_sde", "log_std" in held and held["log_std"].dim() == 2),
         ):
-            if theirs != getattr(self.config, name):
+            ours = self.model.use_sde if name == "use_sde" else getattr(self.config, name)  # gSDE: Box actions only
+            if theirs != ours:
                 raise ConfigError(
                     f"{describe(name)}: {path} was written {'with' if theirs else 'without'} it, this run asks "
                     f"for {getattr(self.config, name)}; match it or use a new checkpoint directory"

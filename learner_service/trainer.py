@@ -107,6 +107,8 @@ class Trainer:
         self.on_update = on_update
         self.connected = connected  # how many actors are connected (scales the A3C lag cap)
         self.lr_at = lr_at  # the learning rate at a number of env steps (a schedule), or None: constant
+        if lr_at is not None:  # a resumed run continues its schedule from its first update
+            optimizer.lr = lr_at(progress.env_steps)
         self.statistics = RunningStatistics(model, loss_config.gamma)
         self._drops_unlogged, self._next_drop_warning = 0, 0.0
         self.lock = threading.Lock()  # held during an update; snapshotting the model takes it too

@@ -30,12 +30,14 @@ class NumpyPolicy:
         activation: str,
         seed: int,
         normalize: bool = False,
-        sde_resample_every: int = 0,
+        sde_rollout_steps: int = 0,
+        sde_sample_freq: int = 0,
     ) -> None:
-        """``sde_resample_every`` > 0: the policy uses gSDE and draws each env's exploration matrix anew every
-        that many calls of ``act`` (an actor passes n_steps, or the run's --sde-sample-freq)."""
+        """``sde_rollout_steps`` > 0: the policy uses gSDE. ``act`` is called that many times per rollout (the
+        run's n_steps); each env's exploration matrix is drawn at every rollout's start, and every
+        ``sde_sample_freq`` steps within it when that is positive (as SB3 does)."""
         self.normalize = normalize
-        self.sde_resample_every = sde_resample_every
+        self.sde_rollout_steps, self.sde_sample_freq = sde_rollout_steps, sde_sample_freq
         self.exploration: np.ndarray | None = None  # gSDE: [N, features, actions], one matrix per env
         self.calls = 0
         self.obs_stats: tuple[np.ndarray, np.ndarray] | None = None
@@ -63,7 +65,7 @@ class NumpyPolicy:
         if not self.discrete:
             self.log_std = np.asarray(arrays["log_std"], np.float32)
             head = layers[-1][0].shape  # [features, actions]
-            expected = head if self.sde_resample_every else head[1:]
+            expected = head if self.sde_rollout_steps else head[1:]
             if self.log_std.shape != expected:
                 raise CodecError(f"weights: log_std {self.log_std.shape}, expected {expected}")
         if self.normalize:
@@ -89,7 +91,7 @@ class NumpyPolicy:
             u = self.rng.random((len(h), 1), dtype=np.float32) * cdf[:, -1:]
             actions = np.minimum((cdf < u).sum(axis=1), h.shape[1] - 1)
             return actions.astype(np.int64), log_p[np.arange(len(h)), actions].astype(np.float32)
-        if self.sde_resample_every:
+        if self.sde_rollout_steps:
             return self._act_sde(features, h)
         std = np.exp(self.log_std)
         noise = self.rng.standard_normal(h.shape, dtype=np.float32)
@@ -100,7 +102,9 @@ class NumpyPolicy:
     def _act_sde(self, features: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """gSDE: noise = z(s) . theta_env, whose std per action is sqrt(z(s)^2 . sigma^2) (ActorCritic._gaussian)."""
         sigma = np.exp(self.log_std)  # [features, actions]
-        if self.calls % self.sde_resample_every == 0 or self.exploration is None or len(self.exploration) != len(mean):
+        step = self.calls % self.sde_rollout_steps  # this call's step within its rollout
+        redraw = step == 0 or (self.sde_sample_freq > 0 and step % self.sde_sample_freq == 0)
+        if redraw or self.exploration is None or len(self.exploration) != len(mean):
             self.exploration = sigma * self.rng.standard_normal((len(mean), *sigma.shape), dtype=np.float32)
         self.calls += 1
         noise = np.einsum("nf,nfa->na", features, self.exploration)

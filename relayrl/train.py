@@ -48,7 +48,7 @@ def to_environ(values: dict[str, object]) -> dict[str, str]:
     out = {}
     for key, value in values.items():
         if value is None:
-            continue
+            value = "none"  # not left out: the child would take a preset's value for it again
         if isinstance(value, tuple):
             value = ",".join(map(str, value))
         out[env_name(key)] = str(value)

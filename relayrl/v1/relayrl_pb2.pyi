@@ -10,8 +10,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class ProtoVersion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROTO_VERSION_UNSPECIFIED: _ClassVar[ProtoVersion]
+    PROTO_VERSION_1: _ClassVar[ProtoVersion]
     PROTO_VERSION_CURRENT: _ClassVar[ProtoVersion]
 PROTO_VERSION_UNSPECIFIED: ProtoVersion
+PROTO_VERSION_1: ProtoVersion
 PROTO_VERSION_CURRENT: ProtoVersion
 
 class NDArray(_message.Message):

@@ -45,32 +45,36 @@ def test_the_std_is_the_root_of_squared_features_times_sigma_squared():
     np.testing.assert_allclose(entropy.detach().numpy(), expected_entropy, rtol=1e-5)
 
 
-def test_numpy_actors_sample_what_the_model_scores_and_redraw_on_schedule():
+@pytest.mark.parametrize("rollout_steps, freq", [(3, 0), (5, 3)])
+def test_numpy_actors_sample_what_the_model_scores_and_redraw_on_schedule(rollout_steps, freq):
     model = sde_model()
-    policy = NumpyPolicy(ACT, (8, 5), "tanh", seed=0, sde_resample_every=3)
+    policy = NumpyPolicy(ACT, (8, 5), "tanh", seed=0, sde_rollout_steps=rollout_steps, sde_sample_freq=freq)
     policy.load(codec.decode_named(encode_weights(model, 0).tensors))
     obs = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
     with torch.no_grad():
         mean = model.policy(torch.as_tensor(obs)).numpy()
     draws = []
-    for _ in range(4):
+    for _ in range(6):
         actions, log_probs = policy.act(obs)
         torch_log_probs, _ = model.log_prob_entropy(torch.as_tensor(obs), torch.as_tensor(actions))
         np.testing.assert_allclose(log_probs, torch_log_probs.detach().numpy(), rtol=1e-4, atol=1e-4)
         draws.append(actions - mean)
-    # the same observations give the same noise until the exploration matrix is drawn again (every 3 calls)
-    np.testing.assert_allclose(draws[0], draws[1], atol=1e-6)
-    np.testing.assert_allclose(draws[0], draws[2], atol=1e-6)
-    assert np.abs(draws[3] - draws[0]).max() > 1e-3
+    # the same observations give the same noise until the exploration matrix is drawn again: at each
+    # rollout's start (calls 0, 3 / 0, 5) and every `freq` steps within a rollout (call 3 of 5)
+    redrawn = {3} if rollout_steps == 3 else {3, 5}
+    for call in range(1, 6):
+        fresh = call in redrawn or any(c in redrawn for c in range(1, call))
+        same_as_first = np.abs(draws[call] - draws[0]).max() < 1e-6
+        assert same_as_first != fresh, call
     # each env has its own matrix: noise is linear in that env's features, z(s) . theta_env
     z = features(model, obs)
     theta = policy.exploration
-    np.testing.assert_allclose(draws[3], np.einsum("nf,nfa->na", z, theta), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(draws[5], np.einsum("nf,nfa->na", z, theta), rtol=1e-4, atol=1e-5)
 
 
 def test_a_state_independent_log_std_is_refused_by_an_sde_actor():
     plain = ActorCritic(OBS, ACT, (8, 5))
     with pytest.raises(codec.CodecError, match="log_std"):
-        NumpyPolicy(ACT, (8, 5), "tanh", seed=0, sde_resample_every=4).load(
+        NumpyPolicy(ACT, (8, 5), "tanh", seed=0, sde_rollout_steps=4).load(
             codec.decode_named(encode_weights(plain, 0).tensors)
         )
