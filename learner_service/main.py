@@ -31,7 +31,7 @@ from relayrl.config import ConfigError, describe, load, redacted
 from relayrl.envs import single_spaces
 from relayrl.health import Health, serve_health
 from relayrl.loss import LossConfig
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, layout
 from relayrl.v1 import relayrl_pb2 as pb
 
 log = logging.getLogger("relayrl.learner")
@@ -253,20 +253,16 @@ class Learner:
                 f"{describe('optimizer')}: {path} was written with --optimizer {saved}, this run asks for "
                 f"{self.config.optimizer}; resume with --optimizer {saved} or use a new checkpoint directory"
             )
-        # Options that change what the model holds: the normalisation statistics and gSDE's log-std matrix.
-        held = state["model"]
-        for name, theirs in (
-            ("normalize_observations", "obs_mean" in held),
-            ("normalize_rewards", "return_var" in held),
-            ("use_sde", "log_std" in held and held["log_std"].dim() == 2),
-        ):
-            ours = self.model.use_sde if name == "use_sde" else getattr(self.config, name)  # gSDE: Box actions only
-            if theirs != ours:
+        # Options that change what the model holds: the normalisation statistics and gSDE's log-std matrix
+        # (the model's own use_sde: gSDE applies to Box actions only).
+        ours = layout(self.model.state_dict())
+        for name, theirs in layout(state["model"]).items():
+            if theirs != ours[name]:
                 raise ConfigError(
                     f"{describe(name)}: {path} was written {'with' if theirs else 'without'} it, this run asks "
                     f"for {getattr(self.config, name)}; match it or use a new checkpoint directory"
                 )
-        self.model.load_state_dict(held)
+        self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress.resume(state)
         log.info("resumed from %s at policy version %d, %d env steps", path, state["version"], state["env_steps"])

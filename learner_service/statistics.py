@@ -27,7 +27,6 @@ class RunningStatistics:
         """The rollouts as the loss sees them: with rewards scaled when the run normalises rewards."""
         if not self.model.normalize_rewards:
             return list(rollouts)
-        scaled = []
         for session, rollout in zip(sessions, rollouts):
             running = self._returns.get(session)
             if running is None or running.shape != rollout.rewards.shape[1:]:
@@ -37,9 +36,8 @@ class RunningStatistics:
                 running, rollout.rewards, ended, rollout.valid, self.gamma
             )
             self.model.update_return_stats(seen)
-            scaled.append(rollout)
         variance = float(self.model.return_var)
-        return [dataclasses.replace(r, rewards=scale_rewards(r.rewards, variance)) for r in scaled]
+        return [dataclasses.replace(r, rewards=scale_rewards(r.rewards, variance)) for r in rollouts]
 
     def after_update(self, rollouts: Sequence[Rollout]) -> None:
         if self.model.normalize_observations:

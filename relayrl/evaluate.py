@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from relayrl.envs import env_action, make_vector_env
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, layout
 
 
 @torch.inference_mode()
@@ -42,15 +42,8 @@ def load_policy(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str]:
 
     state = load(checkpoint_path)
     obs_space, act_space = single_spaces(state["env"])
-    # The run's normalisation statistics are buffers of the model: their presence says the run used them.
     model = ActorCritic(
-        obs_space,
-        act_space,
-        tuple(state["hidden_sizes"]),
-        state.get("activation", "tanh"),
-        normalize_observations="obs_mean" in state["model"],
-        normalize_rewards="return_var" in state["model"],
-        use_sde=state["model"].get("log_std", torch.zeros(1)).dim() == 2,  # gSDE: one log-std per feature
+        obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"), **layout(state["model"])
     )
     model.load_state_dict(state["model"])
     model.eval()

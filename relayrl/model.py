@@ -10,14 +10,14 @@ per env every few steps, so that the action's std is sqrt(z(s)^2 . sigma^2). Wit
 its inputs itself: the statistics then travel with the weights and live in checkpoints, so the learner,
 every actor and ``relayrl eval`` see the same ones. With ``normalize_rewards`` it also holds the variance
 of the discounted return that rewards are scaled by (the value net predicts returns in that scale).
-The distribution maths is written out by hand: it is
-short, and torch.distributions costs more than the MLP at these sizes.
+The distribution maths is written out by hand: it is short, and torch.distributions costs more than the
+MLP at these sizes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -163,6 +163,16 @@ class ActorCritic(nn.Module):
             noise = log_std.exp() * torch.randn_like(mean)
         z = noise / log_std.exp()
         return mean + noise, (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def layout(state: Mapping[str, torch.Tensor]) -> dict[str, bool]:
+    """The ActorCritic options a saved model state was built with, read from what it holds: the
+    normalisation statistics' buffers, and gSDE's log-std matrix (one row per feature)."""
+    return {
+        "normalize_observations": "obs_mean" in state,
+        "normalize_rewards": "return_var" in state,
+        "use_sde": "log_std" in state and state["log_std"].dim() == 2,
+    }
 
 
 def encode_weights(model: nn.Module, version: int, into: pb.Weights | None = None) -> pb.Weights:
