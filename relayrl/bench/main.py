@@ -1,6 +1,8 @@
 """`relayrl bench [--quick] [--out DIR]`: every figure of the performance comparison, in one run.
 `relayrl bench --suite learning [--quick] [--envs A,B] [--seeds N] [--out DIR]`: the learning benchmark
-against rl-baselines3-zoo's A2C results (relayrl.bench.learning)."""
+against rl-baselines3-zoo's A2C results (relayrl.bench.learning).
+`relayrl bench --suite hold [--quick] [--shapes 1x16,8x256] [--seeds N] [--out DIR]`: whether CartPole's solve
+holds at every fleet shape (relayrl.bench.hold)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl.bench import ceilings, learning, pipeline, sb3, transport, zoo
+from relayrl.bench import ceilings, hold, learning, pipeline, sb3, transport, zoo
 from relayrl.bench.report import markdown
 from relayrl.bench.solve import HOLD
 from relayrl.bench.stats import paired_ratio, summary
@@ -166,30 +168,43 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
-    parser.add_argument("--suite", choices=("performance", "learning"), default="performance",
+    parser.add_argument("--suite", choices=("performance", "learning", "hold"), default="performance",
                         help="performance (default): speed and time to a held solve against SB3 on CartPole; "
-                             "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C")
+                             "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C; "
+                             "hold: whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
     parser.add_argument("--out", default="benchmarks/results",
                         help="folder for bench.json and bench.md (learning: learning.json and learning.md, "
                              "merged with what is there) [default: benchmarks/results]")
     parser.add_argument("--envs", default=",".join(zoo.ENVS),
                         help="learning: comma-separated env ids [default: all of them]")
-    parser.add_argument("--seeds", type=int, default=None, help="learning: seeds 0..N-1 [default: 3; --quick: 1]")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="learning, hold: seeds 0..N-1 [default: 3; --quick: 1]")
+    parser.add_argument("--shapes", default=",".join(hold.key(a, e) for a, e in hold.SHAPES),
+                        help="hold: comma-separated ACTORSxENVS [default: every pair of 1, 2, 8 and 16, 64, 256]")
     parser.add_argument("--timeout", type=float, default=6 * 3600,
                         help="learning: seconds one training run may take [default: 21600]")
     parser.add_argument("--rerun", action="store_true",
-                        help="learning: run again what the results file already holds")
+                        help="learning, hold: run again what the results file already holds")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
+    if seeds < 1:
+        parser.error("--seeds must be at least 1")
+    if args.suite == "hold":
+        try:
+            shapes = hold.parse_shapes(args.shapes)
+        except ValueError as exc:
+            parser.error(f"--shapes: {exc}")
+        results = hold.run(shapes, seeds, args.quick, out, machine(), args.rerun)
+        print(hold.markdown(results))
+        log(f"wrote {hold.results_path(out, args.quick)} and its .md")
+        return 0
     if args.suite == "learning":
         envs = [e.strip() for e in args.envs.split(",") if e.strip()]
         unknown = [e for e in envs if e not in zoo.ENVS]
         if unknown or not envs:
             parser.error(f"--envs: {', '.join(unknown) or 'none given'}; the suite's envs are {', '.join(zoo.ENVS)}")
-        seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
-        if seeds < 1:
-            parser.error("--seeds must be at least 1")
         results = learning.run(envs, seeds, args.quick, out, machine(), args.timeout, args.rerun)
         print(learning.markdown(results))
         log(f"wrote {learning.results_path(out, args.quick)} and its .md")

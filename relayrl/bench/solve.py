@@ -60,6 +60,23 @@ def held_solve(xs: Sequence[float], values: Sequence[float], target: float, hold
     return None
 
 
+def fraction_at_or_above(xs: Sequence[float], values: Sequence[float], target: float, start: float,
+                         end: float) -> float:
+    """The fraction of [start, end] over which the step curve (each value held until the next sample) is at
+    or above ``target``; the curve must reach ``end``. Time before the first sample counts as below."""
+    if not end > start:
+        raise ValueError(f"empty span [{start}, {end}]")
+    if not xs or xs[-1] < end:
+        raise ValueError(f"the curve ends before {end}")
+    above = 0.0
+    for j, value in enumerate(values):
+        lo = max(xs[j], start)
+        hi = min(xs[j + 1] if j + 1 < len(xs) else end, end)
+        if hi > lo and _reached(value, target):
+            above += hi - lo
+    return above / (end - start)
+
+
 def solve_points(curve: Sequence[Sequence[float]], target: float, hold: float = HOLD) -> dict:
     """The first crossing and the held solve of a curve of [wall_seconds, env_steps, return100] rows, judged
     on env steps (see benchmarks/README.md): each as {"wall_seconds", "env_steps"} of its row, or None."""

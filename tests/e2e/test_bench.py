@@ -83,3 +83,21 @@ def test_quick_learning_suite_trains_evaluates_and_tabulates_both_sides(tmp_path
     assert again.stderr.count("already") == 2
     after = json.loads((tmp_path / "learning-quick.json").read_text())
     assert after["envs"]["CartPole-v1"] == results["envs"]["CartPole-v1"]
+
+
+def test_quick_hold_suite_watches_a_run_past_its_crossing_and_tabulates_it(tmp_path):
+    args = [sys.executable, "-m", "relayrl.cli", "bench", "--suite", "hold", "--quick", "--shapes", "1x8",
+            "--out", str(tmp_path)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "hold-quick.json").read_text())
+    run = results["shapes"]["1x8"]["0"]
+    assert "error" not in run, run.get("error")
+    target, span = results["plan"]["target"], results["plan"]["span"]
+    assert run["crossed_at"] is not None  # a return100 of 30 takes seconds
+    rows = run["rows"]
+    crossing = next(r for r in rows if r[2] >= target)
+    assert crossing[0] == run["crossed_at"] and run["crossed_at_env_steps"] == crossing[1]
+    assert rows[-1][0] >= run["crossed_at"] + span  # watched for the whole span, then stopped
+    assert 0.0 <= run["fraction"] <= 1.0 and run["held"] == (run["fraction"] >= 0.95)
+    assert "| 1x8 |" in (tmp_path / "hold-quick.md").read_text()

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayrl.bench.solve import first_crossing, held_solve, solve_points
+from relayrl.bench.solve import first_crossing, fraction_at_or_above, held_solve, solve_points
 
 
 def test_a_crossing_that_collapses_is_not_held_the_later_one_that_stays_is():
@@ -113,3 +113,19 @@ def test_a_held_solve_found_on_a_prefix_is_the_answer_on_the_whole_curve(curve):
     for n in range(1, len(xs) + 1):
         found = held_solve(xs[:n], values[:n], 1)
         assert found is None or found == whole
+
+
+def test_fraction_at_or_above_counts_each_value_until_the_next_sample_within_the_span():
+    xs, values = [0, 10, 20, 30, 40], [500, 400, 500, 480, 500]
+    # [5, 35]: 5 above (5-10), 10 below, 10 above, 5 above (30-35) -> 20 of 30
+    assert fraction_at_or_above(xs, values, 475, 5, 35) == pytest.approx(20 / 30)
+    assert fraction_at_or_above(xs, values, 490, 5, 35) == pytest.approx(15 / 30)
+    assert fraction_at_or_above(xs, values, 475, 20, 40) == 1.0
+    assert fraction_at_or_above(xs, [math.nan, 500, 500, 500, 500], 475, 0, 20) == 0.5
+
+
+def test_fraction_at_or_above_refuses_an_empty_span_or_a_curve_that_ends_early():
+    with pytest.raises(ValueError):
+        fraction_at_or_above([0, 10], [1, 1], 1, 5, 5)
+    with pytest.raises(ValueError):
+        fraction_at_or_above([0, 10], [1, 1], 1, 5, 11)
