@@ -11,7 +11,7 @@ PYTHON  ?= python3
 help:
 	@echo "make run     train CartPole-v1 with A2C and 2 actor processes until solved"
 	@echo "make test    run the test suite"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff, and import-linter's layering contracts (pyproject.toml)"
 	@echo "make proto   regenerate the Python stubs from proto/"
 	@echo "make bench   the performance benchmark (see benchmarks/)"
 	@echo "make bench-learning  the learning benchmark against rl-baselines3-zoo's A2C (hours; see benchmarks/)"
@@ -34,6 +34,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Stubs are committed so a plain `pip install` works; tests/unit/test_proto_stubs.py fails if they are stale.
 proto: $(STAMP)

@@ -13,8 +13,9 @@ import numpy as np
 
 from relayrl import codec
 from relayrl.numpy_policy import NumpyPolicy
-from relayrl.rollout import Rollout, episodes_to_proto, to_proto
+from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
+from relayrl.wire import episodes_to_proto, rollout_to_proto
 
 
 class TrajectoryPolicy:
@@ -37,7 +38,7 @@ class TrajectoryPolicy:
 
     def contribution(self, rollout: Rollout) -> pb.ActorMessage:
         message = pb.ActorMessage()
-        to_proto(rollout, into=message.rollout)
+        rollout_to_proto(rollout, into=message.rollout)
         return message
 
 
@@ -67,7 +68,7 @@ class GradientPolicy(TrajectoryPolicy):
         )
 
     def load(self, weights: pb.Weights) -> None:
-        from relayrl.model import load_weights
+        from relayrl.wire import load_weights
 
         super().load(weights)
         load_weights(self.model, weights)

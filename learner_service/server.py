@@ -30,10 +30,10 @@ from learner_service.metrics import LearnerMetrics
 from learner_service.progress import Progress
 from learner_service.sessions import Registry, Rejection, Session, WeightsBoard
 from relayrl import codec
-from relayrl.rollout import RolloutError, episodes_from_proto
-from relayrl.rollout import from_proto as rollout_from_proto
+from relayrl.rollout import RolloutError
 from relayrl.v1 import relayrl_pb2 as pb
 from relayrl.v1 import relayrl_pb2_grpc as pb_grpc
+from relayrl.wire import episodes_from_proto, rollout_from_proto
 
 log = logging.getLogger(__name__)
 

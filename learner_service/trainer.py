@@ -33,9 +33,10 @@ from learner_service.progress import Progress
 from learner_service.sessions import WeightsBoard
 from learner_service.statistics import RunningStatistics
 from relayrl.loss import LossConfig, LossTerms, actor_critic_loss
-from relayrl.model import ActorCritic, encode_weights
+from relayrl.model import ActorCritic
 from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
+from relayrl.wire import encode_weights
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from relayrl.errors import CodecError
 from relayrl.v1 import relayrl_pb2 as pb
 
 # The dtypes that may cross the wire, by their NumPy names; always little-endian.
@@ -23,10 +24,7 @@ DTYPES: dict[str, np.dtype] = {
     for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 }
 MAX_DIMS = 8
-
-
-class CodecError(ValueError):
-    """A message's tensor does not describe a valid array."""
+__all__ = ["CodecError"]  # re-exported: callers catch codec.CodecError
 
 
 def fill(target: pb.NDArray, array: Any) -> pb.NDArray:

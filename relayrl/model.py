@@ -24,10 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from relayrl import codec
 from relayrl.distributions import LOG_2PI, SDE_EPSILON
 from relayrl.normalization import CLIP, EPSILON, merge_moments
-from relayrl.v1 import relayrl_pb2 as pb
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -173,25 +171,3 @@ def layout(state: Mapping[str, torch.Tensor]) -> dict[str, bool]:
         "normalize_rewards": "return_var" in state,
         "use_sde": "log_std" in state and state["log_std"].dim() == 2,
     }
-
-
-def encode_weights(model: nn.Module, version: int, into: pb.Weights | None = None) -> pb.Weights:
-    """The model's state as a Weights message (filled into ``into`` when given, without copies)."""
-    weights = pb.Weights() if into is None else into
-    weights.version = version
-    codec.add_named(weights.tensors, model.state_dict())
-    return weights
-
-
-def load_weights(model: nn.Module, weights: pb.Weights) -> None:
-    """Copy a Weights message into ``model``; every tensor must be present with its exact shape."""
-    arrays = codec.decode_named(weights.tensors, "weights")
-    state = model.state_dict()
-    if set(arrays) != set(state):
-        raise codec.CodecError(f"weights: names {sorted(arrays)} do not match the model's {sorted(state)}")
-    with torch.no_grad():
-        for name, target in state.items():
-            array = arrays[name]
-            if tuple(array.shape) != tuple(target.shape):
-                raise codec.CodecError(f"weights[{name}]: shape {array.shape}, model has {tuple(target.shape)}")
-            target.copy_(torch.tensor(array))  # torch.tensor copies: the wire buffer is read-only

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 import gymnasium as gym
 import numpy as np
 
-from relayrl.codec import CodecError
 from relayrl.distributions import LOG_2PI, SDE_EPSILON
+from relayrl.errors import CodecError
 from relayrl.normalization import normalize_observations
 
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}

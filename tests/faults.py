@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-RELAYRL = [sys.executable, "-m", "relayrl.cli"]
+RELAYRL = [sys.executable, "-m", "relayrl_cli"]
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ class Proc:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (self.popen.poll() is not None and not self._reader.is_alive()):
                     tail = "\n".join(line for _, line in self.lines[-40:])
-                    command = " ".join(self.args[self.args.index("relayrl.cli") + 1 :][:1])
+                    command = " ".join(self.args[self.args.index("relayrl_cli") + 1 :][:1])
                     pytest.fail(f"no line matching {pattern!r} within {timeout}s from relayrl {command}:\n{tail}")
                 self._cond.wait(min(remaining, 0.1))
 

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from relayrl.bench import zoo
+from relayrl_cli.bench import zoo
 
 
 def test_quick_bench_writes_well_formed_results(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "relayrl.cli", "bench", "--quick", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "relayrl_cli", "bench", "--quick", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     bench = json.loads((tmp_path / "bench.json").read_text())
@@ -50,7 +50,7 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
 
 
 def run_learning(out, envs):
-    return subprocess.run([sys.executable, "-m", "relayrl.cli", "bench", "--suite", "learning", "--quick", "--envs",
+    return subprocess.run([sys.executable, "-m", "relayrl_cli", "bench", "--suite", "learning", "--quick", "--envs",
                            envs, "--out", str(out)], capture_output=True, text=True, timeout=900)
 
 
@@ -86,7 +86,7 @@ def test_quick_learning_suite_trains_evaluates_and_tabulates_both_sides(tmp_path
 
 
 def test_quick_hold_suite_watches_a_run_past_its_crossing_and_tabulates_it(tmp_path):
-    args = [sys.executable, "-m", "relayrl.cli", "bench", "--suite", "hold", "--quick", "--shapes", "1x8",
+    args = [sys.executable, "-m", "relayrl_cli", "bench", "--suite", "hold", "--quick", "--shapes", "1x8",
             "--out", str(tmp_path)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-RELAYRL = [sys.executable, "-m", "relayrl.cli"]
+RELAYRL = [sys.executable, "-m", "relayrl_cli"]
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
 
 

@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from learner_service.metrics import REJECT_REASONS
-from relayrl import codec
-from relayrl import rollout as rollout_codec
+from relayrl import codec, wire
 from relayrl.v1 import relayrl_pb2 as pb
 from tests import clients
 from tests.conftest import RunningLearner, metric, wait_until
@@ -46,7 +45,7 @@ def gradients():
 
 # --- well-formed messages and their mutations ----------------------------------------------------------
 def good_rollout(learner, **changes) -> pb.Rollout:
-    message = rollout_codec.to_proto(random_rollout(T=N_STEPS, N=2, version=learner.board.version))
+    message = wire.rollout_to_proto(random_rollout(T=N_STEPS, N=2, version=learner.board.version))
     for name, value in changes.items():
         if isinstance(value, pb.NDArray | pb.EpisodeStats):
             getattr(message, name).CopyFrom(value)
@@ -150,7 +149,7 @@ ROLLOUT_CASES = {
         "space_mismatch",
     ),
     "rollout length is not n_steps": (
-        lambda L: rollout(rollout_codec.to_proto(random_rollout(T=N_STEPS + 1, N=2, version=L.board.version))),
+        lambda L: rollout(wire.rollout_to_proto(random_rollout(T=N_STEPS + 1, N=2, version=L.board.version))),
         INVALID,
         "space_mismatch",
     ),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from learner_service import checkpoints
-from relayrl import rollout as rollout_codec
+from relayrl import wire
 from relayrl.v1 import relayrl_pb2 as pb
 from tests.conftest import metric, wait_until
 from tests.helpers import RawActor, random_rollout
@@ -90,7 +90,7 @@ def test_a3c_drops_contributions_beyond_the_lag_limit(start_learner):
     learner = start_learner(algo="a3c", transport="trajectories", n_steps=5, max_policy_lag=0)
     raw = RawActor(learner.address)
     raw.receive()
-    message = rollout_codec.to_proto(random_rollout(T=5, N=2, version=0))
+    message = wire.rollout_to_proto(random_rollout(T=5, N=2, version=0))
     for _ in range(3):  # all three claim version 0; after the first update, the others are stale
         raw.send(pb.ActorMessage(rollout=message))
     reg = learner.metrics.registry
@@ -174,10 +174,10 @@ def test_an_overflowing_rollout_is_refused_and_leaves_the_model_intact(start_lea
     raw.receive()
     bad = random_rollout(T=5, N=2, version=0)
     bad.rewards[:] = 3e38
-    raw.send(pb.ActorMessage(rollout=rollout_codec.to_proto(bad)))
+    raw.send(pb.ActorMessage(rollout=wire.rollout_to_proto(bad)))
     reg = learner.metrics.registry
     wait_until(lambda: metric(reg, "relayrl_rejected_total", {"reason": "non_finite"}) == 1, 10, "the refusal")
     assert all(torch.equal(before[k], v) for k, v in learner.model.state_dict().items())
-    raw.send(pb.ActorMessage(rollout=rollout_codec.to_proto(random_rollout(T=5, N=2, version=0))))
+    raw.send(pb.ActorMessage(rollout=wire.rollout_to_proto(random_rollout(T=5, N=2, version=0))))
     wait_until(lambda: metric(reg, "relayrl_updates_total") == 1, 10, "the next good rollout applied")
     raw.close()

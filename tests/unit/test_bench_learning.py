@@ -1,4 +1,4 @@
-"""The learning benchmark's pieces (relayrl/bench/learning.py, zoo.py) without training: the zoo's
+"""The learning benchmark's pieces (relayrl_cli/bench/learning.py, zoo.py) without training: the zoo's
 hyperparameters as SB3 arguments, the table (every env, short of zoo, errors) and resuming."""
 
 import json
@@ -6,7 +6,7 @@ import json
 import gymnasium as gym
 import pytest
 
-from relayrl.bench import learning, zoo
+from relayrl_cli.bench import learning, zoo
 
 MACHINE = {"cpu_count": 2, "platform": "test", "python": "3", "torch": "t"}
 

@@ -1,4 +1,4 @@
-"""The held solve of relayrl bench (relayrl/bench/solve.py): first crossing that then stays up for 95% of
+"""The held solve of relayrl bench (relayrl_cli/bench/solve.py): first crossing that then stays up for 95% of
 an equally long span, against hand-built curves and a brute-force reference."""
 
 import math
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayrl.bench.solve import first_crossing, fraction_at_or_above, held_solve, solve_points
+from relayrl_cli.bench.solve import first_crossing, fraction_at_or_above, held_solve, solve_points
 
 
 def test_a_crossing_that_collapses_is_not_held_the_later_one_that_stays_is():

@@ -18,7 +18,7 @@ def blas_threads(module: str, environ: dict[str, str]) -> list[str]:
     return out.stdout.split()
 
 
-@pytest.mark.parametrize("module", ["actor_service.main", "learner_service.main", "relayrl.bench.ceilings"])
+@pytest.mark.parametrize("module", ["actor_service.main", "learner_service.main", "relayrl_cli.bench.ceilings"])
 def test_services_pin_numpy_blas_to_one_thread_before_numpy_loads(module):
     environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     assert blas_threads(module, environ) == ["1", "True"]

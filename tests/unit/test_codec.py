@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from relayrl import codec
-from relayrl.model import ActorCritic, encode_weights, load_weights
+from relayrl.model import ActorCritic
 from relayrl.v1 import relayrl_pb2 as pb
+from relayrl.wire import encode_weights, load_weights
 from tests.helpers import CARTPOLE_ACT, CARTPOLE_OBS
 
 

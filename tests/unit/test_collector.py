@@ -7,8 +7,9 @@ import torch
 from actor_service.actor import RolloutCollector
 from relayrl import codec
 from relayrl.envs import make_vector_env
-from relayrl.model import ActorCritic, encode_weights
+from relayrl.model import ActorCritic
 from relayrl.numpy_policy import NumpyPolicy
+from relayrl.wire import encode_weights
 
 
 def collector(env, n_steps=16, log_std=0.0, with_model=False):

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from relayrl import codec
-from relayrl.model import ActorCritic, encode_weights
+from relayrl.model import ActorCritic
 from relayrl.numpy_policy import NumpyPolicy
+from relayrl.wire import encode_weights
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 BOX = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)

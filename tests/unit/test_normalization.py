@@ -8,10 +8,11 @@ import torch
 
 from learner_service.statistics import RunningStatistics
 from relayrl import codec
-from relayrl.model import ActorCritic, encode_weights, load_weights
+from relayrl.model import ActorCritic
 from relayrl.normalization import discounted_returns, merge_moments, normalize_observations, scale_rewards
 from relayrl.numpy_policy import NumpyPolicy
 from relayrl.rollout import Rollout
+from relayrl.wire import encode_weights, load_weights
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 

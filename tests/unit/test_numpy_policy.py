@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from relayrl import codec
-from relayrl.model import ActorCritic, encode_weights
+from relayrl.model import ActorCritic
 from relayrl.numpy_policy import NumpyPolicy
+from relayrl.wire import encode_weights
 
 SPACES = [
     (gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), gym.spaces.Discrete(3)),

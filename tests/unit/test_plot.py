@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from relayrl import plot
+from relayrl_cli import plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -81,7 +81,7 @@ def test_without_matplotlib_names_the_extra(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_dispatches_plot(tmp_path):
-    """`relayrl plot` reaches relayrl.plot (a missing folder is enough to tell)."""
-    result = subprocess.run([sys.executable, "-m", "relayrl.cli", "plot", str(tmp_path / "none")],
+    """`relayrl plot` reaches relayrl_cli.plot (a missing folder is enough to tell)."""
+    result = subprocess.run([sys.executable, "-m", "relayrl_cli", "plot", str(tmp_path / "none")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "summary.json not found" in result.stderr, result.stderr

@@ -9,7 +9,7 @@ import pytest
 from learner_service.config import LearnerConfig
 from relayrl import presets
 from relayrl.config import ConfigError, coerce, load
-from relayrl.train import TrainConfig
+from relayrl_cli.train import TrainConfig
 
 REQUIRED = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1",
             "MountainCarContinuous-v0", "HalfCheetah-v5"]

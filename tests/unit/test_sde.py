@@ -9,8 +9,9 @@ import torch
 
 from relayrl import codec
 from relayrl.distributions import SDE_EPSILON
-from relayrl.model import ActorCritic, encode_weights
+from relayrl.model import ActorCritic
 from relayrl.numpy_policy import NumpyPolicy
+from relayrl.wire import encode_weights
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gym.spaces.Box(-2, 2, (2,), np.float32)

@@ -1,11 +1,11 @@
-"""Stable-Baselines3 A2C with rl-baselines3-zoo's hyperparameters for the env (relayrl.bench.zoo), run in
+"""Stable-Baselines3 A2C with rl-baselines3-zoo's hyperparameters for the env (relayrl_cli.bench.zoo), run in
 its own process like `relayrl train`, with torch on one thread: SB3's faster setting here (about 4.0k vs
 3.7k env steps/s on CartPole with torch's default of 2).
 
-`python -m relayrl.bench.sb3 --env ENV --seed S --steps N [--target R] [--eval-episodes K]` prints one
+`python -m relayrl_cli.bench.sb3 --env ENV --seed S --steps N [--target R] [--eval-episodes K]` prints one
 JSON line: the steady env steps/s of learn(); the learning curve, one [epoch seconds, env steps, mean
 return of the last 100 episodes] row per --curve-every seconds of training; with --target, training stops
-as soon as the curve has a held solve of R (relayrl.bench.solve); with --eval-episodes, the returns of K
+as soon as the curve has a held solve of R (relayrl_cli.bench.solve); with --eval-episodes, the returns of K
 greedy (deterministic) episodes of the final policy, VecNormalize statistics frozen.
 """
 
@@ -18,9 +18,9 @@ import math
 import sys
 import time
 
-from relayrl.bench import zoo
-from relayrl.bench.pipeline import run_group
-from relayrl.bench.solve import held_solve, solve_points
+from relayrl_cli.bench import zoo
+from relayrl_cli.bench.pipeline import run_group
+from relayrl_cli.bench.solve import held_solve, solve_points
 
 
 def run_child(env_id: str, seed: int, steps: int, target: float | None, eval_episodes: int = 0,
@@ -108,7 +108,7 @@ def run(seed: int, steps: int, target: float | None, timeout: float, env_id: str
     """Launch the child; times count from the launch, as for `relayrl train`: ``wall_seconds`` to the end
     of learn(), curve rows in seconds since the launch, and with ``target`` the first crossing and the
     held solve (``solve``)."""
-    args = [sys.executable, "-m", "relayrl.bench.sb3", "--env", env_id, "--seed", str(seed), "--steps", str(steps),
+    args = [sys.executable, "-m", "relayrl_cli.bench.sb3", "--env", env_id, "--seed", str(seed), "--steps", str(steps),
             "--eval-episodes", str(eval_episodes), "--eval-seed", str(eval_seed), "--curve-every", str(curve_every)]
     if target is not None:
         args += ["--target", str(target)]

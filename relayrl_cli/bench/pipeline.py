@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from relayrl.bench.solve import solve_points
+from relayrl_cli.bench.solve import solve_points
 
 
 def run_group(args: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -41,7 +41,7 @@ def train(args: list[str], timeout: float, log_every: float = 3600.0, keep_curve
         run_dir = run_dir or tmp
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
         launched = time.time()
-        result = run_group([sys.executable, "-m", "relayrl.cli", "train", "--run-dir", run_dir, "--log-every",
+        result = run_group([sys.executable, "-m", "relayrl_cli", "train", "--run-dir", run_dir, "--log-every",
                             str(log_every), *args], timeout, env)
         path = Path(run_dir, "summary.json")
         if result.returncode != 0 or not path.exists():
@@ -72,7 +72,7 @@ def throughput(
 def solve_run(target: float, seed: int, max_env_steps: int, max_seconds: float, extra: list[str] | None = None,
               log_every: float = 0.2) -> dict:
     """`relayrl train` (default configuration) for a fixed budget, past its first crossing of ``target``:
-    the first crossing and the held solve (relayrl.bench.solve) with their wall seconds from the launch."""
+    the first crossing and the held solve (relayrl_cli.bench.solve) with their wall seconds from the launch."""
     s = train(["--max-env-steps", str(max_env_steps), "--max-seconds", str(max_seconds), "--seed", str(seed),
                *(extra or [])], max_seconds + 120, log_every=log_every, keep_curve=True)
     return {**solve_points(s["curve"], target), "env_steps_run": s["env_steps"], "wall_seconds_run": s["wall_seconds"],

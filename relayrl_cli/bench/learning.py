@@ -2,8 +2,8 @@
 
 For every env and seed, in the same run: (a) `relayrl train --env ENV --seed S --max-env-steps BUDGET` with
 no other hyperparameter flag (the env's preset applies), then its newest checkpoint played greedily for
-the evaluation episodes (relayrl.evaluate); (b) Stable-Baselines3 A2C with the zoo's hyperparameters for
-the env (relayrl.bench.zoo) for the same budget, its final policy played greedily (deterministic=True,
+the evaluation episodes (relayrl_cli.evaluate); (b) Stable-Baselines3 A2C with the zoo's hyperparameters for
+the env (relayrl_cli.bench.zoo) for the same budget, its final policy played greedily (deterministic=True,
 VecNormalize statistics frozen). BUDGET is the zoo's n_timesteps. Wall seconds are from launching each
 process to the end of training (evaluation excluded).
 
@@ -23,7 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
-from relayrl.bench import pipeline, sb3, zoo
+from relayrl_cli.bench import pipeline, sb3, zoo
 
 SIDES = ("relayrl", "sb3")
 EVAL_SEED = 1000  # evaluation episodes use seed EVAL_SEED + training seed, on both sides
@@ -48,7 +48,7 @@ def run_relayrl(env_id: str, seed: int, budget: int, episodes: int, timeout: flo
     import torch
 
     from learner_service.checkpoints import list_checkpoints
-    from relayrl.evaluate import evaluate, load_policy
+    from relayrl_cli.evaluate import evaluate, load_policy
 
     with tempfile.TemporaryDirectory(prefix="relayrl-learning-") as run_dir:
         s = pipeline.train(["--env", env_id, "--seed", str(seed), "--max-env-steps", str(budget)], timeout,

@@ -8,9 +8,10 @@ import time
 
 import numpy as np
 
-from relayrl.bench.stats import summary
-from relayrl.rollout import Rollout, from_proto, to_proto
+from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
+from relayrl.wire import rollout_from_proto, rollout_to_proto
+from relayrl_cli.bench.stats import summary
 
 CARTPOLE_HIDDEN = (64, 64)
 MILLION_HIDDEN = (700, 700)  # ~0.99M parameters over the policy and value MLPs
@@ -44,9 +45,9 @@ def codec_microseconds(repeats: int) -> dict:
     encode, decode = [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        data = to_proto(rollout).SerializeToString()
+        data = rollout_to_proto(rollout).SerializeToString()
         middle = time.perf_counter()
-        from_proto(pb.Rollout.FromString(data), obs_space, act_space, 8)
+        rollout_from_proto(pb.Rollout.FromString(data), obs_space, act_space, 8)
         decode.append((time.perf_counter() - middle) * 1e6 / transitions)
         encode.append((middle - started) * 1e6 / transitions)
     return {"encode_us_per_transition": statistics.median(encode),

@@ -1,8 +1,8 @@
 """`relayrl bench [--quick] [--out DIR]`: every figure of the performance comparison, in one run.
 `relayrl bench --suite learning [--quick] [--envs A,B] [--seeds N] [--out DIR]`: the learning benchmark
-against rl-baselines3-zoo's A2C results (relayrl.bench.learning).
+against rl-baselines3-zoo's A2C results (relayrl_cli.bench.learning).
 `relayrl bench --suite hold [--quick] [--shapes 1x16,8x256] [--seeds N] [--out DIR]`: whether CartPole's solve
-holds at every fleet shape (relayrl.bench.hold)."""
+holds at every fleet shape (relayrl_cli.bench.hold)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl.bench import ceilings, hold, learning, pipeline, sb3, transport, zoo
-from relayrl.bench.report import markdown
-from relayrl.bench.solve import HOLD
-from relayrl.bench.stats import paired_ratio, summary
+from relayrl_cli.bench import ceilings, hold, learning, pipeline, sb3, transport, zoo
+from relayrl_cli.bench.report import markdown
+from relayrl_cli.bench.solve import HOLD
+from relayrl_cli.bench.stats import paired_ratio, summary
 
 TRANSPORTS = [("a2c", "trajectories"), ("a3c", "gradients"), ("a3c", "trajectories")]
 # The throughput configuration: the default's algorithm and learning rate with 4x the envs per actor,
@@ -62,7 +62,7 @@ def train_defaults() -> dict:
     """What `relayrl train` runs on CartPole with no option (its preset over the built-in defaults): the
     ceilings step the same envs per actor with the same policy."""
     from relayrl.config import load
-    from relayrl.train import TrainConfig
+    from relayrl_cli.train import TrainConfig
 
     return dataclasses.asdict(load(TrainConfig, ["--env", "CartPole-v1"], environ={}))
 

@@ -28,17 +28,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     # Imports are per command: `train` stays light so its clock starts before torch loads.
     if command == "train":
-        from relayrl.train import main as run
+        from relayrl_cli.train import main as run
     elif command == "learner":
         from learner_service.main import main as run
     elif command == "actor":
         from actor_service.main import main as run
     elif command == "eval":
-        from relayrl.evaluate import main as run
+        from relayrl_cli.evaluate import main as run
     elif command == "bench":
-        from relayrl.bench.main import main as run
+        from relayrl_cli.bench.main import main as run
     elif command == "plot":
-        from relayrl.plot import main as run
+        from relayrl_cli.plot import main as run
     else:
         print(f"relayrl: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

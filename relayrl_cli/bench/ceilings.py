@@ -37,7 +37,8 @@ def env_and_inference(
 ) -> float:
     """Env steps per second with actions from the actor's batched policy (random weights, same shapes)."""
     from relayrl import codec
-    from relayrl.model import ActorCritic, encode_weights
+    from relayrl.model import ActorCritic
+    from relayrl.wire import encode_weights
 
     env = make_vector_env(env_id, num_envs)
     model = ActorCritic(env.single_observation_space, env.single_action_space, hidden_sizes, activation)

@@ -3,9 +3,9 @@
 For each shape (actors x envs per actor) and seed: `relayrl train --env CartPole-v1 --actors A --num-envs E
 --seed S`, the preset deciding everything else, watched through its progress lines. From the first line
 whose return100 reaches the target (at t0 seconds), the run goes on for ``span`` seconds more and is then
-stopped as Ctrl-C stops it. The run holds when return100 stayed at or above the target for at least 95% of
+stopped. The run holds when return100 stayed at or above the target for at least 95% of
 [t0, t0 + span] (each line's value lasting until the next). This is issue #10's wall-clock criterion,
-stricter on a fast machine than the env-step span of `relayrl bench` (relayrl.bench.solve). A run with no
+stricter on a fast machine than the env-step span of `relayrl bench` (relayrl_cli.bench.solve). A run with no
 crossing by ``deadline`` seconds counts as not held.
 
 Results are merged into OUT/hold.json run by run (resumable, as the learning suite) with OUT/hold.md.
@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from relayrl.bench.solve import HOLD, fraction_at_or_above
+from relayrl_cli.bench.solve import HOLD, fraction_at_or_above
 
 ENV = "CartPole-v1"
 SHAPES = [(a, e) for a in (1, 2, 8) for e in (16, 64, 256)]
@@ -69,7 +69,7 @@ def watch(args: list[str], target: float, span: float, deadline: float, log_ever
     crossed_at: float | None = None
     with tempfile.TemporaryDirectory(prefix="relayrl-hold-") as run_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
-        cmd = [sys.executable, "-m", "relayrl.cli", "train", "--run-dir", run_dir, "--log-every", str(log_every),
+        cmd = [sys.executable, "-m", "relayrl_cli", "train", "--run-dir", run_dir, "--log-every", str(log_every),
                "--max-seconds", str(deadline + span + 5), *args]
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                               start_new_session=True) as proc:
@@ -94,10 +94,16 @@ def watch(args: list[str], target: float, span: float, deadline: float, log_ever
                     done = crossed_at is not None and rows and rows[-1][0] >= crossed_at + span
                     late = crossed_at is None and (rows[-1][0] if rows else 0.0) > deadline
                     if done or late or time.monotonic() - started > deadline + span + 120:
-                        proc.send_signal(signal.SIGINT)  # as Ctrl-C: the learner stops and writes its summary
                         break
-                proc.wait(timeout=60)
             finally:
+                # The rows are all this needs. SIGTERM stops the learner and the actors cleanly (SIGINT may be
+                # ignored: a shell starts background jobs that way, and children inherit it).
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    pass
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
         if not rows:

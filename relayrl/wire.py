@@ -1,0 +1,122 @@
+"""The wire forms of what the services exchange: rollouts, episode statistics and model weights.
+
+The one place that converts between the plain in-memory types (relayrl.rollout, the model's state) and the
+protobuf messages, checking everything that arrives (tensors themselves: relayrl.codec). Decoding never
+trusts the sender. torch is imported only to load weights into a model, so acting actors never load it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+import numpy as np
+
+from relayrl import codec
+from relayrl.errors import CodecError
+from relayrl.rollout import Rollout, RolloutError
+from relayrl.v1 import relayrl_pb2 as pb
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def episodes_to_proto(returns: np.ndarray, lengths: np.ndarray) -> pb.EpisodeStats:
+    return pb.EpisodeStats(returns=returns.tolist(), lengths=lengths.tolist())
+
+
+def episodes_from_proto(message: pb.EpisodeStats) -> tuple[np.ndarray, np.ndarray]:
+    returns = np.asarray(message.returns, dtype=np.float32)
+    lengths = np.asarray(message.lengths, dtype=np.uint32)
+    if returns.shape != lengths.shape:
+        raise RolloutError(f"episodes: {returns.size} returns but {lengths.size} lengths")
+    if not np.all(np.isfinite(returns)):
+        raise RolloutError("episodes: non-finite return")
+    return returns, lengths
+
+
+def rollout_to_proto(rollout: Rollout, into: pb.Rollout | None = None) -> pb.Rollout:
+    """The wire form of ``rollout`` (filled into ``into`` when given, e.g. an ActorMessage's field)."""
+    message = pb.Rollout() if into is None else into
+    message.policy_version = rollout.policy_version
+    for name in ("observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs",
+                 "bootstrap_observations"):
+        codec.fill(getattr(message, name), getattr(rollout, name))
+    message.episodes.returns[:] = rollout.episode_returns.tolist()
+    message.episodes.lengths[:] = rollout.episode_lengths.tolist()
+    return message
+
+
+def _expect(array: np.ndarray, name: str, shape: tuple[int, ...], dtypes: tuple[str, ...]) -> np.ndarray:
+    if array.shape != shape:
+        raise RolloutError(f"{name}: shape {array.shape}, expected {shape}")
+    if array.dtype.name not in dtypes:
+        raise RolloutError(f"{name}: dtype {array.dtype.name}, expected {' or '.join(dtypes)}")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise RolloutError(f"{name}: contains NaN or Inf")
+    return array
+
+
+def rollout_from_proto(
+    message: pb.Rollout, observation_space: gym.Space, action_space: gym.Space, n_steps: int
+) -> Rollout:
+    """Decode and check a rollout against the run's spaces and n_steps; raise RolloutError/CodecError."""
+    obs = codec.decode(message.observations, "observations")
+    if obs.ndim < 2 or obs.shape[0] != n_steps:
+        raise RolloutError(f"observations: shape {obs.shape}, expected [{n_steps}, N, ...]")
+    T, N = obs.shape[:2]
+    if N == 0:
+        raise RolloutError("observations: no environments")
+    obs_shape = tuple(observation_space.shape)
+    _expect(obs, "observations", (T, N, *obs_shape), ("float32",))
+    if isinstance(action_space, gym.spaces.Discrete):
+        actions = _expect(codec.decode(message.actions, "actions"), "actions", (T, N), ("int64", "int32"))
+        if actions.size and (actions.min() < 0 or actions.max() >= action_space.n):
+            raise RolloutError(f"actions: outside Discrete({action_space.n})")
+    else:
+        # Raw Gaussian samples may lie outside the Box (the env sees them clipped); they must be finite.
+        actions = _expect(
+            codec.decode(message.actions, "actions"), "actions", (T, N, *action_space.shape), ("float32",)
+        )
+    returns, lengths = episodes_from_proto(message.episodes)
+    return Rollout(
+        observations=obs,
+        actions=actions,
+        rewards=_expect(codec.decode(message.rewards, "rewards"), "rewards", (T, N), ("float32",)),
+        terminated=_expect(codec.decode(message.terminated, "terminated"), "terminated", (T, N), ("bool",)),
+        truncated=_expect(codec.decode(message.truncated, "truncated"), "truncated", (T, N), ("bool",)),
+        valid=_expect(codec.decode(message.valid, "valid"), "valid", (T, N), ("bool",)),
+        log_probs=_expect(codec.decode(message.log_probs, "log_probs"), "log_probs", (T, N), ("float32",)),
+        bootstrap_observations=_expect(
+            codec.decode(message.bootstrap_observations, "bootstrap_observations"),
+            "bootstrap_observations",
+            (N, *obs_shape),
+            ("float32",),
+        ),
+        policy_version=message.policy_version,
+        episode_returns=returns,
+        episode_lengths=lengths,
+    )
+
+
+def encode_weights(model: nn.Module, version: int, into: pb.Weights | None = None) -> pb.Weights:
+    """The model's state as a Weights message (filled into ``into`` when given, without copies)."""
+    weights = pb.Weights() if into is None else into
+    weights.version = version
+    codec.add_named(weights.tensors, model.state_dict())
+    return weights
+
+
+def load_weights(model: nn.Module, weights: pb.Weights) -> None:
+    """Copy a Weights message into ``model``; every tensor must be present with its exact shape."""
+    import torch  # here, not at the top: actors that only act never load torch
+    arrays = codec.decode_named(weights.tensors, "weights")
+    state = model.state_dict()
+    if set(arrays) != set(state):
+        raise CodecError(f"weights: names {sorted(arrays)} do not match the model's {sorted(state)}")
+    with torch.no_grad():
+        for name, target in state.items():
+            array = arrays[name]
+            if tuple(array.shape) != tuple(target.shape):
+                raise CodecError(f"weights[{name}]: shape {array.shape}, model has {tuple(target.shape)}")
+            target.copy_(torch.tensor(array))  # torch.tensor copies: the wire buffer is read-only

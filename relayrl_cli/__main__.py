@@ -1,0 +1,5 @@
+import sys
+
+from relayrl_cli.main import main
+
+sys.exit(main())
