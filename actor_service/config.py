@@ -6,10 +6,9 @@ an actor only needs to know where the learner is and how much to run.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from relayrl.config import TOKEN_RULE, option, require, token_ok
+from relayrl.config import check_credentials, option, require
 
 
 @dataclass
@@ -64,11 +63,7 @@ class ActorConfig:
         )
         require(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
         require(self.keepalive_seconds >= 1, "keepalive_seconds", "must be at least 1")
-        require((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "--tls-cert and --tls-key go together")
-        for name in ("tls_ca", "tls_cert", "tls_key"):
-            path = getattr(self, name)
-            require(path is None or os.path.isfile(path), name, f"{path!r} is not a readable file")
-        require(self.auth_token is None or token_ok(self.auth_token), "auth_token", TOKEN_RULE)
+        check_credentials(self)
 
     @property
     def tls(self) -> bool:

@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -21,9 +20,10 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
 from relayrl import __version__, codec, telemetry
-from relayrl.config import ConfigError, load
+from relayrl.config import config_errors_exit_2, load
 from relayrl.envs import make_vector_env
 from relayrl.health import Health, serve_health
+from relayrl.keepalive import keepalive_options
 from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
 
@@ -31,18 +31,12 @@ log = logging.getLogger("relayrl.actor")
 
 
 def grpc_options(config: ActorConfig) -> list[tuple[str, int]]:
-    """Message limits, keepalive (a silent cut is noticed within about 2 x --keepalive-seconds; the ping
-    timeout must be set as well, gRPC waits a minute by default) and gRPC's own reconnect backoff, which
-    runs inside one connection attempt, set from ours."""
-    keepalive_ms = int(config.keepalive_seconds * 1000)
+    """Message limits, keepalive (relayrl.keepalive) and gRPC's own reconnect backoff, which runs inside
+    one connection attempt, set from ours."""
     return [
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.keepalive_time_ms", keepalive_ms),
-        ("grpc.keepalive_timeout_ms", keepalive_ms),
-        ("grpc.http2.ping_timeout_ms", keepalive_ms),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
+        *keepalive_options(config.keepalive_seconds),
         ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(config.backoff_max * 1000)),
     ]
@@ -210,18 +204,11 @@ class Actor:
         return 0
 
 
+@config_errors_exit_2("relayrl actor")
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s actor %(levelname)s %(message)s")
-    try:
-        config = load(
-            ActorConfig,
-            argv,
-            prog="relayrl actor",
-            description="A RelayRL actor: steps environments and streams to the learner.",
-        )
-    except ConfigError as exc:
-        print(f"relayrl actor: error: {exc}", file=sys.stderr)
-        return 2
+    config = load(ActorConfig, argv, prog="relayrl actor",
+                  description="A RelayRL actor: steps environments and streams to the learner.")
     actor = Actor(config)
     metrics_server = telemetry.serve(actor.metrics.registry, config.metrics_host, config.metrics_port)
     health = serve_health(config.metrics_host, config.health_port)

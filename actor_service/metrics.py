@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from relayrl.telemetry import LATENCY_BUCKETS, LENGTH_BUCKETS, RETURN_BUCKETS, build_info
+from relayrl.telemetry import LATENCY_BUCKETS, build_info, episode_metrics
 
 
 class ActorMetrics:
@@ -12,13 +12,7 @@ class ActorMetrics:
         r = self.registry = CollectorRegistry()
         self.build_info = build_info(r, "actor")
         self.env_steps = Counter("relayrl_env_steps", "Environment steps taken.", registry=r)
-        self.episodes = Counter("relayrl_episodes", "Episodes finished.", registry=r)
-        self.episode_return = Histogram(
-            "relayrl_episode_return", "Episode returns.", buckets=RETURN_BUCKETS, registry=r
-        )
-        self.episode_length = Histogram(
-            "relayrl_episode_length", "Episode lengths.", buckets=LENGTH_BUCKETS, registry=r
-        )
+        self.episodes, self.episode_return, self.episode_length = episode_metrics(r, "finished")
         self.rollout_seconds = Histogram(
             "relayrl_rollout_seconds", "Time to collect one rollout.", buckets=LATENCY_BUCKETS, registry=r
         )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from relayrl import presets
-from relayrl.config import TOKEN_RULE, ConfigError, coerce, describe, option, require, token_ok
+from relayrl.config import ConfigError, check_credentials, coerce, describe, option, require
 
 
 @dataclass
@@ -193,12 +192,8 @@ class LearnerConfig:
         require(self.max_message_bytes <= 1 << 30, "max_message_bytes", "must be at most 1 GiB")
         require(self.keepalive_seconds >= 1, "keepalive_seconds", "must be at least 1")
         require(self.shutdown_grace >= 0, "shutdown_grace", "must be 0 or more")
-        require((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "--tls-cert and --tls-key go together")
+        check_credentials(self)
         require(self.tls_ca is None or self.tls_cert is not None, "tls_ca", "mutual TLS needs --tls-cert and --tls-key")
-        for name in ("tls_cert", "tls_key", "tls_ca"):
-            path = getattr(self, name)
-            require(path is None or os.path.isfile(path), name, f"{path!r} is not a readable file")
-        require(self.auth_token is None or token_ok(self.auth_token), "auth_token", TOKEN_RULE)
         if self.health_port is not None and self.health_port < 0:
             self.health_port = None
         require(

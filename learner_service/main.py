@@ -27,9 +27,10 @@ from learner_service.server import SERVICE, LearnerServicer, receive_limit
 from learner_service.sessions import Registry, WeightsBoard
 from learner_service.trainer import Trainer
 from relayrl import __version__, telemetry
-from relayrl.config import ConfigError, describe, load, redacted
+from relayrl.config import ConfigError, config_errors_exit_2, describe, load, redacted
 from relayrl.envs import single_spaces
 from relayrl.health import Health, serve_health
+from relayrl.keepalive import keepalive_options
 from relayrl.loss import LossConfig
 from relayrl.model import ActorCritic, layout
 from relayrl.v1 import relayrl_pb2 as pb
@@ -39,21 +40,14 @@ log = logging.getLogger("relayrl.learner")
 
 def grpc_options(max_message_bytes: int, keepalive_seconds: float = 10.0) -> list[tuple[str, int]]:
     """The server's options: message limits set deliberately (the receive limit is above
-    --max-message-bytes so that oversized messages are counted, see server.py), keepalive pings every
-    ``keepalive_seconds`` dropping a peer that does not answer within as long again (gRPC applies its
-    ping timeout, one minute by default, unless grpc.http2.ping_timeout_ms is set too), and actors' own
-    pings accepted down to once a second (gRPC's default policy would answer a ping every 10 s on an idle
-    stream with GOAWAY "too_many_pings"). Keep --keepalive-seconds above the time the largest message
-    takes on the slowest link: a ping's answer can queue behind it."""
-    keepalive_ms = int(keepalive_seconds * 1000)
+    --max-message-bytes so that oversized messages are counted, see server.py), keepalive
+    (relayrl.keepalive), and actors' own pings accepted down to once a second (gRPC's default policy would
+    answer a ping every 10 s on an idle stream with GOAWAY "too_many_pings"). Keep --keepalive-seconds above
+    the time the largest message takes on the slowest link: a ping's answer can queue behind it."""
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", receive_limit(max_message_bytes)),
-        ("grpc.keepalive_time_ms", keepalive_ms),
-        ("grpc.keepalive_timeout_ms", keepalive_ms),
-        ("grpc.http2.ping_timeout_ms", keepalive_ms),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
+        *keepalive_options(keepalive_seconds),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 1_000),
         ("grpc.http2.max_ping_strikes", 2),
     ]
@@ -448,19 +442,12 @@ class Learner:
         return path
 
 
+@config_errors_exit_2("relayrl learner")
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s learner %(levelname)s %(message)s")
-    try:
-        config = load(
-            LearnerConfig,
-            argv,
-            prog="relayrl learner",
-            description="The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors.",
-        )
-        learner = Learner(config)
-    except ConfigError as exc:
-        print(f"relayrl learner: error: {exc}", file=sys.stderr)
-        return 2
+    config = load(LearnerConfig, argv, prog="relayrl learner",
+                  description="The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors.")
+    learner = Learner(config)  # a ConfigError here too: what only the model or the checkpoint can tell
     learner.start()
 
     def on_signal(signum: int, _frame: object) -> None:

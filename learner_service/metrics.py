@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from relayrl.telemetry import LAG_BUCKETS, LATENCY_BUCKETS, LENGTH_BUCKETS, RETURN_BUCKETS, build_info
+from relayrl.telemetry import LAG_BUCKETS, LATENCY_BUCKETS, build_info, episode_metrics
 
 REJECT_REASONS = (
     "malformed",
@@ -30,13 +30,7 @@ class LearnerMetrics:
         self.updates = Counter("relayrl_updates", "Optimizer steps applied.", registry=r)
         self.samples = Counter("relayrl_samples", "Transitions trained on.", registry=r)
         self.env_steps = Counter("relayrl_env_steps", "Environment steps reported by actors.", registry=r)
-        self.episodes = Counter("relayrl_episodes", "Episodes reported by actors.", registry=r)
-        self.episode_return = Histogram(
-            "relayrl_episode_return", "Returns of episodes reported by actors.", buckets=RETURN_BUCKETS, registry=r
-        )
-        self.episode_length = Histogram(
-            "relayrl_episode_length", "Lengths of episodes reported by actors.", buckets=LENGTH_BUCKETS, registry=r
-        )
+        self.episodes, self.episode_return, self.episode_length = episode_metrics(r, "reported by actors")
         self.mean_return = Gauge("relayrl_mean_return_100", "Mean return of the last 100 episodes.", registry=r)
         self.policy_version = Gauge("relayrl_policy_version", "Current policy version.", registry=r)
         self.policy_lag = Histogram(

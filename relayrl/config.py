@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
+import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 ENV_PREFIX = "RELAYRL_"
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class ConfigError(ValueError):
@@ -178,6 +181,34 @@ TOKEN_RULE = "must be at least 16 printable ASCII characters, no spaces"
 def token_ok(token: str) -> bool:
     """A bearer token fit for gRPC metadata and long enough not to be guessed."""
     return len(token) >= 16 and token.isascii() and token.isprintable() and " " not in token
+
+
+def check_credentials(config: Any) -> None:
+    """The TLS files and bearer token both services take (fields tls_cert, tls_key, tls_ca, auth_token):
+    the certificate and its key go together, every file is readable, the token is fit to send."""
+    require((config.tls_cert is None) == (config.tls_key is None), "tls_cert", "--tls-cert and --tls-key go together")
+    for name in ("tls_ca", "tls_cert", "tls_key"):
+        path = getattr(config, name)
+        require(path is None or os.path.isfile(path), name, f"{path!r} is not a readable file")
+    require(config.auth_token is None or token_ok(config.auth_token), "auth_token", TOKEN_RULE)
+
+
+def config_errors_exit_2(prog: str) -> Callable[[Callable[P, int]], Callable[P, int]]:
+    """For a command's main(): a ConfigError raised in it (a bad flag or variable, or a mismatch only the
+    service itself can find) prints "PROG: error: MESSAGE" and makes main return 2, argparse's status."""
+
+    def decorate(main: Callable[P, int]) -> Callable[P, int]:
+        @functools.wraps(main)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except ConfigError as exc:
+                print(f"{prog}: error: {exc}", file=sys.stderr)
+                return 2
+
+        return wrapped
+
+    return decorate
 
 
 def require(condition: bool, field_name: str, message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from relayrl import __version__
 
@@ -27,6 +27,18 @@ def build_info(registry: CollectorRegistry, service: str, algo: str = "", env: s
     )
     gauge.labels(__version__, service, algo, env).set(1)
     return gauge
+
+
+def episode_metrics(registry: CollectorRegistry, source: str) -> tuple[Counter, Histogram, Histogram]:
+    """The episode counter and the return and length histograms both services export, under the same names
+    and buckets (so one dashboard query reads either); ``source`` says where the episodes come from."""
+    return (
+        Counter("relayrl_episodes", f"Episodes {source}.", registry=registry),
+        Histogram("relayrl_episode_return", f"Returns of episodes {source}.", buckets=RETURN_BUCKETS,
+                  registry=registry),
+        Histogram("relayrl_episode_length", f"Lengths of episodes {source}.", buckets=LENGTH_BUCKETS,
+                  registry=registry),
+    )
 
 
 def serve(registry: CollectorRegistry, host: str, port: int) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from learner_service.config import LearnerConfig
 from relayrl import presets
-from relayrl.config import ConfigError, env_name, load, option, redacted, require
+from relayrl.config import config_errors_exit_2, env_name, load, option, redacted, require
 
 
 @dataclass
@@ -123,18 +123,11 @@ def launch(config: TrainConfig, started: float) -> int:
     return 0
 
 
+@config_errors_exit_2("relayrl train")
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
-    try:
-        config = load(
-            TrainConfig,
-            argv,
-            prog="relayrl train",
-            description="Train on this machine: a learner and --actors actor processes over loopback gRPC.",
-        )
-    except ConfigError as exc:
-        print(f"relayrl train: error: {exc}", file=sys.stderr)
-        return 2
+    config = load(TrainConfig, argv, prog="relayrl train",
+                  description="Train on this machine: a learner and --actors actor processes over loopback gRPC.")
     if config.run_dir is None:
         config.run_dir = f"runs/{config.env}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
         config.checkpoint_dir = f"{config.run_dir}/checkpoints"
