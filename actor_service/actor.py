@@ -1,79 +1,191 @@
-"""The rollout loop: step a vector env with batched inference from the local policy copy.
+"""The actor: connect to the learner, collect rollouts and send them, reconnect with backoff.
 
-Buffers are allocated once and reused; a Rollout returned by ``collect`` is valid until the next call.
-Gymnasium's next-step autoreset: after an episode ends, the following step of that env only resets it
-(its action is ignored, reward 0), so that transition is marked invalid and never trained on.
+Each start has a fresh ``run_id``; env, policy and collector are kept across reconnects to the same learner
+run. ``run`` returns when the learner says training is over or ``stop`` is set (main.py sets it on SIGTERM).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
 
-import gymnasium as gym
-import numpy as np
+import grpc
 
-from relayrl.envs import env_action
+from actor_service.client import Backoff, LearnerLink, LinkClosed, auth_metadata, channel_options, open_channel
+from actor_service.collector import RolloutCollector
+from actor_service.config import ActorConfig
+from actor_service.metrics import ActorMetrics
+from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
+from relayrl import __version__, codec
+from relayrl.envs import make_vector_env
+from relayrl.health import Health
 from relayrl.rollout import Rollout
+from relayrl.v1 import relayrl_pb2 as pb
 
-# A batch of observations -> (actions, their log-probabilities), all NumPy.
-ActFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+log = logging.getLogger("relayrl.actor")
 
 
-class RolloutCollector:
-    def __init__(self, env: gym.vector.VectorEnv, act: ActFn, n_steps: int, seed: int) -> None:
-        self.env, self.act, self.n_steps = env, act, n_steps
-        self.action_space = env.single_action_space
-        n = env.num_envs
-        obs_shape = env.single_observation_space.shape
-        act_shape = () if isinstance(self.action_space, gym.spaces.Discrete) else self.action_space.shape
-        act_dtype = np.int64 if isinstance(self.action_space, gym.spaces.Discrete) else np.float32
-        self.obs = np.zeros((n_steps, n, *obs_shape), np.float32)
-        self.actions = np.zeros((n_steps, n, *act_shape), act_dtype)
-        self.rewards = np.zeros((n_steps, n), np.float32)
-        self.terminated = np.zeros((n_steps, n), bool)
-        self.truncated = np.zeros((n_steps, n), bool)
-        self.valid = np.zeros((n_steps, n), bool)
-        self.log_probs = np.zeros((n_steps, n), np.float32)
-        obs, _ = env.reset(seed=seed)
-        self.next_obs = np.asarray(obs, np.float32)
-        self.resetting = np.zeros(n, bool)  # the env's next step is an autoreset step
-        self.episode_return = np.zeros(n, np.float64)
-        self.episode_length = np.zeros(n, np.int64)
+class Actor:
+    def __init__(self, config: ActorConfig, metrics: ActorMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or ActorMetrics()
+        self.run_id = uuid.uuid4().hex
+        self.actor_id = config.actor_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.stop = threading.Event()
+        self.collector: RolloutCollector | None = None
+        self.policy: TrajectoryPolicy | GradientPolicy | None = None
+        self._setup_key: tuple | None = None
+        self.version = -1
+        self.sent = 0  # contributions handed to gRPC over all connections
+        self.health: Health | None = None  # set by main(); SERVING once the env and model are built
 
-    def collect(self, policy_version: int) -> Rollout:
-        finished_returns: list[np.ndarray] = []
-        finished_lengths: list[np.ndarray] = []
-        for t in range(self.n_steps):
-            self.obs[t] = self.next_obs
-            actions, log_probs = self.act(self.next_obs)
-            self.actions[t] = actions
-            self.log_probs[t] = log_probs
-            obs, reward, terminated, truncated, _ = self.env.step(env_action(actions, self.action_space))
-            self.next_obs = np.asarray(obs, np.float32)
-            self.rewards[t] = reward
-            self.terminated[t] = terminated
-            self.truncated[t] = truncated
-            valid = ~self.resetting
-            self.valid[t] = valid
-            self.episode_return += np.where(valid, reward, 0.0)
-            self.episode_length += valid
-            ended = (terminated | truncated) & valid
-            if ended.any():
-                finished_returns.append(self.episode_return[ended].astype(np.float32))
-                finished_lengths.append(self.episode_length[ended].astype(np.uint32))
-                self.episode_return[ended] = 0.0
-                self.episode_length[ended] = 0
-            self.resetting = ended
-        return Rollout(
-            observations=self.obs,
-            actions=self.actions,
-            rewards=self.rewards,
-            terminated=self.terminated,
-            truncated=self.truncated,
-            valid=self.valid,
-            log_probs=self.log_probs,
-            bootstrap_observations=self.next_obs,
-            policy_version=policy_version,
-            episode_returns=np.concatenate(finished_returns) if finished_returns else np.zeros(0, np.float32),
-            episode_lengths=np.concatenate(finished_lengths) if finished_lengths else np.zeros(0, np.uint32),
+    def hello(self) -> pb.Hello:
+        hello = pb.Hello(
+            proto_version=pb.PROTO_VERSION_CURRENT,
+            actor_id=self.actor_id,
+            run_id=self.run_id,
+            num_envs=self.config.num_envs,
         )
+        if self.config.env:
+            hello.env_id = self.config.env
+        return hello
+
+    # --- one connection -------------------------------------------------------------------------------
+    def _setup(self, welcome: pb.Welcome) -> None:
+        """Build env, model and collector for the run; keep them across reconnects to the same run."""
+        cfg = welcome.config
+        key = (
+            cfg.env_id,
+            cfg.n_steps,
+            tuple(cfg.hidden_sizes),
+            cfg.activation,
+            cfg.transport,
+            welcome.observation_space.SerializeToString(),
+            welcome.action_space.SerializeToString(),
+        )
+        if key != self._setup_key:
+            if self.collector is not None:
+                self.collector.env.close()
+            obs_space, act_space = (
+                codec.decode_space(welcome.observation_space),
+                codec.decode_space(welcome.action_space),
+            )
+            env = make_vector_env(cfg.env_id, self.config.num_envs)
+            if not (
+                codec.same_space(env.single_observation_space, obs_space)
+                and codec.same_space(env.single_action_space, act_space)
+            ):
+                raise SystemExit(
+                    f"relayrl actor: {cfg.env_id} here has spaces {env.single_observation_space}, "
+                    f"{env.single_action_space}; the learner's are {obs_space}, {act_space}"
+                )
+            seed = self.config.seed if self.config.seed is not None else cfg.seed + 1000 * (welcome.actor_index + 1)
+            self.policy = make_policy(cfg, obs_space, act_space, seed, self.config.threads)
+            self.collector = RolloutCollector(env, self.policy.act, cfg.n_steps, seed)
+            self._setup_key = key
+            self.metrics.build_info.clear()
+            self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)
+        else:
+            log.info("same run as before: keeping the %d environments mid-episode", self.config.num_envs)
+        self._apply(welcome.weights)
+        if self.health is not None:
+            self.health.set(True)
+
+    def _apply(self, weights: pb.Weights) -> None:
+        self.policy.load(weights)
+        self.version = weights.version
+        self.metrics.policy_version.set(self.version)
+
+    def _record(self, rollout: Rollout, seconds: float, sent: int) -> None:
+        m = self.metrics
+        m.rollout_seconds.observe(seconds)
+        m.env_steps.inc(rollout.num_steps)
+        m.episodes.inc(len(rollout.episode_returns))
+        for value, length in zip(rollout.episode_returns.tolist(), rollout.episode_lengths.tolist()):
+            m.episode_return.observe(value)
+            m.episode_length.observe(length)
+        m.sent_bytes.inc(sent)
+
+    def _work(self, link: LearnerLink) -> None:
+        self._setup(link.welcome)
+        cfg = link.welcome.config
+        synchronous = cfg.algo == "a2c"
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            rollout = self.collector.collect(self.version)
+            message = self.policy.contribution(rollout)
+            self._record(rollout, time.perf_counter() - started, message.ByteSize())
+            if not synchronous:
+                # A3C flow control: the next rollout is collected while the learner works on the last one,
+                # but not sent before the learner has consumed it, so no actor runs ahead with stale data.
+                link.wait_acked(link.queued, self.stop)
+            link.send(message, self.stop)
+            if synchronous:  # on-policy: the next rollout needs the weights this one will produce
+                newest = self._await_newer(link, self.version)
+            else:
+                newest = link.take_weights(self.version)
+            if newest is not None:
+                self._apply(newest)
+
+    def _await_newer(self, link: LearnerLink, version: int) -> pb.Weights | None:
+        """Block until weights newer than ``version`` arrive (None if we are stopping)."""
+        while not self.stop.is_set():
+            weights = link.take_weights(version, wait=0.25)
+            if weights is not None:
+                return weights
+        return None
+
+    # --- the reconnect loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Connect and work until the learner says training is over (0) or ``stop`` is set (0)."""
+        backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
+        connections = 0
+        c = self.config
+        while not self.stop.is_set():
+            channel = open_channel(c.learner, channel_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name)
+            try:
+                link = LearnerLink(channel, self.hello(), c.connect_timeout, auth_metadata(c.auth_token), self.stop)
+            except (grpc.FutureTimeoutError, grpc.RpcError, LinkClosed, StopIteration) as exc:
+                channel.close()
+                delay = backoff.next()
+                if isinstance(exc, grpc.RpcError):
+                    reason = f"{exc.code().name}: {exc.details()}"
+                elif isinstance(exc, grpc.FutureTimeoutError):
+                    reason = f"no connection within {c.connect_timeout:g}s"
+                else:
+                    reason = str(exc) or type(exc).__name__
+                log.info("learner %s unavailable (%s); retrying in %.2fs", c.learner, reason, delay)
+                self.stop.wait(delay)
+                continue
+            backoff.reset()
+            connections += 1
+            if connections > 1:
+                self.metrics.reconnects.inc()
+            self.metrics.learner_connected.set(1)
+            log.info(
+                "connected to %s as %s (run %s), policy version %d",
+                self.config.learner,
+                self.actor_id,
+                self.run_id,
+                link.welcome.weights.version,
+            )
+            try:
+                self._work(link)
+            except LinkClosed as exc:
+                log.info("link closed: %s", exc)
+            finally:
+                self.metrics.received_bytes.inc(link.received_bytes)
+                link.close()
+                channel.close()
+                self.sent += link.sent
+                self.metrics.learner_connected.set(0)
+            if link.stop_reason is not None:
+                log.info("learner finished training (%s); exiting", link.stop_reason)
+                return 0
+            if not self.stop.is_set():
+                self.stop.wait(backoff.next())
+        return 0

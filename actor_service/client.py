@@ -1,8 +1,8 @@
 """The actor's link to the learner: one long-lived bidirectional stream, a thread that receives
 weights as they are broadcast, and jittered exponential backoff between connection attempts.
 
-The channel is plaintext, or TLS when the actor has a CA or a client certificate (``open_channel``);
-a bearer token, when configured, travels as call metadata on the stream.
+The channel (``channel_options``, ``open_channel``) is plaintext, or TLS when the actor has a CA or a
+client certificate; a bearer token, when configured, travels as call metadata on the stream.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import grpc
 
+from actor_service.config import ActorConfig
+from relayrl.keepalive import keepalive_options
 from relayrl.v1 import relayrl_pb2 as pb
 from relayrl.v1 import relayrl_pb2_grpc as pb_grpc
 
@@ -42,6 +44,18 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.initial
+
+
+def channel_options(config: ActorConfig) -> list[tuple[str, int]]:
+    """Message limits, keepalive (relayrl.keepalive) and gRPC's own reconnect backoff, which runs inside
+    one connection attempt, set from ours."""
+    return [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        *keepalive_options(config.keepalive_seconds),
+        ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(config.backoff_max * 1000)),
+    ]
 
 
 def open_channel(

@@ -1,207 +1,21 @@
-"""`relayrl actor` / `python -m actor_service`: connect, collect, send, reconnect; exit on Stop or SIGTERM."""
+"""`relayrl actor` / `python -m actor_service`: read the configuration, serve /metrics and health, run the
+actor (actor.py) until the learner stops it or SIGTERM/SIGINT arrives."""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
-import threading
-import time
-import uuid
 from collections.abc import Sequence
 
-import grpc
 import numpy as np
 
-from actor_service.actor import RolloutCollector
-from actor_service.client import Backoff, LearnerLink, LinkClosed, auth_metadata, open_channel
+from actor_service.actor import Actor
 from actor_service.config import ActorConfig
-from actor_service.metrics import ActorMetrics
-from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
-from relayrl import __version__, codec, telemetry
+from relayrl import telemetry
 from relayrl.config import config_errors_exit_2, load
-from relayrl.envs import make_vector_env
-from relayrl.health import Health, serve_health
-from relayrl.keepalive import keepalive_options
-from relayrl.rollout import Rollout
-from relayrl.v1 import relayrl_pb2 as pb
+from relayrl.health import serve_health
 
 log = logging.getLogger("relayrl.actor")
-
-
-def grpc_options(config: ActorConfig) -> list[tuple[str, int]]:
-    """Message limits, keepalive (relayrl.keepalive) and gRPC's own reconnect backoff, which runs inside
-    one connection attempt, set from ours."""
-    return [
-        ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.max_receive_message_length", config.max_message_bytes),
-        *keepalive_options(config.keepalive_seconds),
-        ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial * 1000)),
-        ("grpc.max_reconnect_backoff_ms", int(config.backoff_max * 1000)),
-    ]
-
-
-class Actor:
-    def __init__(self, config: ActorConfig, metrics: ActorMetrics | None = None) -> None:
-        self.config = config
-        self.metrics = metrics or ActorMetrics()
-        self.run_id = uuid.uuid4().hex
-        self.actor_id = config.actor_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.stop = threading.Event()
-        self.collector: RolloutCollector | None = None
-        self.policy: TrajectoryPolicy | GradientPolicy | None = None
-        self._setup_key: tuple | None = None
-        self.version = -1
-        self.sent = 0  # contributions handed to gRPC over all connections
-        self.health: Health | None = None  # set by main(); SERVING once the env and model are built
-
-    def hello(self) -> pb.Hello:
-        hello = pb.Hello(
-            proto_version=pb.PROTO_VERSION_CURRENT,
-            actor_id=self.actor_id,
-            run_id=self.run_id,
-            num_envs=self.config.num_envs,
-        )
-        if self.config.env:
-            hello.env_id = self.config.env
-        return hello
-
-    # --- one connection -------------------------------------------------------------------------------
-    def _setup(self, welcome: pb.Welcome) -> None:
-        """Build env, model and collector for the run; keep them across reconnects to the same run."""
-        cfg = welcome.config
-        key = (
-            cfg.env_id,
-            cfg.n_steps,
-            tuple(cfg.hidden_sizes),
-            cfg.activation,
-            cfg.transport,
-            welcome.observation_space.SerializeToString(),
-            welcome.action_space.SerializeToString(),
-        )
-        if key != self._setup_key:
-            if self.collector is not None:
-                self.collector.env.close()
-            obs_space, act_space = (
-                codec.decode_space(welcome.observation_space),
-                codec.decode_space(welcome.action_space),
-            )
-            env = make_vector_env(cfg.env_id, self.config.num_envs)
-            if not (
-                codec.same_space(env.single_observation_space, obs_space)
-                and codec.same_space(env.single_action_space, act_space)
-            ):
-                raise SystemExit(
-                    f"relayrl actor: {cfg.env_id} here has spaces {env.single_observation_space}, "
-                    f"{env.single_action_space}; the learner's are {obs_space}, {act_space}"
-                )
-            seed = self.config.seed if self.config.seed is not None else cfg.seed + 1000 * (welcome.actor_index + 1)
-            self.policy = make_policy(cfg, obs_space, act_space, seed, self.config.threads)
-            self.collector = RolloutCollector(env, self.policy.act, cfg.n_steps, seed)
-            self._setup_key = key
-            self.metrics.build_info.clear()
-            self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)
-        else:
-            log.info("same run as before: keeping the %d environments mid-episode", self.config.num_envs)
-        self._apply(welcome.weights)
-        if self.health is not None:
-            self.health.set(True)
-
-    def _apply(self, weights: pb.Weights) -> None:
-        self.policy.load(weights)
-        self.version = weights.version
-        self.metrics.policy_version.set(self.version)
-
-    def _record(self, rollout: Rollout, seconds: float, sent: int) -> None:
-        m = self.metrics
-        m.rollout_seconds.observe(seconds)
-        m.env_steps.inc(rollout.num_steps)
-        m.episodes.inc(len(rollout.episode_returns))
-        for value, length in zip(rollout.episode_returns.tolist(), rollout.episode_lengths.tolist()):
-            m.episode_return.observe(value)
-            m.episode_length.observe(length)
-        m.sent_bytes.inc(sent)
-
-    def _work(self, link: LearnerLink) -> None:
-        self._setup(link.welcome)
-        cfg = link.welcome.config
-        synchronous = cfg.algo == "a2c"
-        while not self.stop.is_set():
-            started = time.perf_counter()
-            rollout = self.collector.collect(self.version)
-            message = self.policy.contribution(rollout)
-            self._record(rollout, time.perf_counter() - started, message.ByteSize())
-            if not synchronous:
-                # A3C flow control: the next rollout is collected while the learner works on the last one,
-                # but not sent before the learner has consumed it, so no actor runs ahead with stale data.
-                link.wait_acked(link.queued, self.stop)
-            link.send(message, self.stop)
-            if synchronous:  # on-policy: the next rollout needs the weights this one will produce
-                newest = self._await_newer(link, self.version)
-            else:
-                newest = link.take_weights(self.version)
-            if newest is not None:
-                self._apply(newest)
-
-    def _await_newer(self, link: LearnerLink, version: int) -> pb.Weights | None:
-        """Block until weights newer than ``version`` arrive (None if we are stopping)."""
-        while not self.stop.is_set():
-            weights = link.take_weights(version, wait=0.25)
-            if weights is not None:
-                return weights
-        return None
-
-    # --- the reconnect loop -----------------------------------------------------------------------------
-    def run(self) -> int:
-        """Connect and work until the learner says training is over (0) or ``stop`` is set (0)."""
-        backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
-        connections = 0
-        c = self.config
-        while not self.stop.is_set():
-            channel = open_channel(c.learner, grpc_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name)
-            try:
-                link = LearnerLink(channel, self.hello(), c.connect_timeout, auth_metadata(c.auth_token), self.stop)
-            except (grpc.FutureTimeoutError, grpc.RpcError, LinkClosed, StopIteration) as exc:
-                channel.close()
-                delay = backoff.next()
-                if isinstance(exc, grpc.RpcError):
-                    reason = f"{exc.code().name}: {exc.details()}"
-                elif isinstance(exc, grpc.FutureTimeoutError):
-                    reason = f"no connection within {c.connect_timeout:g}s"
-                else:
-                    reason = str(exc) or type(exc).__name__
-                log.info("learner %s unavailable (%s); retrying in %.2fs", c.learner, reason, delay)
-                self.stop.wait(delay)
-                continue
-            backoff.reset()
-            connections += 1
-            if connections > 1:
-                self.metrics.reconnects.inc()
-            self.metrics.learner_connected.set(1)
-            log.info(
-                "connected to %s as %s (run %s), policy version %d",
-                self.config.learner,
-                self.actor_id,
-                self.run_id,
-                link.welcome.weights.version,
-            )
-            try:
-                self._work(link)
-            except LinkClosed as exc:
-                log.info("link closed: %s", exc)
-            finally:
-                self.metrics.received_bytes.inc(link.received_bytes)
-                link.close()
-                channel.close()
-                self.sent += link.sent
-                self.metrics.learner_connected.set(0)
-            if link.stop_reason is not None:
-                log.info("learner finished training (%s); exiting", link.stop_reason)
-                return 0
-            if not self.stop.is_set():
-                self.stop.wait(backoff.next())
-        return 0
 
 
 @config_errors_exit_2("relayrl actor")

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from actor_service.actor import Actor
 from actor_service.config import ActorConfig
-from actor_service.main import Actor
 from learner_service.config import LearnerConfig
 from learner_service.main import Learner
 from relayrl.config import load

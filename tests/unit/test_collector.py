@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from actor_service.actor import RolloutCollector
+from actor_service.collector import RolloutCollector
 from relayrl import codec
 from relayrl.envs import make_vector_env
 from relayrl.model import ActorCritic
