@@ -8,7 +8,16 @@ import numpy as np
 
 
 class RolloutError(ValueError):
-    """A rollout message is inconsistent with itself or with the run's spaces."""
+    """A rollout message is inconsistent with itself or with the run's spaces; ``kind`` says which way."""
+
+    MALFORMED = "malformed"  # its own arrays disagree (lengths against observations, dtypes), or its episode stats do
+    SPACE_MISMATCH = "space_mismatch"  # observations or actions against the run's spaces or n_steps
+    NON_FINITE = "non_finite"  # NaN or Inf
+    BAD_ACTION = "bad_action"  # an action outside a Discrete action space
+
+    def __init__(self, message: str, kind: str = MALFORMED) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass

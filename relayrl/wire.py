@@ -31,7 +31,7 @@ def episodes_from_proto(message: pb.EpisodeStats) -> tuple[np.ndarray, np.ndarra
     if returns.shape != lengths.shape:
         raise RolloutError(f"episodes: {returns.size} returns but {lengths.size} lengths")
     if not np.all(np.isfinite(returns)):
-        raise RolloutError("episodes: non-finite return")
+        raise RolloutError("episodes: non-finite return", RolloutError.NON_FINITE)
     return returns, lengths
 
 
@@ -47,13 +47,20 @@ def rollout_to_proto(rollout: Rollout, into: pb.Rollout | None = None) -> pb.Rol
     return message
 
 
-def _expect(array: np.ndarray, name: str, shape: tuple[int, ...], dtypes: tuple[str, ...]) -> np.ndarray:
+def _expect(
+    array: np.ndarray,
+    name: str,
+    shape: tuple[int, ...],
+    dtypes: tuple[str, ...],
+    mismatch: str = RolloutError.MALFORMED,
+) -> np.ndarray:
+    """``array`` checked for shape and dtype (a fault of kind ``mismatch``) and, for floats, finiteness."""
     if array.shape != shape:
-        raise RolloutError(f"{name}: shape {array.shape}, expected {shape}")
+        raise RolloutError(f"{name}: shape {array.shape}, expected {shape}", mismatch)
     if array.dtype.name not in dtypes:
-        raise RolloutError(f"{name}: dtype {array.dtype.name}, expected {' or '.join(dtypes)}")
+        raise RolloutError(f"{name}: dtype {array.dtype.name}, expected {' or '.join(dtypes)}", mismatch)
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise RolloutError(f"{name}: contains NaN or Inf")
+        raise RolloutError(f"{name}: contains NaN or Inf", RolloutError.NON_FINITE)
     return array
 
 
@@ -63,20 +70,28 @@ def rollout_from_proto(
     """Decode and check a rollout against the run's spaces and n_steps; raise RolloutError/CodecError."""
     obs = codec.decode(message.observations, "observations")
     if obs.ndim < 2 or obs.shape[0] != n_steps:
-        raise RolloutError(f"observations: shape {obs.shape}, expected [{n_steps}, N, ...]")
+        raise RolloutError(
+            f"observations: shape {obs.shape}, expected [{n_steps}, N, ...]", RolloutError.SPACE_MISMATCH
+        )
     T, N = obs.shape[:2]
     if N == 0:
-        raise RolloutError("observations: no environments")
+        raise RolloutError("observations: no environments", RolloutError.SPACE_MISMATCH)
     obs_shape = tuple(observation_space.shape)
-    _expect(obs, "observations", (T, N, *obs_shape), ("float32",))
+    _expect(obs, "observations", (T, N, *obs_shape), ("float32",), RolloutError.SPACE_MISMATCH)
     if isinstance(action_space, gym.spaces.Discrete):
-        actions = _expect(codec.decode(message.actions, "actions"), "actions", (T, N), ("int64", "int32"))
+        actions = _expect(
+            codec.decode(message.actions, "actions"), "actions", (T, N), ("int64", "int32"), RolloutError.SPACE_MISMATCH
+        )
         if actions.size and (actions.min() < 0 or actions.max() >= action_space.n):
-            raise RolloutError(f"actions: outside Discrete({action_space.n})")
+            raise RolloutError(f"actions: outside Discrete({action_space.n})", RolloutError.BAD_ACTION)
     else:
         # Raw Gaussian samples may lie outside the Box (the env sees them clipped); they must be finite.
         actions = _expect(
-            codec.decode(message.actions, "actions"), "actions", (T, N, *action_space.shape), ("float32",)
+            codec.decode(message.actions, "actions"),
+            "actions",
+            (T, N, *action_space.shape),
+            ("float32",),
+            RolloutError.SPACE_MISMATCH,
         )
     returns, lengths = episodes_from_proto(message.episodes)
     return Rollout(
@@ -92,6 +107,7 @@ def rollout_from_proto(
             "bootstrap_observations",
             (N, *obs_shape),
             ("float32",),
+            RolloutError.SPACE_MISMATCH,
         ),
         policy_version=message.policy_version,
         episode_returns=returns,
