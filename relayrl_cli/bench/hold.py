@@ -57,8 +57,9 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def _lines(stream, out: queue.Queue) -> None:
-    for line in stream:
-        out.put(line)
+    with contextlib.suppress(ValueError):  # the stream closed under us: the run is over
+        for line in stream:
+            out.put(line)
     out.put(None)
 
 
@@ -119,6 +120,19 @@ def watch(args: list[str], target: float, span: float, deadline: float, log_ever
             "crossed_at_env_steps": next(int(r[1]) for r in rows if r[0] == crossed_at)}
 
 
+def steps_fraction(run: dict) -> float | None:
+    """The same run judged as `relayrl bench` judges a solve, in env steps: the fraction of [s0, 2 s0] at or
+    above the target, s0 being the env steps at the first crossing; None if the run did not reach 2 s0.
+    Unlike seconds, env steps do not stretch when the machine is busy with other work."""
+    if run.get("crossed_at_env_steps") is None:
+        return None
+    start = run["crossed_at_env_steps"]
+    xs, values = [r[1] for r in run["rows"]], [r[2] for r in run["rows"]]
+    if xs[-1] < 2 * start:
+        return None
+    return fraction_at_or_above(xs, values, run["target"], start, 2 * start)
+
+
 def results_path(out: Path, quick: bool) -> Path:
     return out / ("hold-quick.json" if quick else "hold.json")
 
@@ -164,7 +178,8 @@ def markdown(results: dict) -> str:
         f"--env {ENV} --actors A --num-envs E --seed S` (the preset otherwise). Crossed: seconds from the learner's "
         f"start to the first return100 >= {p['target']:g}. Held: return100 >= {p['target']:g} for at least "
         f"{HOLD:.0%} of the next {p['span']:g} s. Per seed: crossed s / fraction held / lowest return100 in "
-        "the span.",
+        "the span / fraction of [s0, 2 s0] env steps at or above it (as `relayrl bench` judges a solve; s0 = env "
+        "steps at the crossing).",
         "",
         "| actors x envs | held | " + " | ".join(f"seed {s}" for s in range(_seeds(results))) + " |",
         "|---|---|" + "---|" * _seeds(results),
@@ -179,7 +194,9 @@ def markdown(results: dict) -> str:
             elif r["crossed_at"] is None:
                 cells.append(f"no crossing in {p['deadline']:g} s")
             else:
-                cells.append(f"{r['crossed_at']:.0f} s / {r['fraction']:.0%} / {r['min_in_span']:.0f}")
+                by_steps = steps_fraction(r)
+                cells.append(f"{r['crossed_at']:.0f} s / {r['fraction']:.0%} / {r['min_in_span']:.0f} / "
+                             + ("–" if by_steps is None else f"{by_steps:.0%}"))
         cells += [""] * (_seeds(results) - len(cells))
         held = sum(r["held"] for r in ok)
         lines.append(f"| {shape} | {held} of {len(runs)} | " + " | ".join(cells) + " |")
