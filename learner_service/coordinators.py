@@ -1,12 +1,18 @@
-"""How contributions become batches: synchronous A2C rounds, or A3C's first come, first applied."""
+"""How contributions become batches: synchronous A2C rounds, or A3C's first come, first applied.
+
+Both coordinators have one interface (``Coordinator``), so the servicer offers and the trainer takes
+batches without knowing which algorithm runs; what differs is said by the interface itself.
+"""
 
 from __future__ import annotations
 
+import abc
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -25,12 +31,59 @@ class Contribution:
     done: Callable[[], None] = lambda: None  # called once it is applied or dropped (sends the actor an Ack)
 
 
-class SyncRounds:
+# What became of an offered contribution: "accepted" (it will be applied or dropped, and acknowledged),
+# "stale" or "duplicate" (refused as not this round's), "stopped" (the learner stopped while it waited).
+Outcome = Literal["accepted", "stale", "duplicate", "stopped"]
+
+
+class Coordinator(abc.ABC):
+    """Between the streams' readers (``offer``) and the trainer thread (``next_batch``, ``advance``)."""
+
+    lag_grows_with_actors: bool  # whether each connected actor adds to the allowed policy lag (trainer.py)
+
+    @abc.abstractmethod
+    def join(self, session: int) -> None:
+        """A stream opened: ``session`` now takes part."""
+
+    @abc.abstractmethod
+    def leave(self, session: int) -> None:
+        """A stream closed: nothing more is waited for from ``session``."""
+
+    @abc.abstractmethod
+    def offer(self, item: Contribution, stop: threading.Event | None = None) -> Outcome:
+        """Hand over a validated contribution; may block while the trainer is behind, until ``stop``."""
+
+    @abc.abstractmethod
+    def next_batch(self, wait: float) -> list[Contribution]:
+        """The next batch for one update, or [] when none is ready within ``wait`` seconds."""
+
+    @abc.abstractmethod
+    def leftover(self) -> list[Contribution]:
+        """After the learner stopped: the next accepted batch still to apply before the final checkpoint."""
+
+    @abc.abstractmethod
+    def advance(self, version: int) -> None:
+        """The trainer published ``version``."""
+
+    @abc.abstractmethod
+    def depth(self) -> int:
+        """Contributions accepted and not yet taken by the trainer."""
+
+
+def for_algorithm(algo: str, round_timeout: float, queue_size: int) -> Coordinator:
+    """A2C's synchronous rounds or A3C's queue."""
+    return SyncRounds(round_timeout) if algo == "a2c" else AsyncQueue(queue_size)
+
+
+class SyncRounds(Coordinator):
     """A2C: round v takes one rollout at version v from every live actor, then one update makes v+1.
 
     A round closes when every live actor has delivered, or ``timeout`` seconds after it opened with at
     least one rollout in (a hung actor cannot stall the run; a dead one leaves the live set at once).
+    Offers never block. The policy lag is always 0: a round takes only its own version.
     """
+
+    lag_grows_with_actors = False
 
     def __init__(self, timeout: float) -> None:
         self._cond = threading.Condition()
@@ -50,7 +103,7 @@ class SyncRounds:
             self._live.discard(session)
             self._cond.notify_all()
 
-    def offer(self, item: Contribution) -> str:
+    def offer(self, item: Contribution, stop: threading.Event | None = None) -> Outcome:
         """'accepted', or why not: 'stale' (not this round's version) or 'duplicate' (already delivered)."""
         with self._cond:
             if item.policy_version != self.version or self._closed:
@@ -77,6 +130,10 @@ class SyncRounds:
             self._closed = True  # until advance(): the update runs on this batch
             return batch
 
+    def leftover(self) -> list[Contribution]:
+        """Nothing: a round that has not closed is dropped; its actors collect again for the next learner."""
+        return []
+
     def advance(self, version: int) -> None:
         with self._cond:
             self.version = version
@@ -84,10 +141,16 @@ class SyncRounds:
             self._opened = time.monotonic()
             self._pending.clear()
 
+    def depth(self) -> int:
+        with self._cond:
+            return len(self._pending)
 
-class AsyncQueue:
+
+class AsyncQueue(Coordinator):
     """A3C: contributions are applied one by one in arrival order. The queue is bounded: when the
     optimizer falls behind, senders block and gRPC flow control slows the actors down."""
+
+    lag_grows_with_actors = True
 
     def __init__(self, size: int) -> None:
         self._queue: queue.Queue[Contribution] = queue.Queue(maxsize=size)
@@ -100,7 +163,7 @@ class AsyncQueue:
     def leave(self, session: int) -> None:
         pass
 
-    def offer(self, item: Contribution, stop: threading.Event | None = None) -> str:
+    def offer(self, item: Contribution, stop: threading.Event | None = None) -> Outcome:
         while True:
             try:
                 self._queue.put(item, timeout=0.1)
@@ -114,6 +177,10 @@ class AsyncQueue:
             return [self._queue.get(timeout=wait)]
         except queue.Empty:
             return []
+
+    def leftover(self) -> list[Contribution]:
+        """What is still queued, one at a time: it was accepted, so it is applied."""
+        return self.next_batch(wait=0)
 
     def advance(self, version: int) -> None:
         self.version = version

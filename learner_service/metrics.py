@@ -4,23 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from learner_service.rejections import Reason
 from relayrl.telemetry import LAG_BUCKETS, LATENCY_BUCKETS, build_info, episode_metrics
 
-REJECT_REASONS = (
-    "malformed",
-    "invalid_tensor",
-    "space_mismatch",
-    "non_finite",
-    "bad_action",
-    "unknown_parameter",
-    "wrong_env",
-    "wrong_proto_version",
-    "future_version",
-    "too_large",
-    "duplicate_actor",
-    "unauthenticated",
-    "protocol",
-)
+REJECT_REASONS = tuple(reason.value for reason in Reason)  # relayrl_rejected_total's labels, in order
 
 
 class LearnerMetrics:

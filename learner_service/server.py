@@ -8,8 +8,10 @@ relayrl_rejected_total{reason}; the model and every other stream are untouched.
 Messages reach the servicer through ``decode_message`` rather than gRPC's own parsing, so that bytes that
 are not an ActorMessage (INVALID_ARGUMENT, "malformed") and messages over --max-message-bytes
 (RESOURCE_EXHAUSTED, "too_large") are counted like every other refusal. gRPC's own receive limit is set
-to twice --max-message-bytes (``receive_limit``): above that gRPC refuses with the same code before any
-RelayRL code runs, so only those go uncounted, and no message bigger than that is ever buffered.
+to twice --max-message-bytes (``grpc_server.receive_limit``): above that gRPC refuses with the same code
+before any RelayRL code runs, so only those go uncounted, and no message bigger than that is ever buffered.
+
+Every refusal is a ``Rejection`` carrying its reason (rejections.py), raised where the fault is found.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import grpc
 import gymnasium as gym
 import numpy as np
 
-from learner_service.coordinators import AsyncQueue, Contribution, SyncRounds
+from learner_service.coordinators import Contribution, Coordinator
 from learner_service.metrics import LearnerMetrics
 from learner_service.progress import Progress
-from learner_service.sessions import Registry, Rejection, Session, WeightsBoard
+from learner_service.rejections import Reason, Rejection, rollout_rejection
+from learner_service.sessions import Registry, Session, WeightsBoard
 from relayrl import codec
 from relayrl.rollout import RolloutError
 from relayrl.v1 import relayrl_pb2 as pb
@@ -42,12 +45,6 @@ PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 TOO_LARGE = grpc.StatusCode.RESOURCE_EXHAUSTED
 SERVICE = pb.DESCRIPTOR.services_by_name["Learner"].full_name  # relayrl.v1.Learner
 MAX_ID_CHARS = 256
-
-
-def receive_limit(max_message_bytes: int) -> int:
-    """gRPC's hard receive limit: above --max-message-bytes so that oversized messages reach (and are
-    counted by) decode_message, bounded so that no peer can make the learner buffer more."""
-    return 2 * max_message_bytes
 
 
 def serialize_response(message: pb.LearnerMessage | bytes) -> bytes:
@@ -68,26 +65,16 @@ def decode_message(max_bytes: int):
     def decode(data: bytes) -> pb.ActorMessage | Undecodable:
         if len(data) > max_bytes:
             return Undecodable(
-                Rejection(TOO_LARGE, "too_large", f"a {len(data)}-byte message; the limit is {max_bytes} bytes")
+                Rejection(TOO_LARGE, Reason.TOO_LARGE, f"a {len(data)}-byte message; the limit is {max_bytes} bytes")
             )
         try:
             return pb.ActorMessage.FromString(data)
         except Exception:  # noqa: BLE001 - protobuf's DecodeError, whatever the backend
-            return Undecodable(Rejection(INVALID, "malformed", "not an ActorMessage (protobuf decoding failed)"))
+            return Undecodable(
+                Rejection(INVALID, Reason.MALFORMED, "not an ActorMessage (protobuf decoding failed)")
+            )
 
     return decode
-
-
-def rollout_reason(error: Exception) -> str:
-    """The rejection reason for a rollout or episode-stats error (relayrl.rollout raises one error type)."""
-    text = str(error)
-    if "NaN" in text or "non-finite" in text:
-        return "non_finite"
-    if "outside" in text:
-        return "bad_action"
-    if text.startswith(("observations", "bootstrap_observations", "actions")):
-        return "space_mismatch"  # against the environment's spaces or n_steps
-    return "malformed"  # the rollout's own arrays disagree (lengths, dtypes), or its episode stats do
 
 
 class LearnerServicer(pb_grpc.LearnerServicer):
@@ -99,7 +86,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         param_shapes: dict[str, tuple[int, ...]],
         board: WeightsBoard,
         registry: Registry,
-        coordinator: SyncRounds | AsyncQueue,
+        coordinator: Coordinator,
         progress: Progress,
         metrics: LearnerMetrics,
         stop: threading.Event,
@@ -177,16 +164,14 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             log.info("actor %s disconnected", hello.actor_id)
 
     def _welcome(self, session: Session) -> pb.LearnerMessage:
-        with self.board._cond:  # one consistent (version, message) pair
-            session.sent_version = self.board.version
-            weights = self.board.message.weights
+        session.sent_version, message = self.board.snapshot()
         obs_space, act_space = self._wire_spaces
         return pb.LearnerMessage(
             welcome=pb.Welcome(
                 config=self.run_config,
                 observation_space=obs_space,
                 action_space=act_space,
-                weights=weights,
+                weights=message.weights,
                 actor_index=session.index,
             )
         )
@@ -205,11 +190,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 if self.stop.is_set():  # stopping: no new work; the stream ends with UNAVAILABLE shortly
                     self.discarded += 1
                     continue
-                outcome = (
-                    self.coordinator.offer(item)
-                    if isinstance(self.coordinator, SyncRounds)
-                    else self.coordinator.offer(item, self.stop)
-                )
+                outcome = self.coordinator.offer(item, self.stop)
                 if outcome == "accepted":
                     session.accepted += 1
                 elif outcome in ("stale", "duplicate"):
@@ -225,7 +206,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             pass  # the stream broke; the finally below cleans up
         except Exception:  # noqa: BLE001 - a bug must not kill the server; it ends this stream
             log.exception("reader for %s failed", session.actor_id)
-            session.failure = Rejection(grpc.StatusCode.INTERNAL, "malformed", "internal error")
+            session.failure = Rejection(grpc.StatusCode.INTERNAL, Reason.MALFORMED, "internal error")
         finally:
             session.closed = True
             self.board.wake()
@@ -247,25 +228,25 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         if isinstance(message, Undecodable):
             raise message.rejection
         if message.WhichOneof("kind") != "hello":
-            raise Rejection(INVALID, "protocol", "the first message on a stream must be a Hello")
+            raise Rejection(INVALID, Reason.PROTOCOL, "the first message on a stream must be a Hello")
         hello = message.hello
         if hello.proto_version != pb.PROTO_VERSION_CURRENT:
             raise Rejection(
                 PRECONDITION,
-                "wrong_proto_version",
+                Reason.WRONG_PROTO_VERSION,
                 f"proto version {hello.proto_version}; this learner speaks {pb.PROTO_VERSION_CURRENT}",
             )
         if not hello.actor_id or not hello.run_id:
-            raise Rejection(INVALID, "malformed", "Hello needs an actor_id and a run_id")
+            raise Rejection(INVALID, Reason.MALFORMED, "Hello needs an actor_id and a run_id")
         for name, value in (("actor_id", hello.actor_id), ("run_id", hello.run_id)):
             if len(value) > MAX_ID_CHARS or not value.isprintable():
                 raise Rejection(
-                    INVALID, "malformed", f"Hello.{name} must be at most {MAX_ID_CHARS} printable characters"
+                    INVALID, Reason.MALFORMED, f"Hello.{name} must be at most {MAX_ID_CHARS} printable characters"
                 )
         if hello.env_id and hello.env_id != self.run_config.env_id:
             raise Rejection(
                 PRECONDITION,
-                "wrong_env",
+                Reason.WRONG_ENV,
                 f"actor runs {hello.env_id!r}; this learner trains {self.run_config.env_id!r}",
             )
         for name, wire, ours in (
@@ -276,15 +257,19 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 try:
                     theirs = codec.decode_space(wire)
                 except codec.CodecError as exc:
-                    raise Rejection(INVALID, "invalid_tensor", f"{name} space: {exc}") from None
+                    raise Rejection(INVALID, Reason.INVALID_TENSOR, f"{name} space: {exc}") from None
                 if not codec.same_space(theirs, ours):
-                    raise Rejection(PRECONDITION, "space_mismatch", f"{name} space {theirs} is not the run's {ours}")
+                    raise Rejection(
+                        PRECONDITION, Reason.SPACE_MISMATCH, f"{name} space {theirs} is not the run's {ours}"
+                    )
         return hello
 
     def _check_version(self, version: int) -> None:
         if version > self.board.version:
             raise Rejection(
-                INVALID, "future_version", f"policy version {version} is newer than the learner's {self.board.version}"
+                INVALID,
+                Reason.FUTURE_VERSION,
+                f"policy version {version} is newer than the learner's {self.board.version}",
             )
 
     def _check_contribution(self, message: pb.ActorMessage) -> Contribution:
@@ -294,16 +279,16 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             return self._check_rollout(message.rollout)
         if kind == "gradient" and transport == "gradients":
             return self._check_gradient(message.gradient)
-        raise Rejection(INVALID, "protocol", f"expected a {transport} message, got {kind or 'nothing'}")
+        raise Rejection(INVALID, Reason.PROTOCOL, f"expected a {transport} message, got {kind or 'nothing'}")
 
     def _check_rollout(self, message: pb.Rollout) -> Contribution:
         self._check_version(message.policy_version)
         try:
             rollout = rollout_from_proto(message, self.observation_space, self.action_space, self.run_config.n_steps)
         except codec.CodecError as exc:
-            raise Rejection(INVALID, "invalid_tensor", str(exc)) from None
+            raise Rejection(INVALID, Reason.INVALID_TENSOR, str(exc)) from None
         except RolloutError as exc:
-            raise Rejection(INVALID, rollout_reason(exc), str(exc)) from None
+            raise rollout_rejection(exc) from None
         self.progress.record_episodes(rollout.num_steps, rollout.episode_returns)
         self._count_episodes(rollout.num_steps, rollout.episode_returns, rollout.episode_lengths)
         return Contribution(0, message.policy_version, rollout.num_steps, rollout=rollout)
@@ -313,28 +298,28 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         try:
             grads = codec.decode_named(message.grads, "grads")
         except codec.CodecError as exc:
-            raise Rejection(INVALID, "invalid_tensor", str(exc)) from None
+            raise Rejection(INVALID, Reason.INVALID_TENSOR, str(exc)) from None
         try:
             returns, lengths = episodes_from_proto(message.episodes)
         except RolloutError as exc:
-            raise Rejection(INVALID, rollout_reason(exc), str(exc)) from None
+            raise rollout_rejection(exc) from None
         if set(grads) != set(self.param_shapes):
             unknown, missing = set(grads) - set(self.param_shapes), set(self.param_shapes) - set(grads)
             raise Rejection(
-                INVALID, "unknown_parameter", f"gradients: unknown {sorted(unknown)}, missing {sorted(missing)}"
+                INVALID, Reason.UNKNOWN_PARAMETER, f"gradients: unknown {sorted(unknown)}, missing {sorted(missing)}"
             )
         for name, array in grads.items():
             if array.shape != self.param_shapes[name] or array.dtype != np.float32:
                 raise Rejection(
                     INVALID,
-                    "space_mismatch",
+                    Reason.SPACE_MISMATCH,
                     f"grads[{name}]: {array.dtype.name}{list(array.shape)}, "
                     f"expected float32{list(self.param_shapes[name])}",
                 )
             if not np.all(np.isfinite(array)):
-                raise Rejection(INVALID, "non_finite", f"grads[{name}] contains NaN or Inf")
+                raise Rejection(INVALID, Reason.NON_FINITE, f"grads[{name}] contains NaN or Inf")
         if message.env_steps > 1 << 24:
-            raise Rejection(INVALID, "malformed", f"env_steps {message.env_steps} is implausible")
+            raise Rejection(INVALID, Reason.MALFORMED, f"env_steps {message.env_steps} is implausible")
         self.progress.record_episodes(int(message.env_steps), returns)
         self._count_episodes(int(message.env_steps), returns, lengths)
         self.metrics.loss.labels("policy").set(message.policy_loss)

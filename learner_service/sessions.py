@@ -13,15 +13,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from learner_service.rejections import Reason, Rejection
 from relayrl.v1 import relayrl_pb2 as pb
-
-
-class Rejection(Exception):
-    """A message is refused: the stream ends with ``code`` and the metric counts ``reason``."""
-
-    def __init__(self, code: grpc.StatusCode, reason: str, details: str):
-        super().__init__(details)
-        self.code, self.reason, self.details = code, reason, details
 
 
 @dataclass
@@ -60,6 +53,11 @@ class WeightsBoard:
             self.version, self.message, self.payload = version, message, payload
             self.published_at = time.monotonic()
             self._cond.notify_all()
+
+    def snapshot(self) -> tuple[int, pb.LearnerMessage | None]:
+        """The newest (version, LearnerMessage(weights)), read together: one consistent pair."""
+        with self._cond:
+            return self.version, self.message
 
     def stop(self, reason: str, finished: bool = True) -> None:
         with self._cond:
@@ -129,7 +127,7 @@ class Registry:
             if old is not None and not old.closed and old.run_id != hello.run_id:
                 raise Rejection(
                     grpc.StatusCode.ALREADY_EXISTS,
-                    "duplicate_actor",
+                    Reason.DUPLICATE_ACTOR,
                     f"actor id {hello.actor_id!r} is in use by another connected process",
                 )
             session = Session(next(self._counter), hello.actor_id, hello.run_id, peer)

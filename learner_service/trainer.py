@@ -26,10 +26,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from learner_service.coordinators import AsyncQueue, Contribution, SyncRounds
+from learner_service.coordinators import Contribution, Coordinator
 from learner_service.metrics import LearnerMetrics
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
+from learner_service.rejections import Reason
 from learner_service.sessions import WeightsBoard
 from learner_service.statistics import RunningStatistics
 from relayrl.loss import LossConfig, LossTerms, actor_critic_loss
@@ -88,7 +89,7 @@ class Trainer:
         self,
         model: ActorCritic,
         optimizer: Optimizer,
-        coordinator: SyncRounds | AsyncQueue,
+        coordinator: Coordinator,
         board: WeightsBoard,
         progress: Progress,
         metrics: LearnerMetrics,
@@ -116,7 +117,20 @@ class Trainer:
         coordinator.advance(version)
         self.publish()
 
+    def publish_new_version(self) -> int:
+        """Publish the model as it is as the next policy version, without an update; returns the version."""
+        with self.lock:
+            self._next_version()
+            return self.version
+
+    def _next_version(self) -> None:
+        """Bump the version, open the coordinator to it and publish it. Call with the lock held."""
+        self.version += 1
+        self.coordinator.advance(self.version)
+        self.publish()
+
     def publish(self) -> None:
+        """Publish the model's weights as the current version (serialized once, for every stream)."""
         message = pb.LearnerMessage()
         encode_weights(self.model, self.version, into=message.weights)
         self.board.publish(self.version, message)
@@ -125,7 +139,7 @@ class Trainer:
     def lag_cap(self) -> int:
         """The largest policy lag applied: --max-policy-lag, plus LAG_PER_ACTOR per connected actor beyond the
         first in A3C (A2C is always 0: its rounds take only the current version)."""
-        if self.connected is None or not isinstance(self.coordinator, AsyncQueue):
+        if self.connected is None or not self.coordinator.lag_grows_with_actors:
             return self.max_policy_lag
         return self.max_policy_lag + LAG_PER_ACTOR * max(self.connected() - 1, 0)
 
@@ -185,14 +199,12 @@ class Trainer:
                     self.metrics.loss.labels("entropy").set(terms.entropy)
             except NonFiniteUpdate as exc:
                 log.warning("skipped an update: %s", exc)
-                self.metrics.rejected.labels("non_finite").inc(len(fresh))
+                self.metrics.rejected.labels(Reason.NON_FINITE).inc(len(fresh))
                 norm = None
             if self.lr_at is not None:
                 self.optimizer.lr = self.lr_at(self.progress.env_steps)
             # A new version even when skipped: A2C actors wait for it before collecting again.
-            self.version += 1
-            self.coordinator.advance(self.version)
-            self.publish()
+            self._next_version()
         if norm is None:
             return False
         self.metrics.update_seconds.observe(time.perf_counter() - started)
@@ -214,9 +226,7 @@ class Trainer:
         self.drain()
 
     def drain(self) -> None:
-        """A3C: apply what is already queued (it was accepted) before the final checkpoint. An A2C round
-        that has not closed is dropped: its actors get the next learner's weights and collect again."""
-        if not isinstance(self.coordinator, AsyncQueue):
-            return
-        while batch := self.coordinator.next_batch(wait=0):  # readers stop offering once stop is set
+        """Apply what was accepted and is still waiting (A3C's queue) before the final checkpoint. An A2C
+        round that has not closed is dropped: its actors get the next learner's weights and collect again."""
+        while batch := self.coordinator.leftover():  # readers stop offering once stop is set
             self.step(batch)

@@ -76,7 +76,7 @@ def broadcast_latency(hidden_sizes: tuple[int, ...], repeats: int) -> dict:
     from actor_service.client import LearnerLink
     from actor_service.policies import TrajectoryPolicy
     from learner_service.config import LearnerConfig
-    from learner_service.main import Learner
+    from learner_service.learner import Learner
     from relayrl import codec
     from relayrl.config import load
 
@@ -95,14 +95,11 @@ def broadcast_latency(hidden_sizes: tuple[int, ...], repeats: int) -> dict:
     latencies = []
     try:
         for _ in range(repeats):
-            trainer = learner.trainer
-            with trainer.lock:
-                started = time.perf_counter()
-                trainer.version += 1
-                trainer.publish()
+            started = time.perf_counter()
+            version = learner.trainer.publish_new_version()
             weights = None
             while weights is None:
-                weights = link.take_weights(trainer.version - 1, wait=5.0)
+                weights = link.take_weights(version - 1, wait=5.0)
             policy.load(weights)
             latencies.append((time.perf_counter() - started) * 1e3)
     finally:
@@ -111,4 +108,5 @@ def broadcast_latency(hidden_sizes: tuple[int, ...], repeats: int) -> dict:
         channel.close()
         learner.stop.set()
         learner.shutdown(grace=0.5)
-    return {"milliseconds": summary(latencies), "weights_message_bytes": learner.board.message.ByteSize()}
+    _, weights_message = learner.board.snapshot()
+    return {"milliseconds": summary(latencies), "weights_message_bytes": weights_message.ByteSize()}

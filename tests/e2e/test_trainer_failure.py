@@ -9,7 +9,7 @@ import subprocess
 
 from learner_service import checkpoints
 from learner_service.config import LearnerConfig
-from learner_service.main import Learner
+from learner_service.learner import Learner
 from relayrl.config import load
 from tests import clients
 from tests.conftest import flags, wait_until

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from learner_service.config import LearnerConfig
-from learner_service.main import Learner
+from learner_service.learner import Learner
 from relayrl.config import load
 from tests import clients
 from tests.conftest import flags, wait_until

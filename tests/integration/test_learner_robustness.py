@@ -11,7 +11,7 @@ import pytest
 
 from learner_service import checkpoints
 from learner_service.config import LearnerConfig
-from learner_service.main import Learner
+from learner_service.learner import Learner
 from learner_service.main import main as learner_main
 from relayrl.config import ConfigError, load
 from tests.conftest import flags, metric, wait_until

@@ -1,8 +1,14 @@
-"""How contributions become batches: A2C rounds close on every live actor and come out in session order."""
+"""How contributions become batches: A2C rounds close on every live actor and come out in session order;
+both coordinators answer the same interface."""
 
 from __future__ import annotations
 
-from learner_service.coordinators import Contribution, SyncRounds
+import threading
+
+import pytest
+
+from learner_service import coordinators
+from learner_service.coordinators import AsyncQueue, Contribution, Coordinator, SyncRounds
 
 
 def contribution(session: int, version: int = 0) -> Contribution:
@@ -35,3 +41,46 @@ def test_a2c_round_refuses_other_versions_and_duplicates():
     assert rounds.offer(contribution(1)) == "stale"  # the round closed until advance()
     rounds.advance(1)
     assert rounds.offer(contribution(1, version=1)) == "accepted"
+
+
+# --- the one interface both coordinators have (the servicer and the trainer never ask which it is) ---------
+def both() -> list[Coordinator]:
+    return [coordinators.for_algorithm("a2c", 60.0, 4), coordinators.for_algorithm("a3c", 60.0, 4)]
+
+
+@pytest.mark.parametrize("coordinator", both(), ids=["a2c", "a3c"])
+def test_both_coordinators_take_an_offer_the_same_way(coordinator):
+    assert isinstance(coordinator, Coordinator)
+    stop = threading.Event()
+    coordinator.join(0)
+    assert coordinator.offer(contribution(0), stop) == "accepted"
+    assert coordinator.depth() == 1
+    assert [c.session for c in coordinator.next_batch(wait=0)] == [0]
+    assert coordinator.depth() == 0
+    coordinator.advance(1)
+    coordinator.leave(0)
+
+
+def test_for_algorithm_picks_rounds_for_a2c_and_the_queue_for_a3c():
+    rounds, queue = both()
+    assert isinstance(rounds, SyncRounds) and not rounds.lag_grows_with_actors
+    assert isinstance(queue, AsyncQueue) and queue.lag_grows_with_actors and queue.capacity == 4
+
+
+def test_after_a_stop_only_the_a3c_queue_has_leftovers_to_apply():
+    rounds, queue = both()
+    for coordinator in (rounds, queue):
+        coordinator.join(0)
+        coordinator.join(1)
+        assert coordinator.offer(contribution(0), threading.Event()) == "accepted"
+    assert rounds.leftover() == [], "an open A2C round is dropped"
+    assert [c.session for c in queue.leftover()] == [0], "an accepted A3C contribution is applied"
+    assert queue.leftover() == []
+
+
+def test_a_full_a3c_queue_gives_up_an_offer_when_the_learner_stops():
+    queue = AsyncQueue(1)
+    stop = threading.Event()
+    assert queue.offer(contribution(0), stop) == "accepted"
+    stop.set()
+    assert queue.offer(contribution(1), stop) == "stopped"

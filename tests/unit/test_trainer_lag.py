@@ -30,7 +30,7 @@ def make_trainer(coordinator, connected: list[int], max_policy_lag: int = 8, ver
         WeightsBoard(),
         progress,
         metrics,
-        LossConfig(0.99, 1.0, 0.5, 0.0, True),
+        LossConfig(gamma=0.99, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.0, normalize_advantage=True),
         0.5,
         max_policy_lag,
         version=version,
@@ -96,3 +96,16 @@ def test_fresh_contributions_are_applied_and_not_counted_as_dropped(lag):
     trainer, model, metrics, progress = make_trainer(AsyncQueue(8), [3], max_policy_lag=0)
     assert applied(trainer, model, 0, lag)
     assert progress.dropped == 0 and progress.updates == 1
+
+
+@pytest.mark.parametrize("coordinator", [AsyncQueue(8), SyncRounds(timeout=1.0)], ids=["a3c", "a2c"])
+def test_a_new_version_is_published_without_an_update_and_read_back_whole(coordinator):
+    trainer, model, metrics, progress = make_trainer(coordinator, [1])
+    board = trainer.board
+    assert board.snapshot()[0] == 100
+    assert trainer.publish_new_version() == 101
+    version, message = board.snapshot()
+    assert version == message.weights.version == trainer.version == coordinator.version == 101
+    assert message.SerializeToString() == board.payload, "serialized once, for every stream"
+    assert metric(metrics.registry, "relayrl_policy_version") == 101
+    assert progress.updates == 0

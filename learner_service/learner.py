@@ -1,0 +1,221 @@
+"""A running learner: the parts built from its config, the trainer thread, the stop criteria and the
+orderly shutdown. ``main.py`` builds one, installs the signal handlers and calls ``serve()``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from learner_service import coordinators, training_setup
+from learner_service.checkpointer import Checkpointer
+from learner_service.config import LearnerConfig
+from learner_service.grpc_server import bind_server
+from learner_service.metrics import LearnerMetrics
+from learner_service.progress import Progress, ProgressPrinter
+from learner_service.resume import resume
+from learner_service.run_config import run_config_message
+from learner_service.server import SERVICE, LearnerServicer
+from learner_service.sessions import Registry, WeightsBoard
+from learner_service.summary import run_summary, write_summary
+from learner_service.trainer import Trainer
+from relayrl import __version__, telemetry
+from relayrl.config import ConfigError, describe
+from relayrl.health import Health, serve_health
+
+log = logging.getLogger("relayrl.learner")
+
+
+def stop_criterion(config: LearnerConfig, progress: Progress) -> str | None:
+    """The stop criterion the run has met (--target-return, --max-env-steps, --max-seconds), if any."""
+    if progress.solved(config.target_return):
+        return "solved"
+    if config.max_env_steps is not None and progress.env_steps >= config.max_env_steps:
+        return "max_env_steps"
+    if config.max_seconds is not None and progress.elapsed() >= config.max_seconds:
+        return "max_seconds"
+    return None
+
+
+class Learner:
+    """A running learner: gRPC server, trainer thread, checkpoints. ``serve()`` blocks until done."""
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+        # With --health-port, probes get NOT_SERVING from the start, while the model is built or resumed.
+        self.health_server, self.health_port = None, None
+        if config.health_port is None:
+            self.health = Health(None, (SERVICE,))
+        else:
+            self.health_server, self.health, self.health_port = serve_health(
+                config.host, config.health_port, (SERVICE,)
+            )
+            if self.health_port == 0:
+                self.health_server.stop(0)
+                raise ConfigError(f"{describe('health_port')}: cannot bind {config.host}:{config.health_port}")
+        try:
+            self._build()
+        except BaseException:
+            if self.health_server is not None:
+                self.health_server.stop(0)
+            raise
+
+    def _build(self) -> None:
+        config = self.config
+        self.stop = threading.Event()
+        self.final_return: float | None = None
+        self.stop_reason = "stopped"
+        self.finished = False  # a stop criterion was met (vs. a signal or close): actors get Stop and exit
+        self.trainer_failed = False  # the trainer thread raised: no final checkpoint, exit status 1
+        self.final_checkpoint_failed = False  # exit status 1: the end of the run was not saved
+        torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.observation_space, self.action_space = training_setup.env_spaces(config.env)
+        self.device = training_setup.resolve_device(config.device)
+        self.model = training_setup.build_model(config, self.observation_space, self.action_space, self.device)
+        self.optimizer = training_setup.build_optimizer(config, self.model)
+        self.metrics = LearnerMetrics(config.algo, config.env)
+        self.progress = Progress()
+        version = resume(config, self.model, self.optimizer, self.progress) if config.resume else 0
+        self.board = WeightsBoard()
+        self.registry = Registry(self.board)
+        self.coordinator = coordinators.for_algorithm(config.algo, config.round_timeout, config.queue_size)
+        self.trainer = Trainer(
+            self.model,
+            self.optimizer,
+            self.coordinator,
+            self.board,
+            self.progress,
+            self.metrics,
+            training_setup.loss_config(config),
+            config.max_grad_norm,
+            config.max_policy_lag,
+            version=version,
+            on_update=lambda: self.checkpointer.maybe_write(),  # the checkpointer needs the trainer
+            lr_at=training_setup.lr_schedule(config),
+            connected=self.registry.live_count,
+        )
+        self.checkpointer = Checkpointer(config, self.trainer, self.progress, self.metrics)
+        self.progress.version = version
+        self.servicer = LearnerServicer(
+            run_config_message(config),
+            self.observation_space,
+            self.action_space,
+            {n: tuple(p.shape) for n, p in self.model.named_parameters()},
+            self.board,
+            self.registry,
+            self.coordinator,
+            self.progress,
+            self.metrics,
+            self.stop,
+            config.max_message_bytes,
+        )
+        self.server, self.port = bind_server(config, self.servicer, self.health, self.metrics)
+        self.metrics_server = None
+
+    def checkpoint(self) -> Path | None:
+        """Write a checkpoint now (None without a checkpoint directory); a failed write raises."""
+        return self.checkpointer.write()
+
+    # --- running ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.server.start()
+        self.metrics_server = telemetry.serve(self.metrics.registry, self.config.host, self.config.metrics_port)
+        self._trainer_thread = threading.Thread(target=self._train, name="trainer", daemon=True)
+        self._trainer_thread.start()
+        self.health.set(True)  # the model is built (and resumed) and the trainer runs
+        c = self.config
+        log.info(
+            "learner %s on port %d (%s%s): %s/%s on %s, device %s, torch %s, seed %d",
+            __version__,
+            self.port,
+            "mutual TLS" if c.tls_ca else "TLS" if c.tls_cert else "plaintext",
+            ", bearer token required" if c.auth_token else "",
+            c.algo,
+            c.transport,
+            c.env,
+            self.device,
+            torch.__version__,
+            c.seed,
+        )
+
+    def _train(self) -> None:
+        """The trainer thread. If it fails, the learner must not go on serving (A2C actors would wait for
+        the next version forever): log the traceback, go NOT_SERVING and stop; shutdown() then ends every
+        stream with UNAVAILABLE (actors back off and reconnect to a restarted learner) and main() exits 1."""
+        try:
+            self.trainer.run(self.stop)
+        except BaseException:
+            log.critical("the trainer thread failed; stopping the learner", exc_info=True)
+            self.trainer_failed = True
+            self.health.shutdown()  # NOT_SERVING at once
+            self.stop.set()
+
+    def request_stop(self, reason: str) -> None:
+        """Stop serving for ``reason`` (a signal, say): ``serve()`` then shuts down and returns."""
+        self.stop_reason = reason
+        self.stop.set()
+
+    def serve(self) -> str:
+        """Print progress until a stop criterion or ``self.stop``; then shut down. Returns the reason."""
+        printer = ProgressPrinter(self.progress)
+        next_line = time.monotonic() + self.config.log_every
+        while not self.stop.is_set():
+            reason = stop_criterion(self.config, self.progress)
+            if reason is not None:
+                self.stop_reason = reason
+                self.finished = True
+                # the mean return the decision was made on (draining the queue at shutdown adds episodes)
+                self.final_return = self.progress.mean_return()
+                break
+            self.stop.wait(0.02)
+            if time.monotonic() >= next_line:
+                print(printer.line(), flush=True)
+                next_line += self.config.log_every
+        print(printer.line(), flush=True)
+        self.shutdown()
+        return self.stop_reason
+
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop taking work, apply what was accepted, write the final checkpoint, then end the streams:
+        with Stop when training is over (actors exit), with UNAVAILABLE otherwise (SIGTERM: actors back
+        off and reconnect to the next learner, which resumes from this checkpoint)."""
+        grace = self.config.shutdown_grace if grace is None else grace
+        finished_at = time.time()
+        self.health.shutdown()  # NOT_SERVING from now on
+        self.stop.set()  # readers stop offering, new streams are refused, the trainer drains its queue
+        self._trainer_thread.join(timeout=30)
+        if self.trainer_failed:
+            self.stop_reason, self.finished = "trainer_failed", False
+            # No final checkpoint: the failure may have come half-way through an update, leaving the model
+            # or the optimizer inconsistent. The last periodic checkpoint, written after a whole update, is
+            # kept as the newest, and --resume continues from it.
+            if self.config.checkpoint_dir is not None:
+                log.error("no final checkpoint after the trainer's failure; the newest one on disk is kept")
+        else:
+            try:
+                path = self.checkpoint()
+            except Exception as exc:  # noqa: BLE001 - still end the streams and write the summary
+                self.final_checkpoint_failed = True
+                self.checkpointer.failed(exc, "the newest older checkpoint is kept")
+                path = None
+            if path is not None:
+                log.info("final checkpoint %s (policy version %d)", path, self.trainer.version)
+        if self.servicer.discarded:
+            log.info("discarded %d contributions that arrived while stopping", self.servicer.discarded)
+        self.board.stop(self.stop_reason, finished=self.finished)
+        self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        if self.config.run_dir is not None:
+            write_summary(self.config.run_dir, {**self.summary(), "finished_at": finished_at})
+
+    def summary(self) -> dict:
+        return run_summary(
+            self.config, self.progress, self.trainer.version, self.registry.peak, self.stop_reason, self.final_return
+        )

@@ -1,0 +1,61 @@
+"""--resume: continue from the newest checkpoint that loads, when this run's options can hold what it saved."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from learner_service import checkpoints
+from learner_service.config import LearnerConfig
+from learner_service.optim import Optimizer
+from learner_service.progress import Progress
+from relayrl.config import ConfigError, describe
+from relayrl.model import ActorCritic, layout
+
+log = logging.getLogger("relayrl.learner")
+
+
+def resume(config: LearnerConfig, model: ActorCritic, optimizer: Optimizer, progress: Progress) -> int:
+    """Load the newest usable checkpoint of --checkpoint-dir into the model, the optimizer and the counters;
+    returns its policy version (0, starting fresh, when there is none). A ConfigError when it does not fit."""
+    found = checkpoints.resume_from(config.checkpoint_dir)
+    if found is None:
+        log.warning("--resume: no usable checkpoint in %s; starting fresh", config.checkpoint_dir)
+        return 0
+    path, state = found
+    check_fits(config, model, path, state)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    progress.resume(state)
+    log.info("resumed from %s at policy version %d, %d env steps", path, state["version"], state["env_steps"])
+    return int(state["version"])
+
+
+def check_fits(config: LearnerConfig, model: ActorCritic, path: Path, state: dict) -> None:
+    """A ConfigError naming the option when the checkpoint at ``path`` was written for another env or
+    network, with another optimizer, or with another model layout than ``model``'s."""
+    ours = (config.env, list(config.hidden_sizes), config.activation)
+    theirs = (state.get("env"), list(state.get("hidden_sizes", [])), state.get("activation"))
+    if ours != theirs:
+        raise ConfigError(
+            f"{describe('resume')}: {path} holds env, hidden sizes, activation {theirs}, this run asks for {ours}"
+        )
+    # The optimizer's saved statistics only mean something to the same kind of optimizer (loading Adam's
+    # into RMSprop raised KeyError: 'square_avg'). Its scalars (--lr, --rms-alpha, --rms-eps) are the
+    # run's own, not the checkpoint's, so they may change on resume; so may --algo and --transport,
+    # which change how contributions are made, not what the model or the optimizer state means.
+    saved = checkpoints.saved_optimizer(state)
+    if saved != config.optimizer:
+        raise ConfigError(
+            f"{describe('optimizer')}: {path} was written with --optimizer {saved}, this run asks for "
+            f"{config.optimizer}; resume with --optimizer {saved} or use a new checkpoint directory"
+        )
+    # Options that change what the model holds: the normalisation statistics and gSDE's log-std matrix
+    # (the model's own use_sde: gSDE applies to Box actions only).
+    ours = layout(model.state_dict())
+    for name, theirs in layout(state["model"]).items():
+        if theirs != ours[name]:
+            raise ConfigError(
+                f"{describe(name)}: {path} was written {'with' if theirs else 'without'} it, this run asks "
+                f"for {getattr(config, name)}; match it or use a new checkpoint directory"
+            )

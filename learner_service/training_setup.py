@@ -1,0 +1,70 @@
+"""What the learner trains and with what, built from its config: the device, the env's spaces, the model,
+the optimizer, the loss settings and the learning-rate schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import torch
+
+from learner_service.config import LearnerConfig
+from learner_service.optim import Optimizer, linear_schedule, make_optimizer
+from relayrl.config import ConfigError, describe
+from relayrl.envs import single_spaces
+from relayrl.loss import LossConfig
+from relayrl.model import ActorCritic
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{describe('device')}: {name} requested but CUDA is not available")
+    return device
+
+
+def env_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
+    """The observation and action spaces of one environment of ``env_id`` (a ConfigError if unknown)."""
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise ConfigError(f"{describe('env')}: {exc}") from None
+    return single_spaces(env_id)
+
+
+def build_model(
+    config: LearnerConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device
+) -> ActorCritic:
+    return ActorCritic(
+        observation_space,
+        action_space,
+        config.hidden_sizes,
+        config.activation,
+        normalize_observations=config.normalize_observations,
+        normalize_rewards=config.normalize_rewards,
+        ortho_init=config.ortho_init,
+        log_std_init=config.log_std_init,
+        use_sde=config.use_sde,
+    ).to(device)
+
+
+def build_optimizer(config: LearnerConfig, model: ActorCritic) -> Optimizer:
+    return make_optimizer(config.optimizer, model.parameters(), config.lr, config.rms_alpha, config.rms_eps)
+
+
+def loss_config(config: LearnerConfig) -> LossConfig:
+    """The loss settings of the run (the same ones actors get in their RunConfig, run_config.py)."""
+    return LossConfig(
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        value_coef=config.value_coef,
+        entropy_coef=config.entropy_coef,
+        normalize_advantage=config.normalize_advantage,
+    )
+
+
+def lr_schedule(config: LearnerConfig) -> Callable[[int], float] | None:
+    """The learning rate at a number of env steps (--lr-schedule linear), or None: constant."""
+    return linear_schedule(config.lr, config.max_env_steps) if config.lr_schedule == "linear" else None
