@@ -63,9 +63,7 @@ class GradientPolicy(TrajectoryPolicy):
             normalize_rewards=config.normalize_rewards,
             use_sde=config.use_sde,
         )
-        self.loss_config = LossConfig(
-            config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef, config.normalize_advantage
-        )
+        self.loss_config = LossConfig.of(config)
 
     def load(self, weights: pb.Weights) -> None:
         from relayrl.wire import load_weights

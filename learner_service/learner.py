@@ -25,6 +25,7 @@ from learner_service.trainer import Trainer
 from relayrl import __version__, telemetry
 from relayrl.config import ConfigError, describe
 from relayrl.health import Health, serve_health
+from relayrl.loss import LossConfig
 
 log = logging.getLogger("relayrl.learner")
 
@@ -90,7 +91,7 @@ class Learner:
             self.board,
             self.progress,
             self.metrics,
-            training_setup.loss_config(config),
+            LossConfig.of(config),
             config.max_grad_norm,
             config.max_policy_lag,
             version=version,

@@ -12,7 +12,6 @@ from learner_service.config import LearnerConfig
 from learner_service.optim import Optimizer, linear_schedule, make_optimizer
 from relayrl.config import ConfigError, describe
 from relayrl.envs import single_spaces
-from relayrl.loss import LossConfig
 from relayrl.model import ActorCritic
 
 
@@ -52,17 +51,6 @@ def build_model(
 
 def build_optimizer(config: LearnerConfig, model: ActorCritic) -> Optimizer:
     return make_optimizer(config.optimizer, model.parameters(), config.lr, config.rms_alpha, config.rms_eps)
-
-
-def loss_config(config: LearnerConfig) -> LossConfig:
-    """The loss settings of the run (the same ones actors get in their RunConfig, run_config.py)."""
-    return LossConfig(
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        value_coef=config.value_coef,
-        entropy_coef=config.entropy_coef,
-        normalize_advantage=config.normalize_advantage,
-    )
 
 
 def lr_schedule(config: LearnerConfig) -> Callable[[int], float] | None:

@@ -9,7 +9,8 @@ averaged over valid transitions only. A_t and R_t come from returns.py and are c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,12 @@ class LossConfig:
     value_coef: float = 0.5
     entropy_coef: float = 0.0
     normalize_advantage: bool = False
+
+    @classmethod
+    def of(cls, settings: Any) -> LossConfig:
+        """The loss settings held by ``settings`` under the same names: the learner's configuration, or the
+        RunConfig message actors receive (so both sides compute the same loss)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 @dataclass

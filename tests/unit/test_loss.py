@@ -278,3 +278,15 @@ def test_the_entropy_bonus_raises_the_entropy(head):
     before = actor_critic_loss(m, [r], cfg).entropy
     sgd_step(m, r, cfg, lr=0.1)
     assert actor_critic_loss(m, [r], cfg).entropy > before + 1e-4
+
+
+def test_loss_config_is_read_by_name_from_the_learner_config_and_the_run_config_message():
+    from learner_service.config import LearnerConfig
+    from relayrl.v1 import relayrl_pb2 as pb
+
+    settings = dict(gamma=0.9, gae_lambda=0.95, value_coef=0.25, entropy_coef=0.01, normalize_advantage=True)
+    expected = LossConfig(**settings)
+    assert LossConfig.of(LearnerConfig(**settings)) == expected
+    message = pb.RunConfig(**settings)
+    assert LossConfig.of(message).gae_lambda == pytest.approx(0.95) and LossConfig.of(message).entropy_coef == \
+        pytest.approx(0.01) and LossConfig.of(message).normalize_advantage
