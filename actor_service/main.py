@@ -12,7 +12,7 @@ import numpy as np
 from actor_service.actor import Actor
 from actor_service.config import ActorConfig
 from relayrl import telemetry
-from relayrl.config import config_errors_exit_2, load
+from relayrl.config import config_errors_exit_2, service_config
 from relayrl.health import serve_health
 
 log = logging.getLogger("relayrl.actor")
@@ -20,9 +20,9 @@ log = logging.getLogger("relayrl.actor")
 
 @config_errors_exit_2("relayrl actor")
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s actor %(levelname)s %(message)s")
-    config = load(ActorConfig, argv, prog="relayrl actor",
-                  description="A RelayRL actor: steps environments and streams to the learner.")
+    config = service_config(
+        ActorConfig, argv, "actor", "A RelayRL actor: steps environments and streams to the learner."
+    )
     actor = Actor(config)
     metrics_server = telemetry.serve(actor.metrics.registry, config.metrics_host, config.metrics_port)
     health = serve_health(config.metrics_host, config.health_port)

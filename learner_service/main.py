@@ -8,16 +8,16 @@ from collections.abc import Sequence
 
 from learner_service.config import LearnerConfig
 from learner_service.learner import Learner
-from relayrl.config import config_errors_exit_2, load
+from relayrl.config import config_errors_exit_2, service_config
 
 log = logging.getLogger("relayrl.learner")
 
 
 @config_errors_exit_2("relayrl learner")
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s learner %(levelname)s %(message)s")
-    config = load(LearnerConfig, argv, prog="relayrl learner",
-                  description="The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors.")
+    config = service_config(
+        LearnerConfig, argv, "learner", "The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors."
+    )
     learner = Learner(config)  # a ConfigError here too: what only the model or the checkpoint can tell
     learner.start()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import logging
 import os
 import sys
 import types
@@ -191,6 +192,12 @@ def check_credentials(config: Any) -> None:
         path = getattr(config, name)
         require(path is None or os.path.isfile(path), name, f"{path!r} is not a readable file")
     require(config.auth_token is None or token_ok(config.auth_token), "auth_token", TOKEN_RULE)
+
+
+def service_config(cls: type[T], argv: Sequence[str] | None, service: str, description: str) -> T:
+    """How a service's main() starts: log lines tagged with the service, then its configuration (load)."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(message)s")
+    return load(cls, argv, prog=f"relayrl {service}", description=description)
 
 
 def config_errors_exit_2(prog: str) -> Callable[[Callable[P, int]], Callable[P, int]]:
