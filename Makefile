@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install run test lint proto bench bench-learning clean help
+.PHONY: install run test lint proto bench bench-learning bench-hold clean help
 
 help:
 	@echo "make run     train CartPole-v1 with A2C and 2 actor processes until solved"
@@ -15,6 +15,7 @@ help:
 	@echo "make proto   regenerate the Python stubs from proto/"
 	@echo "make bench   the performance benchmark (see benchmarks/)"
 	@echo "make bench-learning  the learning benchmark against rl-baselines3-zoo's A2C (hours; see benchmarks/)"
+	@echo "make bench-hold  whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs (about 40 min)"
 	@echo "make up / down / logs / k8s-apply / k8s-delete   deploy (see docs/DEPLOY.md)"
 	@echo "make test-containers  opt-in: build the image and run Compose + kube play in podman (minutes, ~1.5 GB)"
 
@@ -46,6 +47,10 @@ bench: $(STAMP)
 # Resumable: runs already in benchmarks/results/learning.json are kept. One env: add ARGS="--envs Pendulum-v1".
 bench-learning: $(STAMP)
 	$(VENV)/bin/relayrl bench --suite learning --out benchmarks/results $(ARGS)
+
+# Resumable too: runs already in benchmarks/results/hold.json are kept.
+bench-hold: $(STAMP)
+	$(VENV)/bin/relayrl bench --suite hold --out benchmarks/results $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -29,7 +29,8 @@ from pathlib import Path
 from relayrl_cli.bench.solve import HOLD, fraction_at_or_above
 
 ENV = "CartPole-v1"
-SHAPES = [(a, e) for a in (1, 2, 8) for e in (16, 64, 256)]
+# The default (2 actors x 32 envs, the preset) first, then every pair of 1, 2, 8 actors and 16, 64, 256 envs.
+SHAPES = [(2, 32)] + [(a, e) for a in (1, 2, 8) for e in (16, 64, 256)]
 LINE = re.compile(r"^\[\s*([\d.]+)s\] env_steps=(\d+) .*?return100=(\S+)")
 
 
