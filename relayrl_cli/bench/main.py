@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None,
                         help="learning, hold: seeds 0..N-1 [default: 3; --quick: 1]")
     parser.add_argument("--shapes", default=",".join(hold.key(a, e) for a, e in hold.SHAPES),
-                        help="hold: comma-separated ACTORSxENVS [default: 2x32, then every pair of 1, 2, 8 and 16, 64, 256]")
+                        help="hold: comma-separated ACTORSxENVS [default: 2x32, then 1, 2, 8 x 16, 64, 256]")
     parser.add_argument("--timeout", type=float, default=6 * 3600,
                         help="learning: seconds one training run may take [default: 21600]")
     parser.add_argument("--rerun", action="store_true",
