@@ -1,7 +1,7 @@
 """RelayRL: distributed A2C and A3C over gRPC.
 
-This package holds what the actor and learner services share: the model, the RL maths, the tensor
-codec, configuration and the command line.
+This package holds what the actor and learner services share: the model, the RL maths, the wire
+conversions, configuration and presets. It imports no service (the commands live in relayrl_cli).
 """
 
 import os
