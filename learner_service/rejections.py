@@ -39,15 +39,7 @@ class Rejection(Exception):
         self.code, self.reason, self.details = code, reason, details
 
 
-# relayrl.rollout's kinds of fault, as refusal reasons
-_ROLLOUT_REASONS = {
-    RolloutError.NON_FINITE: Reason.NON_FINITE,
-    RolloutError.BAD_ACTION: Reason.BAD_ACTION,
-    RolloutError.SPACE_MISMATCH: Reason.SPACE_MISMATCH,
-    RolloutError.MALFORMED: Reason.MALFORMED,
-}
-
-
 def rollout_rejection(error: RolloutError) -> Rejection:
-    """The refusal of a rollout or of episode statistics that relayrl.wire found at fault."""
-    return Rejection(grpc.StatusCode.INVALID_ARGUMENT, _ROLLOUT_REASONS[error.kind], str(error))
+    """The refusal of a rollout or of episode statistics that relayrl.wire found at fault. RolloutError's
+    kinds are named as the reasons they are counted under."""
+    return Rejection(grpc.StatusCode.INVALID_ARGUMENT, Reason(error.kind), str(error))

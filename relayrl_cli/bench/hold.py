@@ -24,8 +24,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
+from relayrl_cli.bench.report import write_results
 from relayrl_cli.bench.solve import HOLD, fraction_at_or_above
 
 ENV = "CartPole-v1"
@@ -77,7 +79,7 @@ def watch(args: list[str], target: float, span: float, deadline: float, log_ever
                               start_new_session=True) as proc:
             lines: queue.Queue = queue.Queue()
             threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
-            tail: list[str] = []
+            tail: deque[str] = deque(maxlen=40)  # the last lines, for the error if no progress came
             started = time.monotonic()
             try:
                 while True:
@@ -87,7 +89,7 @@ def watch(args: list[str], target: float, span: float, deadline: float, log_ever
                         line = ""
                     if line is None:
                         break
-                    tail = (tail + [line])[-40:]
+                    tail.append(line)
                     if (m := LINE.match(line)) is not None:
                         t, steps, value = float(m[1]), int(m[2]), float(m[3])
                         rows.append([t, steps, value])
@@ -210,7 +212,4 @@ def _seeds(results: dict) -> int:
 
 
 def write(results: dict, path: Path) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(path)
-    path.with_suffix(".md").write_text(markdown(results))
+    write_results(path, results, markdown(results))

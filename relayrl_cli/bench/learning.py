@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 
 from relayrl_cli.bench import pipeline, sb3, zoo
+from relayrl_cli.bench.report import write_results
 
 SIDES = ("relayrl", "sb3")
 EVAL_SEED = 1000  # evaluation episodes use seed EVAL_SEED + training seed, on both sides
@@ -195,7 +196,4 @@ def markdown(results: dict) -> str:
 
 def write(results: dict, path: Path) -> None:
     results["table"] = [row(env_id, results["envs"].get(env_id), results["quick"]) for env_id in zoo.ENVS]
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(path)
-    path.with_suffix(".md").write_text(markdown(results))
+    write_results(path, results, markdown(results))

@@ -1,6 +1,18 @@
-"""bench.json as a Markdown table."""
+"""bench.json as a Markdown table, and how every suite writes its results."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_results(path: Path, results: dict, table: str) -> None:
+    """``results`` as the JSON file ``path`` (written whole, then renamed: a suite stopped half-way never
+    leaves half a file to resume from) and ``table`` beside it, with the suffix .md."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+    path.with_suffix(".md").write_text(table)
 
 
 def _fmt(s: dict, scale: float = 1.0, digits: int = 0) -> str:
