@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from relayrl import presets
 from relayrl.config import ConfigError, check_credentials, coerce, describe, option, require
+
+# What a checkpoint must match to be resumed (learner_service/resume.py refuses one that differs in any):
+# --run-name auto names a run after these, so changing one starts a new run instead of a refused resume.
+RUN_IDENTITY = ("env", "hidden_sizes", "activation", "optimizer", "normalize_observations", "normalize_rewards",
+                "use_sde")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -118,6 +127,13 @@ class LearnerConfig:
         "Default (or negative): health only on the gRPC port.",
     )
     checkpoint_dir: str | None = option(None, "Where checkpoints go (default: RUN_DIR/checkpoints, else none).")
+    run_name: str | None = option(
+        None,
+        "Keep checkpoints in CHECKPOINT_DIR/RUN_NAME, one folder per run. auto: ENV-HASH, named after what a "
+        "checkpoint must match to be resumed (env, network, optimizer, normalisation, gSDE), so another env or "
+        "network on an old volume starts a new run beside the old one instead of being refused. "
+        "Default: CHECKPOINT_DIR itself.",
+    )
     checkpoint_every: float = option(60.0, "Seconds between checkpoints; a final one is written at shutdown.")
     keep_checkpoints: int = option(3, "How many checkpoints to keep.")
     resume: bool = option(False, "Continue from the newest good checkpoint in the checkpoint directory.")
@@ -212,3 +228,18 @@ class LearnerConfig:
         if self.checkpoint_dir is None and self.run_dir is not None:
             self.checkpoint_dir = f"{self.run_dir}/checkpoints"
         require(not (self.resume and self.checkpoint_dir is None), "resume", "needs --checkpoint-dir or --run-dir")
+        if self.run_name == "auto":
+            self.run_name = self.auto_run_name()
+        require(
+            self.run_name is None or RUN_NAME.fullmatch(self.run_name) is not None,
+            "run_name",
+            f"{self.run_name!r} must be auto or letters, digits, '.', '_', '-' (a folder name)",
+        )
+        if self.run_name is not None and self.checkpoint_dir is not None:
+            self.checkpoint_dir = f"{self.checkpoint_dir}/{self.run_name}"
+
+    def auto_run_name(self) -> str:
+        """ENV-HASH: the env id made a folder name, and 8 hex digits of the RUN_IDENTITY values."""
+        identity = json.dumps([getattr(self, name) for name in RUN_IDENTITY])
+        env = re.sub(r"[^A-Za-z0-9._-]", "_", self.env)[:80]
+        return f"{env}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"

@@ -196,6 +196,6 @@ def test_compose_services_run_as_resolved_and_train(tmp_path, services):
     # `docker compose down`: SIGTERM to dependents first, each given its stop_grace_period.
     assert actor.terminate(grace(actor_svc)) == 0, actor.tail()
     assert learner.terminate(grace(learner_svc)) == 0, learner.tail()
-    written = sorted(checkpoints.glob("ckpt-*.pt"))
+    written = sorted(checkpoints.glob("*/ckpt-*.pt"))  # one folder per run (RELAYRL_RUN_NAME=auto)
     assert written, f"no checkpoint in {checkpoints}\n{learner.tail()}"
     assert "final checkpoint" in learner.log.read_text(), learner.tail()
