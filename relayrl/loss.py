@@ -42,6 +42,7 @@ class LossTerms:
     value_loss: float
     entropy: float
     num_samples: int
+    explained_variance: float = float("nan")  # 1 - Var(R - V) / Var(R) over valid steps (SB3's diagnostic)
 
 
 def _stack(rollouts: Sequence[Rollout], name: str, axis: int = 1) -> np.ndarray:
@@ -81,7 +82,8 @@ def actor_critic_loss(
         )
     advantages = torch.as_tensor(advantages_np, device=device)
     returns = advantages + values.detach()
-    valid = torch.as_tensor(_stack(rollouts, "valid"), device=device).float()
+    valid_np = _stack(rollouts, "valid")
+    valid = torch.as_tensor(valid_np, device=device).float()
     actions = torch.as_tensor(_stack(rollouts, "actions"), device=device)
     count = valid.sum().clamp(min=1.0)
     if config.normalize_advantage:
@@ -105,4 +107,13 @@ def actor_critic_loss(
         value_loss=value_loss.item(),
         entropy=mean_entropy.item(),
         num_samples=T * N,
+        explained_variance=explained_variance(values_np[: T * N], returns.cpu().numpy().reshape(-1), valid_np),
     )
+
+
+def explained_variance(values: np.ndarray, returns: np.ndarray, valid: np.ndarray) -> float:
+    """1 - Var(returns - values) / Var(returns) over the valid steps: 1 when the critic predicts the returns,
+    0 when it does no better than their mean, negative when worse; NaN when the returns do not vary."""
+    values, returns = values.reshape(-1)[valid.reshape(-1)], returns.reshape(-1)[valid.reshape(-1)]
+    variance = float(np.var(returns)) if returns.size else 0.0
+    return 1.0 - float(np.var(returns - values)) / variance if variance > 0 else float("nan")

@@ -290,3 +290,14 @@ def test_loss_config_is_read_by_name_from_the_learner_config_and_the_run_config_
     message = pb.RunConfig(**settings)
     assert LossConfig.of(message).gae_lambda == pytest.approx(0.95) and LossConfig.of(message).entropy_coef == \
         pytest.approx(0.01) and LossConfig.of(message).normalize_advantage
+
+
+def test_explained_variance_over_valid_steps():
+    from relayrl.loss import explained_variance
+
+    returns = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
+    valid = np.array([True, True, True, True, False])  # the invalid step must not count
+    assert explained_variance(returns.copy(), returns, valid) == 1.0
+    assert explained_variance(np.full(5, 2.5), returns, valid) == pytest.approx(0.0)
+    assert explained_variance(np.array([4.0, 3.0, 2.0, 1.0, 0.0]), returns, valid) == pytest.approx(-3.0)
+    assert np.isnan(explained_variance(np.zeros(5), np.ones(5), np.ones(5, bool)))
