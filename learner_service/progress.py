@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 WINDOW = 100
+FRESH = 100_000  # episode returns kept between two TensorBoard writes (a second apart) at most
 
 
 @dataclass
@@ -30,6 +31,9 @@ class Progress:
     dropped: int = 0  # contributions dropped as stale (relayrl_dropped_stale_total)
     baseline: dict[str, int] = field(default_factory=dict)  # the counters this process resumed from
     returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
+    lengths: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
+    # every episode's return since the last take_new_returns() (TensorBoard's histogram), bounded
+    new_returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=FRESH))
     lags: list[int] = field(default_factory=list)  # since the last progress line
     lag_total: int = 0
     lag_count: int = 0
@@ -38,14 +42,29 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record_episodes(self, env_steps: int, returns: np.ndarray) -> None:
+    def record_episodes(self, env_steps: int, returns: np.ndarray, lengths: np.ndarray | None = None) -> None:
         with self.lock:
             if self.first_data is None:
                 self.first_data = time.monotonic()
             self.env_steps += env_steps
             self.contributions += 1
             self.episodes += len(returns)
-            self.returns.extend(returns.tolist())
+            values = returns.tolist()
+            self.returns.extend(values)
+            self.new_returns.extend(values)
+            if lengths is not None:
+                self.lengths.extend(lengths.tolist())
+
+    def take_new_returns(self) -> list[float]:
+        """The returns of the episodes reported since the last call."""
+        with self.lock:
+            out = list(self.new_returns)
+            self.new_returns.clear()
+            return out
+
+    def mean_length(self) -> float | None:
+        with self.lock:
+            return float(np.mean(self.lengths)) if self.lengths else None
 
     def resume(self, counters: dict[str, int]) -> None:
         """Continue the counters of a checkpoint; rates count only what happens after this."""

@@ -289,7 +289,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             raise Rejection(INVALID, Reason.INVALID_TENSOR, str(exc)) from None
         except RolloutError as exc:
             raise rollout_rejection(exc) from None
-        self.progress.record_episodes(rollout.num_steps, rollout.episode_returns)
+        self.progress.record_episodes(rollout.num_steps, rollout.episode_returns, rollout.episode_lengths)
         self._count_episodes(rollout.num_steps, rollout.episode_returns, rollout.episode_lengths)
         return Contribution(0, message.policy_version, rollout.num_steps, rollout=rollout)
 
@@ -320,7 +320,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 raise Rejection(INVALID, Reason.NON_FINITE, f"grads[{name}] contains NaN or Inf")
         if message.env_steps > 1 << 24:
             raise Rejection(INVALID, Reason.MALFORMED, f"env_steps {message.env_steps} is implausible")
-        self.progress.record_episodes(int(message.env_steps), returns)
+        self.progress.record_episodes(int(message.env_steps), returns, lengths)
         self._count_episodes(int(message.env_steps), returns, lengths)
         self.metrics.loss.labels("policy").set(message.policy_loss)
         self.metrics.loss.labels("value").set(message.value_loss)
