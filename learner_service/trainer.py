@@ -113,6 +113,9 @@ class Trainer:
             optimizer.lr = lr_at(progress.env_steps)
         self.statistics = RunningStatistics(model, loss_config.gamma)
         self._drops_unlogged, self._next_drop_warning = 0, 0.0
+        # The last update's diagnostics, read by the TensorBoard writer on another thread (one dict swap
+        # per update, so logging costs the trainer nothing measurable)
+        self.last_update: dict[str, float] = {}
         self.lock = threading.Lock()  # held during an update; snapshotting the model takes it too
         coordinator.advance(version)
         self.publish()
@@ -184,6 +187,7 @@ class Trainer:
         started = time.perf_counter()
         with self.lock:
             try:
+                last: dict[str, float] = {}  # a3c gradients: the loss was computed by the actor
                 if fresh[0].grads is not None:
                     norm = apply_gradients(self.model, self.optimizer, fresh[0].grads, self.max_grad_norm)
                     samples = fresh[0].env_steps
@@ -194,6 +198,12 @@ class Trainer:
                     )
                     self.statistics.after_update(rollouts)
                     samples = terms.num_samples
+                    last = {
+                        "policy_loss": terms.policy_loss,
+                        "value_loss": terms.value_loss,
+                        "entropy": terms.entropy,
+                        "explained_variance": terms.explained_variance,
+                    }
                     self.metrics.loss.labels("policy").set(terms.policy_loss)
                     self.metrics.loss.labels("value").set(terms.value_loss)
                     self.metrics.loss.labels("entropy").set(terms.entropy)
@@ -211,6 +221,7 @@ class Trainer:
         self.metrics.updates.inc()
         self.metrics.samples.inc(samples)
         self.metrics.grad_norm.set(norm)
+        self.last_update = {**last, "grad_norm": norm, "learning_rate": self.optimizer.lr}
         self.progress.record_update(self.version, samples, [self.version - 1 - c.policy_version for c in fresh])
         if self.on_update is not None:
             self.on_update()
