@@ -8,6 +8,10 @@ from learner_service.rejections import Reason
 from relayrl.telemetry import LAG_BUCKETS, LATENCY_BUCKETS, build_info, episode_metrics
 
 REJECT_REASONS = tuple(reason.value for reason in Reason)  # relayrl_rejected_total's labels, in order
+# relayrl_contributions_total's outcomes: settled (acknowledged to the actor), then discarded (not acknowledged)
+SETTLED = ("applied", "dropped_stale", "dropped_duplicate", "non_finite")
+DISCARDED = ("discarded_stopping", "abandoned_round")
+CONTRIBUTION_OUTCOMES = SETTLED + DISCARDED
 
 
 class LearnerMetrics:
@@ -43,6 +47,17 @@ class LearnerMetrics:
         self.dropped_stale = Counter(
             "relayrl_dropped_stale", "Contributions dropped as older than the allowed lag.", registry=r
         )
+        # The ledger of contributions (tests/e2e/chaos.py checks it): every one received is settled (applied,
+        # or dropped with a reason, and acknowledged), or discarded unapplied and unacknowledged, so that the
+        # actor keeps it and delivers it again to the next learner.
+        self.contributions_received = Counter(
+            "relayrl_contributions_received", "Valid contributions decoded from actors' streams.", registry=r
+        )
+        self.contributions = Counter(
+            "relayrl_contributions", "What became of the contributions received, by outcome.", ["outcome"], registry=r
+        )
+        for outcome in CONTRIBUTION_OUTCOMES:
+            self.contributions.labels(outcome)
         self.checkpoint_seconds = Histogram(
             "relayrl_checkpoint_seconds", "Time to write a checkpoint.", buckets=LATENCY_BUCKETS, registry=r
         )
