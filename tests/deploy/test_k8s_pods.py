@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import PER_ACTOR_VARS, VARS_BY_SERVICE, load_config
-from .kustomize import FROM_POD, TARGETS, by_kind, container_env, pods, service_of
+from .kustomize import FROM_POD, TARGETS, by_kind, container_env, learner_workload, pods, service_of
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -76,9 +76,13 @@ def test_pods_are_hardened(rendered, target):
 @pytest.mark.parametrize("target", TARGETS)
 def test_learner_is_single_with_persistent_checkpoints(rendered, target):
     objects = rendered[target]
-    learner = next(o for o in by_kind(objects, "Deployment").values()
-                   if service_of(o["spec"]["template"]["spec"]["containers"][0]) == "learner")
-    assert learner["spec"]["replicas"] == 1 and learner["spec"]["strategy"]["type"] == "Recreate"
+    learner = learner_workload(objects)
+    spec = learner["spec"]
+    if learner["kind"] == "Job":  # components/learner-job: one pod at a time, a new one only once the old is gone
+        assert spec["parallelism"] == spec["completions"] == 1 and spec["podReplacementPolicy"] == "Failed"
+    else:
+        assert learner["kind"] == "Deployment"
+        assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
     container = learner["spec"]["template"]["spec"]["containers"][0]
     env = container_env(objects, container)
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
