@@ -209,6 +209,12 @@ class Learner:
             log.info("discarded %d contributions that arrived while stopping", self.servicer.discarded)
         self.board.stop(self.stop_reason, finished=self.finished)
         self.server.stop(grace).wait()
+        # What was accepted and never applied: the open A2C round (A3C's queue was drained). Unacknowledged,
+        # so its actors deliver it again to the next learner, which resumes at this round's version.
+        abandoned = self.coordinator.depth()
+        if abandoned:
+            self.metrics.contributions.labels("abandoned_round").inc(abandoned)
+            log.info("left %d contributions of an unfinished round unapplied", abandoned)
         if self.health_server is not None:
             self.health_server.stop(0)
         if self.metrics_server is not None:

@@ -187,18 +187,20 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 item = self._check_contribution(message)
                 item.session = session.index
                 item.done = functools.partial(self.board.acknowledge, session)
+                self.metrics.contributions_received.inc()
                 if self.stop.is_set():  # stopping: no new work; the stream ends with UNAVAILABLE shortly
-                    self.discarded += 1
+                    self._discard()  # not acknowledged: the actor delivers it again to the next learner
                     continue
                 outcome = self.coordinator.offer(item, self.stop)
                 if outcome == "accepted":
                     session.accepted += 1
                 elif outcome in ("stale", "duplicate"):
                     self.metrics.dropped_stale.inc()
+                    self.metrics.contributions.labels(f"dropped_{outcome}").inc()
                     self.progress.record_drop()
                     item.done()
                 else:
-                    self.discarded += 1
+                    self._discard()
         except Rejection as rejection:
             self._refuse(rejection, "a message", session.actor_id)
             session.failure = rejection
@@ -210,6 +212,10 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         finally:
             session.closed = True
             self.board.wake()
+
+    def _discard(self) -> None:
+        self.discarded += 1
+        self.metrics.contributions.labels("discarded_stopping").inc()
 
     def _abort(self, context: grpc.ServicerContext, rejection: Rejection) -> None:
         context.abort(rejection.code, rejection.details)

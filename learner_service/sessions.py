@@ -93,9 +93,10 @@ class WeightsBoard:
             )
             if not ready or session.closed:
                 return None
-            if self.stop_message is not None:
+            # Acks owed go out before the stop notice: an actor must not deliver again what was applied.
+            if self.stop_message is not None and session.consumed <= session.acked:
                 return self.stop_message, time.monotonic()
-            if self.version > session.sent_version:
+            if self.version > session.sent_version and self.stop_message is None:
                 session.sent_version = self.version
                 return self.payload, self.published_at
             session.acked = session.consumed

@@ -149,6 +149,7 @@ class Trainer:
     def _drop_stale(self, lag: int, cap: int) -> None:
         """Count a contribution dropped as too stale; warn about drops at most every DROP_WARNING_EVERY s."""
         self.metrics.dropped_stale.inc()
+        self.metrics.contributions.labels("dropped_stale").inc()
         self.progress.record_drop()
         self._drops_unlogged += 1
         now = time.monotonic()
@@ -210,6 +211,7 @@ class Trainer:
             except NonFiniteUpdate as exc:
                 log.warning("skipped an update: %s", exc)
                 self.metrics.rejected.labels(Reason.NON_FINITE).inc(len(fresh))
+                self.metrics.contributions.labels("non_finite").inc(len(fresh))
                 norm = None
             if self.lr_at is not None:
                 self.optimizer.lr = self.lr_at(self.progress.env_steps)
@@ -219,6 +221,7 @@ class Trainer:
             return False
         self.metrics.update_seconds.observe(time.perf_counter() - started)
         self.metrics.updates.inc()
+        self.metrics.contributions.labels("applied").inc(len(fresh))
         self.metrics.samples.inc(samples)
         self.metrics.grad_norm.set(norm)
         self.last_update = {**last, "grad_norm": norm, "learning_rate": self.optimizer.lr}
