@@ -54,6 +54,7 @@ class Checkpointer:
             state = self.state()
             path = checkpoints.save(self.config.checkpoint_dir, state, self.config.keep_checkpoints)
         self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+        self.metrics.last_checkpoint.set_to_current_time()
         self._last = time.monotonic()
         return path
 

@@ -64,5 +64,9 @@ class LearnerMetrics:
         self.checkpoint_failures = Counter(
             "relayrl_checkpoint_failures", "Checkpoint writes that failed (retried at the next interval).", registry=r
         )
+        # For the stale-checkpoint alert (deploy/prometheus/rules/relayrl.yml): 0 until this process writes one.
+        self.last_checkpoint = Gauge(
+            "relayrl_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint written.", registry=r
+        )
         self.received_bytes = Counter("relayrl_received_bytes", "Bytes of actor messages received.", registry=r)
         self.sent_bytes = Counter("relayrl_sent_bytes", "Bytes of weight messages sent.", registry=r)

@@ -81,3 +81,24 @@ def test_a_named_run_on_another_env_fails_with_the_reason(tmp_path):
     learner.server.stop(0)
     with pytest.raises(ConfigError, match="resume.*holds env"):
         Learner(config("Acrobot-v1"))
+
+
+def test_the_last_checkpoint_time_is_exported(tmp_path):
+    """relayrl_last_checkpoint_timestamp_seconds (what the stale-checkpoint alert reads): 0 until a write, then
+    the write's time."""
+    import time
+
+    from learner_service.learner import Learner
+    from relayrl.config import load
+
+    config = load(LearnerConfig, argv=["--checkpoint-dir", str(tmp_path), "--port", "0", "--metrics-port", "-1"],
+                  environ={})
+    learner = Learner(config)
+    try:
+        gauge = learner.metrics.registry.get_sample_value
+        assert gauge("relayrl_last_checkpoint_timestamp_seconds") == 0
+        before = time.time()
+        learner.checkpoint()
+        assert before <= gauge("relayrl_last_checkpoint_timestamp_seconds") <= time.time()
+    finally:
+        learner.server.stop(0)
