@@ -12,7 +12,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -108,7 +108,10 @@ class LearnerLink:
         connect_timeout: float,
         metadata: Sequence[tuple[str, str]] = (),
         stop: threading.Event | None = None,
+        on_sent: Callable[[], None] = lambda: None,
+        on_acked: Callable[[int], None] = lambda n: None,
     ) -> None:
+        self._on_sent, self._on_acked = on_sent, on_acked  # the actor's counters, kept live (a kill loses none)
         self._outbox: queue.Queue[pb.ActorMessage | None] = queue.Queue(maxsize=2)
         self._cond = threading.Condition()
         self._latest: pb.Weights | None = None
@@ -148,6 +151,7 @@ class LearnerLink:
             if message is None:
                 return
             self.sent += 1
+            self._on_sent()
             yield message
 
     def _receive(self) -> None:
@@ -161,8 +165,9 @@ class LearnerLink:
                         self._cond.notify_all()
                 elif kind == "ack":
                     with self._cond:
-                        self.acked = message.ack.consumed
+                        newly, self.acked = message.ack.consumed - self.acked, message.ack.consumed
                         self._cond.notify_all()
+                    self._on_acked(newly)
                 elif kind == "stop":
                     self.stop_reason = message.stop.reason or "stopped"
                     break
