@@ -36,8 +36,17 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
 def save(directory: str | os.PathLike, state: dict[str, Any], keep: int) -> Path:
     """Write ``state`` as the checkpoint of state['version'] via temp file + fsync + rename; prune to ``keep``."""
     directory = Path(directory)
+    target = save_file(checkpoint_path(directory, int(state["version"])), state)
+    for old in list_checkpoints(directory)[keep:]:
+        old.unlink(missing_ok=True)
+    return target
+
+
+def save_file(target: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``target`` via temp file + fsync + rename: a reader sees the old file or the new one."""
+    target = Path(target)
+    directory = target.parent
     directory.mkdir(parents=True, exist_ok=True)
-    target = checkpoint_path(directory, int(state["version"]))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -53,8 +62,6 @@ def save(directory: str | os.PathLike, state: dict[str, Any], keep: int) -> Path
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
-    for old in list_checkpoints(directory)[keep:]:
-        old.unlink(missing_ok=True)
     return target
 
 

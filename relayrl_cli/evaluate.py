@@ -1,4 +1,5 @@
-"""`relayrl eval CHECKPOINT --episodes N`: play the checkpoint's policy greedily, print mean and std."""
+"""`relayrl eval CHECKPOINT --episodes N [--video DIR]`: play the checkpoint's policy greedily, print mean and
+std; with --video, also write MP4s of greedy episodes (headless: rgb_array rendering)."""
 
 from __future__ import annotations
 
@@ -9,34 +10,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from relayrl.envs import env_action, make_vector_env
+from relayrl.evaluation import play_greedy
 from relayrl.model import ActorCritic, layout
 
 
-@torch.inference_mode()
 def evaluate(model: ActorCritic, env_id: str, episodes: int, seed: int = 0) -> np.ndarray:
     """Returns of the first episode of each of ``episodes`` parallel envs (unbiased: no early-finisher bias)."""
-    env = make_vector_env(env_id, episodes)
-    try:
-        obs, _ = env.reset(seed=seed)
-        returns = np.zeros(episodes)
-        running = np.ones(episodes, bool)
-        while running.any():
-            actions, _ = model.act(torch.as_tensor(obs, dtype=torch.float32), greedy=True)
-            obs, reward, terminated, truncated, _ = env.step(env_action(actions.numpy(), env.single_action_space))
-            returns += np.where(running, reward, 0.0)
-            running &= ~(terminated | truncated)
-        return returns
-    finally:
-        env.close()
+    return play_greedy(model, env_id, episodes, seed)[0]
 
 
 def load_policy(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str]:
-    """The model a learner checkpoint holds, ready to act, and its environment id: the one place that
-    builds a policy from a checkpoint (`relayrl eval` and the learning benchmark). Raises OSError or
-    RuntimeError when the file cannot be read."""
+    """The model a learner checkpoint (or best.pt) holds, ready to act, and its environment id: the one place
+    that builds a policy from a checkpoint (`relayrl eval`, `relayrl export` and the learning benchmark).
+    Raises OSError or RuntimeError when the file cannot be read."""
     from learner_service.checkpoints import load
     from relayrl.envs import single_spaces
 
@@ -52,12 +39,25 @@ def load_policy(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl eval", description=__doc__)
-    parser.add_argument("checkpoint", help="a ckpt-*.pt file written by the learner")
+    parser.add_argument("checkpoint", help="a ckpt-*.pt file written by the learner, or a run's best.pt")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play [default: 10]")
     parser.add_argument("--seed", type=int, default=0, help="environment seed [default: 0]")
+    parser.add_argument(
+        "--video",
+        metavar="DIR",
+        help="also write MP4s of --video-episodes greedy episodes into DIR (needs relayrl[video]: moviepy)",
+    )
+    parser.add_argument("--video-episodes", type=int, default=1, help="episodes to record with --video [default: 1]")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
+    if args.video_episodes < 1:
+        parser.error("--video-episodes must be at least 1")
+    if args.video is not None:
+        from relayrl.video import video_support
+
+        if (missing := video_support()) is not None:
+            parser.error(f"--video: {missing}")
     try:
         model, env_id = load_policy(args.checkpoint)
     except (OSError, RuntimeError) as exc:
@@ -68,4 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{env_id} {Path(args.checkpoint).name}: mean return {returns.mean():.2f} "
         f"+/- {returns.std():.2f} over {args.episodes} greedy episodes"
     )
+    if args.video is not None:
+        from relayrl.video import record_greedy
+
+        name = Path(args.checkpoint).stem
+        for path in record_greedy(model, env_id, args.video, args.video_episodes, args.seed, name=name):
+            print(f"video: {path}")
     return 0

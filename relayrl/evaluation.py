@@ -1,0 +1,30 @@
+"""Greedy play: a policy's mode actions on fresh environments, one episode per env. Used by `relayrl eval`,
+the learner's evaluations during training and the learning benchmark, so all three measure the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from relayrl.envs import env_action, make_vector_env
+from relayrl.model import ActorCritic
+
+
+@torch.inference_mode()
+def play_greedy(model: ActorCritic, env_id: str, episodes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of the first episode of each of ``episodes`` parallel envs (all run to their end,
+    so short episodes are not over-represented). ``model`` must be on the CPU."""
+    env = make_vector_env(env_id, episodes)
+    try:
+        obs, _ = env.reset(seed=seed)
+        returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
+        running = np.ones(episodes, bool)
+        while running.any():
+            actions, _ = model.act(torch.as_tensor(obs, dtype=torch.float32), greedy=True)
+            obs, reward, terminated, truncated, _ = env.step(env_action(actions.numpy(), env.single_action_space))
+            returns += np.where(running, reward, 0.0)
+            lengths += running
+            running &= ~(terminated | truncated)
+        return returns, lengths
+    finally:
+        env.close()

@@ -1,0 +1,50 @@
+"""MP4s of greedy episodes, on a headless machine: Gymnasium's RecordVideo over ``rgb_array`` rendering,
+encoded by moviepy with imageio-ffmpeg's bundled ffmpeg (``pip install 'relayrl[video]'``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from relayrl.envs import env_action
+from relayrl.model import ActorCritic
+
+INSTALL_HINT = "videos need moviepy: pip install 'relayrl[video]'"
+
+
+def video_support() -> str | None:
+    """None when videos can be written here, else what to install."""
+    try:
+        import moviepy  # noqa: F401 - RecordVideo imports it when it writes
+    except ImportError:
+        return INSTALL_HINT
+    return None
+
+
+@torch.inference_mode()
+def record_greedy(
+    model: ActorCritic, env_id: str, folder: str | os.PathLike, episodes: int = 1, seed: int = 0, name: str = "eval"
+) -> list[Path]:
+    """Play ``episodes`` greedy episodes on one ``rgb_array`` env and write each as FOLDER/NAME-episode-K.mp4
+    (at the env's render_fps); returns the files. ``model`` must be on the CPU."""
+    folder = Path(folder)
+    env = gym.make(env_id, render_mode="rgb_array")
+    env = gym.wrappers.RecordVideo(
+        env, str(folder), episode_trigger=lambda _: True, name_prefix=name, disable_logger=True
+    )
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            done = False
+            while not done:
+                batch = torch.as_tensor(np.asarray(obs, np.float32)[None])
+                action, _ = model.act(batch, greedy=True)
+                obs, _, terminated, truncated, _ = env.step(env_action(action.numpy()[0], env.action_space))
+                done = terminated or truncated
+    finally:
+        env.close()  # writes the last episode's file
+    return [folder / f"{name}-episode-{k}.mp4" for k in range(episodes)]
