@@ -142,6 +142,27 @@ class LearnerConfig:
     max_env_steps: int | None = option(None, "Stop after this many environment steps.")
     max_seconds: float | None = option(None, "Stop after this many seconds.")
     log_every: float = option(1.0, "Seconds between progress lines.")
+    tensorboard: bool = option(
+        True,
+        "Write TensorBoard event files into --run-dir (SB3's tags: rollout/, train/, time/, eval/; x-axis: env "
+        "steps), a point of each curve every --log-every seconds; view with tensorboard --logdir runs/.",
+    )
+    eval_every: int | None = option(
+        None,
+        "Every this many env steps, play the current policy greedily for --eval-episodes episodes on envs of the "
+        "learner's own, on a thread beside the trainer, and keep the best policy as best.pt beside the "
+        "checkpoints. Default: no evaluation during training.",
+    )
+    eval_episodes: int = option(10, "Greedy episodes per evaluation (one per env, all seeded alike each time).")
+    eval_video_every: int = option(
+        0, "Record one greedy episode as RUN_DIR/videos/*.mp4 every this many evaluations (0: never; relayrl[video])."
+    )
+    target_metric: str = option(
+        "train",
+        "What --target-return is compared with: train, the mean return of the last 100 training episodes; or "
+        "eval, the mean return of the latest evaluation (needs --eval-every).",
+        choices=("train", "eval"),
+    )
 
     @classmethod
     def with_preset(cls, given: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +246,19 @@ class LearnerConfig:
         require(self.max_env_steps is None or self.max_env_steps > 0, "max_env_steps", "must be positive")
         require(self.max_seconds is None or self.max_seconds > 0, "max_seconds", "must be positive")
         require(self.log_every > 0, "log_every", "must be positive")
+        require(self.eval_every is None or self.eval_every > 0, "eval_every", "must be positive")
+        require(self.eval_episodes >= 1, "eval_episodes", "must be at least 1")
+        require(self.eval_video_every >= 0, "eval_video_every", "must be 0 or more")
+        require(
+            self.eval_video_every == 0 or (self.eval_every is not None and self.run_dir is not None),
+            "eval_video_every",
+            "records evaluations into --run-dir: set --eval-every and --run-dir",
+        )
+        require(
+            self.target_metric == "train" or self.eval_every is not None,
+            "target_metric",
+            "eval compares --target-return with evaluations: set --eval-every",
+        )
         if self.checkpoint_dir is None and self.run_dir is not None:
             self.checkpoint_dir = f"{self.run_dir}/checkpoints"
         require(not (self.resume and self.checkpoint_dir is None), "resume", "needs --checkpoint-dir or --run-dir")
