@@ -68,5 +68,13 @@ class LearnerMetrics:
         self.last_checkpoint = Gauge(
             "relayrl_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint written.", registry=r
         )
+        # Evaluation during training (--eval-every): greedy episodes on the learner's own envs
+        self.evaluations = Counter("relayrl_evaluations", "Evaluations of the policy during training.", registry=r)
+        self.eval_mean_return = Gauge(
+            "relayrl_eval_mean_return", "Mean return of the latest evaluation's greedy episodes.", registry=r
+        )
+        self.eval_best_return = Gauge(
+            "relayrl_eval_best_return", "Best evaluation mean return so far (the policy in best.pt).", registry=r
+        )
         self.received_bytes = Counter("relayrl_received_bytes", "Bytes of actor messages received.", registry=r)
         self.sent_bytes = Counter("relayrl_sent_bytes", "Bytes of weight messages sent.", registry=r)
