@@ -21,7 +21,7 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
 from relayrl import __version__, codec
-from relayrl.envs import make_vector_env
+from relayrl.envs import EnvError, env_kwargs, make_vector_env
 from relayrl.health import Health
 from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
@@ -60,6 +60,9 @@ class Actor:
         cfg = welcome.config
         key = (
             cfg.env_id,
+            cfg.env_kwargs,
+            cfg.clip_rewards,
+            cfg.episodic_life,
             cfg.n_steps,
             tuple(cfg.hidden_sizes),
             cfg.activation,
@@ -74,7 +77,10 @@ class Actor:
                 codec.decode_space(welcome.observation_space),
                 codec.decode_space(welcome.action_space),
             )
-            env = make_vector_env(cfg.env_id, self.config.num_envs)
+            try:
+                env = make_vector_env(cfg.env_id, self.config.num_envs, env_kwargs(cfg.env_kwargs))
+            except (EnvError, ValueError) as exc:
+                raise SystemExit(f"relayrl actor: cannot make the learner's env here: {exc}") from None
             if not (
                 codec.same_space(env.single_observation_space, obs_space)
                 and codec.same_space(env.single_action_space, act_space)
@@ -85,7 +91,9 @@ class Actor:
                 )
             seed = self.config.seed if self.config.seed is not None else cfg.seed + 1000 * (welcome.actor_index + 1)
             self.policy = make_policy(cfg, obs_space, act_space, seed, self.config.threads)
-            self.collector = RolloutCollector(env, self.policy.act, cfg.n_steps, seed)
+            self.collector = RolloutCollector(
+                env, self.policy.act, cfg.n_steps, seed, clip_rewards=cfg.clip_rewards, episodic_life=cfg.episodic_life
+            )
             self._setup_key = key
             self.metrics.build_info.clear()
             self.metrics.build_info.labels(__version__, "actor", cfg.algo, cfg.env_id).set(1)

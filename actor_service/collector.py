@@ -3,6 +3,11 @@
 Buffers are allocated once and reused; a Rollout returned by ``collect`` is valid until the next call.
 Gymnasium's next-step autoreset: after an episode ends, the following step of that env only resets it
 (its action is ignored, reward 0), so that transition is marked invalid and never trained on.
+
+Atari's training signals (DeepMind's wrappers) are applied here, to what is trained on only: rewards
+clipped to their sign, and a lost life marked terminated (no bootstrap across it) while the game goes on.
+Episode returns and lengths are always the true ones, from the env's own rewards and episode ends.
+Observations keep the env's dtype: uint8 pixels are never widened to float32 on the actor.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from relayrl.codec import box_dtype
 from relayrl.envs import env_action
 from relayrl.rollout import Rollout
 
@@ -20,25 +26,43 @@ ActFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class RolloutCollector:
-    def __init__(self, env: gym.vector.VectorEnv, act: ActFn, n_steps: int, seed: int) -> None:
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        act: ActFn,
+        n_steps: int,
+        seed: int,
+        clip_rewards: bool = False,
+        episodic_life: bool = False,
+    ) -> None:
         self.env, self.act, self.n_steps = env, act, n_steps
+        self.clip_rewards, self.episodic_life = clip_rewards, episodic_life
         self.action_space = env.single_action_space
         n = env.num_envs
         obs_shape = env.single_observation_space.shape
         act_shape = () if isinstance(self.action_space, gym.spaces.Discrete) else self.action_space.shape
         act_dtype = np.int64 if isinstance(self.action_space, gym.spaces.Discrete) else np.float32
-        self.obs = np.zeros((n_steps, n, *obs_shape), np.float32)
+        self.obs_dtype = np.dtype(box_dtype(env.single_observation_space))
+        self.obs = np.zeros((n_steps, n, *obs_shape), self.obs_dtype)
         self.actions = np.zeros((n_steps, n, *act_shape), act_dtype)
         self.rewards = np.zeros((n_steps, n), np.float32)
         self.terminated = np.zeros((n_steps, n), bool)
         self.truncated = np.zeros((n_steps, n), bool)
         self.valid = np.zeros((n_steps, n), bool)
         self.log_probs = np.zeros((n_steps, n), np.float32)
-        obs, _ = env.reset(seed=seed)
-        self.next_obs = np.asarray(obs, np.float32)
+        obs, info = env.reset(seed=seed)
+        self.next_obs = np.asarray(obs, self.obs_dtype)
+        self.lives = self._lives(info)
         self.resetting = np.zeros(n, bool)  # the env's next step is an autoreset step
         self.episode_return = np.zeros(n, np.float64)
         self.episode_length = np.zeros(n, np.int64)
+
+    def _lives(self, info: dict) -> np.ndarray | None:
+        if not self.episodic_life:
+            return None
+        if "lives" not in info:
+            raise ValueError("episodic_life: the env reports no 'lives' in its info (only Atari envs do)")
+        return np.asarray(info["lives"]).copy()
 
     def collect(self, policy_version: int) -> Rollout:
         finished_returns: list[np.ndarray] = []
@@ -48,12 +72,16 @@ class RolloutCollector:
             actions, log_probs = self.act(self.next_obs)
             self.actions[t] = actions
             self.log_probs[t] = log_probs
-            obs, reward, terminated, truncated, _ = self.env.step(env_action(actions, self.action_space))
-            self.next_obs = np.asarray(obs, np.float32)
-            self.rewards[t] = reward
+            obs, reward, terminated, truncated, info = self.env.step(env_action(actions, self.action_space))
+            self.next_obs = np.asarray(obs, self.obs_dtype)
+            self.rewards[t] = np.sign(reward) if self.clip_rewards else reward
             self.terminated[t] = terminated
             self.truncated[t] = truncated
             valid = ~self.resetting
+            if self.episodic_life:
+                lives = self._lives(info)
+                self.terminated[t] |= (lives < self.lives) & valid
+                self.lives = lives
             self.valid[t] = valid
             self.episode_return += np.where(valid, reward, 0.0)
             self.episode_length += valid

@@ -1,25 +1,75 @@
 """What an actor acts with, and what it sends back, per transport.
 
-- trajectories: a NumPy copy of the policy acts, and the rollout itself is sent. No torch in the process.
-- gradients (A3C): the same NumPy policy acts (it is faster than torch at these sizes), and the gradient
-  of the actor-critic loss on the rollout, from the torch ActorCritic holding the same weights, is sent;
-  torch is imported only here.
+Acting: vector observations with a NumPy copy of the policy (no torch in the process: it costs ~2.7 s of
+CPU at start-up, as long as CartPole takes to learn); images with the torch ActorCritic itself on one
+thread (a CNN in NumPy would be far slower; torch's start-up is small beside an Atari run).
+- trajectories: the rollout itself is sent.
+- gradients (A3C): the gradient of the actor-critic loss on the rollout, from the torch ActorCritic holding
+  the same weights, is sent.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
 from relayrl import codec
+from relayrl.envs import is_image
 from relayrl.numpy_policy import NumpyPolicy
 from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
 from relayrl.wire import episodes_to_proto, rollout_to_proto
 
+if TYPE_CHECKING:
+    from relayrl.model import ActorCritic
 
-class TrajectoryPolicy:
-    def __init__(self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+
+def torch_model(
+    config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int, threads: int
+) -> ActorCritic:
+    """The run's ActorCritic on this actor's CPU threads; torch is imported only here."""
+    import torch
+
+    from relayrl.model import ActorCritic
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    return ActorCritic(
+        observation_space,
+        action_space,
+        tuple(config.hidden_sizes),
+        config.activation,
+        normalize_observations=config.normalize_observations,
+        normalize_rewards=config.normalize_rewards,
+        use_sde=config.use_sde,
+    )
+
+
+class TorchActing:
+    """Acts with the torch ActorCritic (images)."""
+
+    def __init__(self, model: ActorCritic) -> None:
+        self.model = model
+
+    def load(self, weights: pb.Weights) -> None:
+        from relayrl.wire import load_weights
+
+        load_weights(self.model, weights)
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            actions, log_probs = self.model.act(torch.from_numpy(obs))
+        return actions.numpy(), log_probs.numpy()
+
+
+class NumpyActing:
+    """Acts with the NumPy copy of the policy (vectors)."""
+
+    def __init__(self, config: pb.RunConfig, action_space: gym.Space, seed: int) -> None:
         self.policy = NumpyPolicy(
             action_space,
             tuple(config.hidden_sizes),
@@ -36,6 +86,24 @@ class TrajectoryPolicy:
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.policy.act(obs)
 
+
+class TrajectoryPolicy:
+    def __init__(
+        self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int, threads: int = 1
+    ):
+        self.model: ActorCritic | None = None
+        if is_image(observation_space):
+            self.model = torch_model(config, observation_space, action_space, seed, threads)
+            self.acting: TorchActing | NumpyActing = TorchActing(self.model)
+        else:
+            self.acting = NumpyActing(config, action_space, seed)
+
+    def load(self, weights: pb.Weights) -> None:
+        self.acting.load(weights)
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.acting.act(obs)
+
     def contribution(self, rollout: Rollout) -> pb.ActorMessage:
         message = pb.ActorMessage()
         rollout_to_proto(rollout, into=message.rollout)
@@ -46,30 +114,19 @@ class GradientPolicy(TrajectoryPolicy):
     def __init__(
         self, config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int, threads: int
     ):
-        super().__init__(config, observation_space, action_space, seed)
-        import torch
-
+        super().__init__(config, observation_space, action_space, seed, threads)
         from relayrl.loss import LossConfig
-        from relayrl.model import ActorCritic
 
-        torch.set_num_threads(threads)
-        torch.manual_seed(seed)
-        self.model = ActorCritic(
-            observation_space,
-            action_space,
-            tuple(config.hidden_sizes),
-            config.activation,
-            normalize_observations=config.normalize_observations,
-            normalize_rewards=config.normalize_rewards,
-            use_sde=config.use_sde,
-        )
+        if self.model is None:  # vectors act in NumPy; the gradients need the torch model too
+            self.model = torch_model(config, observation_space, action_space, seed, threads)
         self.loss_config = LossConfig.of(config)
 
     def load(self, weights: pb.Weights) -> None:
         from relayrl.wire import load_weights
 
         super().load(weights)
-        load_weights(self.model, weights)
+        if not isinstance(self.acting, TorchActing):  # else the acting model is this one, just loaded
+            load_weights(self.model, weights)
 
     def contribution(self, rollout: Rollout) -> pb.ActorMessage:
         from relayrl.loss import actor_critic_loss
@@ -92,4 +149,4 @@ def make_policy(
 ) -> TrajectoryPolicy | GradientPolicy:
     if config.transport == "gradients":
         return GradientPolicy(config, observation_space, action_space, seed, threads)
-    return TrajectoryPolicy(config, observation_space, action_space, seed)
+    return TrajectoryPolicy(config, observation_space, action_space, seed, threads)

@@ -37,6 +37,7 @@ class Checkpointer:
             "updates": p.updates,
             "samples": p.samples,
             "env": c.env,
+            "env_kwargs": c.env_kwargs,
             "hidden_sizes": list(c.hidden_sizes),
             "activation": c.activation,
             "algo": c.algo,

@@ -11,6 +11,7 @@ from typing import Any
 
 from relayrl import presets
 from relayrl.config import ConfigError, check_credentials, coerce, describe, option, require
+from relayrl.envs import env_kwargs
 
 # What a checkpoint must match to be resumed (learner_service/resume.py refuses one that differs in any):
 # --run-name auto names a run after these, so changing one starts a new run instead of a refused resume.
@@ -21,7 +22,15 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 @dataclass
 class LearnerConfig:
-    env: str = option("CartPole-v1", "Gymnasium environment id (flat Box observations; Discrete or Box actions).")
+    env: str = option(
+        "CartPole-v1",
+        "Gymnasium environment id: vector or image (Atari: ALE/Pong-v5) observations; Discrete or Box actions. "
+        "Your own: my_pkg.envs:MyEnv-v0 imports my_pkg.envs first (it must register MyEnv-v0), here and on "
+        "every actor.",
+    )
+    env_kwargs: str = option(
+        "", 'Keyword arguments for the env, a JSON object, e.g. \'{"size": 8}\'; actors make their envs with them.'
+    )
     preset: str = option(
         "auto",
         "Hyperparameters for the env: auto takes relayrl/presets/'s entry for --env and --algo when there is one; "
@@ -59,6 +68,12 @@ class LearnerConfig:
         False,
         "Divide rewards by the running standard deviation of the discounted return, on the learner "
         "(trajectories transport only).",
+    )
+    clip_rewards: bool = option(
+        False, "Train on rewards clipped to their sign (Atari's preset); reported returns stay the true ones."
+    )
+    episodic_life: bool = option(
+        False, "Train as if a lost life ended the episode (Atari's preset; the env must report 'lives')."
     )
     ortho_init: bool = option(True, "Orthogonal initialisation of the MLPs (else torch's default).")
     log_std_init: float = option(0.0, "Initial log standard deviation of the Gaussian policy (Box actions).")
@@ -181,6 +196,10 @@ class LearnerConfig:
         return {**from_preset, **given, "preset": preset.env}
 
     def validate(self) -> None:
+        try:
+            env_kwargs(self.env_kwargs)
+        except ValueError as exc:
+            raise ConfigError(f"{describe('env_kwargs')}: {exc}") from None
         if self.transport is None:
             self.transport = "trajectories" if self.algo == "a2c" else "gradients"
         require(

@@ -74,7 +74,7 @@ class Learner:
         self.final_checkpoint_failed = False  # exit status 1: the end of the run was not saved
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.observation_space, self.action_space = training_setup.env_spaces(config.env)
+        self.observation_space, self.action_space = training_setup.env_spaces(config)
         self.device = training_setup.resolve_device(config.device)
         self.model = training_setup.build_model(config, self.observation_space, self.action_space, self.device)
         self.optimizer = training_setup.build_optimizer(config, self.model)

@@ -9,6 +9,9 @@ from relayrl.v1 import relayrl_pb2 as pb
 def run_config_message(config: LearnerConfig) -> pb.RunConfig:
     return pb.RunConfig(
         env_id=config.env,
+        env_kwargs=config.env_kwargs,
+        clip_rewards=config.clip_rewards,
+        episodic_life=config.episodic_life,
         algo=config.algo,
         transport=config.transport,
         n_steps=config.n_steps,

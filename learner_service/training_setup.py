@@ -11,7 +11,7 @@ import torch
 from learner_service.config import LearnerConfig
 from learner_service.optim import Optimizer, linear_schedule, make_optimizer
 from relayrl.config import ConfigError, describe
-from relayrl.envs import single_spaces
+from relayrl.envs import EnvError, env_kwargs, single_spaces
 from relayrl.model import ActorCritic
 
 
@@ -24,13 +24,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def env_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """The observation and action spaces of one environment of ``env_id`` (a ConfigError if unknown)."""
+def env_spaces(config: LearnerConfig) -> tuple[gym.Space, gym.Space]:
+    """The observation and action spaces of one environment of --env (a ConfigError naming the option that
+    cannot make it: an unknown id, a module that does not import, keyword arguments it does not take)."""
     try:
-        gym.spec(env_id)
-    except gym.error.Error as exc:
-        raise ConfigError(f"{describe('env')}: {exc}") from None
-    return single_spaces(env_id)
+        return single_spaces(config.env, env_kwargs(config.env_kwargs))
+    except EnvError as exc:
+        raise ConfigError(f"{describe('env_kwargs' if config.env_kwargs else 'env')}: {exc}") from None
 
 
 def build_model(

@@ -24,6 +24,8 @@ DTYPES: dict[str, np.dtype] = {
     for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 }
 MAX_DIMS = 8
+# Box spaces' element dtypes: vectors travel as float32 (float64 envs are narrowed), images as uint8.
+BOX_DTYPES = ("float32", "uint8")
 __all__ = ["CodecError"]  # re-exported: callers catch codec.CodecError
 
 
@@ -96,6 +98,7 @@ def encode_space(space: gym.Space) -> pb.Space:
             shape=space.shape,
             low=encode(space.low.astype(np.float32)),
             high=encode(space.high.astype(np.float32)),
+            dtype=box_dtype(space),
         )
     raise CodecError(f"unsupported space {space}: RelayRL handles Discrete and Box")
 
@@ -110,7 +113,10 @@ def decode_space(message: pb.Space) -> gym.Space:
         shape = tuple(message.shape)
         if low.shape != shape or high.shape != shape:
             raise CodecError(f"Box bounds of shape {low.shape}/{high.shape} for shape {shape}")
-        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.float32)
+        dtype = message.dtype or "float32"
+        if dtype not in BOX_DTYPES:
+            raise CodecError(f"Box dtype {dtype!r}: expected one of {', '.join(BOX_DTYPES)}")
+        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.dtype(dtype))
     raise CodecError(f"unknown space kind {message.kind}")
 
 
@@ -120,7 +126,13 @@ def same_space(a: gym.Space, b: gym.Space) -> bool:
     if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
         return (
             a.shape == b.shape
+            and box_dtype(a) == box_dtype(b)
             and np.array_equal(a.low.astype(np.float32), b.low.astype(np.float32))
             and np.array_equal(a.high.astype(np.float32), b.high.astype(np.float32))
         )
     return False
+
+
+def box_dtype(space: gym.Space) -> str:
+    """The dtype a Box's elements travel in: uint8 stays uint8 (pixels), anything else is float32."""
+    return "uint8" if space.dtype == np.uint8 else "float32"

@@ -1,33 +1,118 @@
-"""Gymnasium vector environments: one NumPy-vectorised env when the id has a vector entry point
-(CartPole: ~7x faster at 64 envs), else a synchronous loop over single envs.
+"""Gymnasium vector environments, made the same way by the learner (for the spaces), every actor and eval.
 
-Both use Gymnasium's default next-step autoreset; rollouts mark the reset transitions invalid.
+- ``module:EnvId`` ids import ``module`` first (Gymnasium's own form), so a user's package registers its
+  envs wherever the run is made; keyword arguments (``--env-kwargs``) go to the env's constructor.
+- Atari (``ALE/...`` and the ``...NoFrameskip-v4`` ids): ale-py's C++ ``AtariVectorEnv`` with the
+  DeepMind preprocessing (no-op starts, frame skip 4 with max-pooling, 84x84 grayscale, 4 stacked frames).
+  It steps ~1.3x faster than Gymnasium's wrappers over a loop of envs (8 envs, one core). Its rewards and
+  episodes are the true ones: clipping and episodic life are training signals the collector applies.
+- Otherwise one NumPy-vectorised env when the id has a vector entry point (CartPole: ~7x faster at 64
+  envs), else a synchronous loop over single envs.
+
+All use Gymnasium's default next-step autoreset; rollouts mark the reset transitions invalid.
 """
 
 from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 
-def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    spec = gym.spec(env_id)  # raises gymnasium's error naming the unknown id
-    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+def env_kwargs(text: str) -> dict[str, Any]:
+    """The env's keyword arguments from their JSON form (as --env-kwargs and the RunConfig carry them)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+class EnvError(ValueError):
+    """An env that cannot be made here: an unknown id, a module that does not import, bad keyword arguments."""
+
+
+def _register(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The spec of ``env_id``, importing what registers it: the id's module, or ale-py for Atari ids."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise EnvError(
+                f"env {env_id!r}: cannot import module {module!r} ({exc}); install it where the learner and "
+                "every actor run (README: your own environment)"
+            ) from None
+    elif name.startswith("ALE/") or name.endswith(("NoFrameskip-v4", "Deterministic-v4")):
+        try:
+            import ale_py
+        except ImportError:
+            raise EnvError(f"env {env_id!r}: Atari needs ale-py: pip install 'relayrl[atari]'") from None
+        gym.register_envs(ale_py)
+    try:
+        return gym.spec(name)
+    except gym.error.Error as exc:
+        raise EnvError(f"env {env_id!r}: {exc}") from None
+
+
+def is_atari(env_id: str) -> bool:
+    return str(_register(env_id).entry_point).startswith("ale_py")
+
+
+def _atari_vector_env(spec: gym.envs.registration.EnvSpec, num_envs: int, kwargs: Mapping[str, Any]):
+    from ale_py.vector_env import AtariVectorEnv
+
+    options = {
+        "repeat_action_probability": spec.kwargs.get("repeat_action_probability", 0.0),
+        "full_action_space": spec.kwargs.get("full_action_space", False),
+        # One thread per actor process: actors scale out by processes, and more threads than cores hurt.
+        "num_threads": 1,
+        **kwargs,
+        # The true rewards and episodes; RolloutCollector clips rewards and ends lives for training only.
+        "reward_clipping": False,
+        "episodic_life": False,
+    }
+    return AtariVectorEnv(spec.kwargs["game"], num_envs, **options)
+
+
+def make_vector_env(env_id: str, num_envs: int, env_kwargs: Mapping[str, Any] | None = None) -> gym.vector.VectorEnv:
+    spec = _register(env_id)
+    kwargs = dict(env_kwargs or {})
+    try:
+        if str(spec.entry_point).startswith("ale_py"):
+            env = _atari_vector_env(spec, num_envs, kwargs)
+        else:
+            mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+            env = gym.make_vec(spec.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    except TypeError as exc:  # an unknown keyword argument
+        raise EnvError(f"env {env_id!r} with kwargs {kwargs}: {exc}") from None
     autoreset = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
     if autoreset != gym.vector.AutoresetMode.NEXT_STEP:
         env.close()
-        raise ValueError(f"{env_id}: vector env autoresets in mode {autoreset}; RelayRL expects NEXT_STEP")
+        raise EnvError(f"{env_id}: vector env autoresets in mode {autoreset}; RelayRL expects NEXT_STEP")
     return env
 
 
-def single_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """The observation and action space of one environment of ``env_id``."""
-    env = gym.make(env_id)
+def single_spaces(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:
+    """The observation and action space of one environment of ``env_id``, as the vector env makes it."""
+    env = make_vector_env(env_id, 1, env_kwargs)
     try:
-        return env.observation_space, env.action_space
+        return env.single_observation_space, env.single_action_space
     finally:
         env.close()
+
+
+def is_image(space: gym.Space) -> bool:
+    """Observations the model reads with its CNN: a 3-D Box, channels first."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
 
 
 def env_action(actions: np.ndarray, action_space: gym.Space) -> np.ndarray:

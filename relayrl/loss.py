@@ -65,8 +65,9 @@ def actor_critic_loss(
     terminated = _stack(rollouts, "terminated")
     ended = terminated | _stack(rollouts, "truncated")
 
-    # One forward pass of the critic over every observation and the bootstrap observations.
-    all_values = model.value(torch.cat([flat_obs, bootstrap]))
+    # One embedding (the CNN, for images) and one critic pass over every observation and the bootstrap ones.
+    embedded = model.embed(torch.cat([flat_obs, bootstrap]))
+    all_values = model.value_of(embedded)
     values = all_values[: T * N].reshape(T, N)
     values_np = all_values.detach().cpu().numpy()
     next_values = np.concatenate([values_np[N : T * N], values_np[T * N :]]).reshape(T, N)
@@ -91,7 +92,7 @@ def actor_critic_loss(
         std = (((advantages - mean) ** 2 * valid).sum() / count).sqrt()
         advantages = (advantages - mean) / (std + 1e-8)
 
-    log_probs, entropy = model.log_prob_entropy(flat_obs, actions.reshape(T * N, *actions.shape[2:]))
+    log_probs, entropy = model.log_prob_entropy_of(embedded[: T * N], actions.reshape(T * N, *actions.shape[2:]))
     log_probs, entropy = log_probs.reshape(T, N), entropy.reshape(T, N)
     # Data from an older policy (A3C's trajectory transport) is reweighted by the truncated importance ratio
     # min(1, pi/mu) of IMPALA's policy-gradient term (Espeholt et al. 2018); on-policy it is exactly 1.

@@ -1,6 +1,9 @@
-"""The one model definition both services use: an MLP actor-critic for vector observations.
+"""The one model definition every side uses: an actor-critic for vector or image observations.
 
-Separate policy and value MLPs (as Stable-Baselines3 and the A3C paper's feed-forward agents),
+Vector observations: separate policy and value MLPs (as Stable-Baselines3 and the A3C paper's feed-forward
+agents). Images (a 3-D Box, channels first, e.g. Atari's 4x84x84 uint8 stacks): the Nature CNN (Mnih et al.
+2015) shared by a linear policy head and a linear value head, as SB3's CnnPolicy; uint8 pixels travel and
+reach the device as they are and are scaled by 1/255 here. Both use
 orthogonal initialisation (optional), and a categorical head for Discrete actions or a diagonal Gaussian
 head for Box actions: with a state-independent log-std (initialised at ``log_std_init``), or with
 generalised state-dependent exploration (``use_sde``, gSDE: Raffin et al. 2022), where the noise is a
@@ -25,9 +28,29 @@ import torch
 from torch import nn
 
 from relayrl.distributions import LOG_2PI, SDE_EPSILON
+from relayrl.envs import is_image
 from relayrl.normalization import CLIP, EPSILON, merge_moments
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def nature_cnn(channels: int, height: int, width: int, ortho_init: bool = True) -> nn.Sequential:
+    """Three convolutions and a 512-unit layer (Mnih et al. 2015), ReLUs between; orthogonal gain sqrt 2."""
+    convs = nn.Sequential(
+        nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
+        nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+        nn.Flatten(),
+    )
+    with torch.no_grad():
+        flat = convs(torch.zeros(1, channels, height, width)).shape[1]
+    net = nn.Sequential(*convs, nn.Linear(flat, 512), nn.ReLU())
+    if ortho_init:
+        for layer in net:
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
+                nn.init.zeros_(layer.bias)
+    return net
 
 
 def mlp(sizes: Sequence[int], out_gain: float, activation: str = "tanh", ortho_init: bool = True) -> nn.Sequential:
@@ -62,8 +85,13 @@ class ActorCritic(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-            raise ValueError(f"observations must be a flat Box, got {observation_space}")
+        self.image = is_image(observation_space)
+        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) not in (1, 3):
+            raise ValueError(f"observations must be a flat Box or an image Box [C, H, W], got {observation_space}")
+        if self.image and (normalize_observations or use_sde):
+            raise ValueError("image observations are scaled by 1/255: no observation normalisation or gSDE")
+        if self.image and min(observation_space.shape[1:]) < 36:
+            raise ValueError(f"the Nature CNN needs images of at least 36x36 [C, H, W], got {observation_space.shape}")
         obs_dim = observation_space.shape[0]
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         if self.discrete:
@@ -76,8 +104,13 @@ class ActorCritic(nn.Module):
         else:
             raise ValueError(f"actions must be Discrete or a flat Box, got {action_space}")
         self.use_sde = use_sde and not self.discrete
-        self.policy = mlp([obs_dim, *hidden_sizes, out_dim], 0.01, activation, ortho_init)
-        self.value_net = mlp([obs_dim, *hidden_sizes, 1], 1.0, activation, ortho_init)
+        if self.image:
+            self.encoder = nature_cnn(*observation_space.shape, ortho_init=ortho_init)
+            self.policy = mlp([512, out_dim], 0.01, activation, ortho_init)  # one linear layer each
+            self.value_net = mlp([512, 1], 1.0, activation, ortho_init)
+        else:
+            self.policy = mlp([obs_dim, *hidden_sizes, out_dim], 0.01, activation, ortho_init)
+            self.value_net = mlp([obs_dim, *hidden_sizes, 1], 1.0, activation, ortho_init)
         self.normalize_observations, self.normalize_rewards = normalize_observations, normalize_rewards
         if normalize_observations:
             self.register_buffer("obs_mean", torch.zeros(obs_dim))
@@ -93,6 +126,13 @@ class ActorCritic(nn.Module):
         if not self.normalize_observations:
             return obs
         return ((obs - self.obs_mean) / torch.sqrt(self.obs_var + EPSILON)).clamp(-CLIP, CLIP)
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """What both heads read: the CNN's features of images scaled to [0, 1], or the (normalised) vector.
+        Computed once per observation where both heads are needed (the loss)."""
+        if self.image:
+            return self.encoder(obs.float() / 255.0)
+        return self.normalize(obs)
 
     @torch.no_grad()
     def update_observation_stats(self, observations: np.ndarray) -> None:
@@ -117,11 +157,14 @@ class ActorCritic(nn.Module):
         self.return_var.fill_(float(var))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value_net(self.normalize(obs)).squeeze(-1)
+        return self.value_of(self.embed(obs))
 
-    def _gaussian(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The Gaussian policy at ``obs``: mean, log-std (both [B, act]) and the last hidden features."""
-        features = self.policy[:-1](self.normalize(obs))
+    def value_of(self, embedded: torch.Tensor) -> torch.Tensor:
+        return self.value_net(embedded).squeeze(-1)
+
+    def _gaussian(self, embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The Gaussian policy at embedded observations: mean, log-std (both [B, act]), last hidden features."""
+        features = self.policy[:-1](embedded)
         mean = self.policy[-1](features)
         if not self.use_sde:
             return mean, self.log_std.expand_as(mean), features
@@ -131,12 +174,15 @@ class ActorCritic(nn.Module):
 
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of ``actions`` and entropy of the policy, one per observation."""
+        return self.log_prob_entropy_of(self.embed(obs), actions)
+
+    def log_prob_entropy_of(self, embedded: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.discrete:
-            log_p = torch.log_softmax(self.policy(self.normalize(obs)), dim=-1)
+            log_p = torch.log_softmax(self.policy(embedded), dim=-1)
             chosen = log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
             entropy = -(log_p.exp() * log_p).sum(-1)
             return chosen, entropy
-        mean, log_std, _ = self._gaussian(obs)
+        mean, log_std, _ = self._gaussian(embedded)
         z = (actions - mean) / log_std.exp()
         chosen = (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
         entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
@@ -145,14 +191,15 @@ class ActorCritic(nn.Module):
     def act(self, obs: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample actions (or take the mode) and their log-probabilities. With gSDE each call draws one
         exploration matrix for the whole batch (actors draw one per env, see NumpyPolicy)."""
+        embedded = self.embed(obs)
         if self.discrete:
-            log_p = torch.log_softmax(self.policy(self.normalize(obs)), dim=-1)
+            log_p = torch.log_softmax(self.policy(embedded), dim=-1)
             if greedy:
                 actions = log_p.argmax(-1)
             else:
                 actions = torch.multinomial(log_p.exp(), 1).squeeze(-1)
             return actions, log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        mean, log_std, features = self._gaussian(obs)
+        mean, log_std, features = self._gaussian(embedded)
         if greedy:
             noise = torch.zeros_like(mean)
         elif self.use_sde:

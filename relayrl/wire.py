@@ -76,8 +76,8 @@ def rollout_from_proto(
     T, N = obs.shape[:2]
     if N == 0:
         raise RolloutError("observations: no environments", RolloutError.SPACE_MISMATCH)
-    obs_shape = tuple(observation_space.shape)
-    _expect(obs, "observations", (T, N, *obs_shape), ("float32",), RolloutError.SPACE_MISMATCH)
+    obs_shape, obs_dtype = tuple(observation_space.shape), (codec.box_dtype(observation_space),)
+    _expect(obs, "observations", (T, N, *obs_shape), obs_dtype, RolloutError.SPACE_MISMATCH)
     if isinstance(action_space, gym.spaces.Discrete):
         actions = _expect(
             codec.decode(message.actions, "actions"), "actions", (T, N), ("int64", "int32"), RolloutError.SPACE_MISMATCH
@@ -106,7 +106,7 @@ def rollout_from_proto(
             codec.decode(message.bootstrap_observations, "bootstrap_observations"),
             "bootstrap_observations",
             (N, *obs_shape),
-            ("float32",),
+            obs_dtype,
             RolloutError.SPACE_MISMATCH,
         ),
         policy_version=message.policy_version,

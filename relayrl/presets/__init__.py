@@ -1,13 +1,15 @@
 """Per-environment hyperparameters, shipped as data like rl-baselines3-zoo's hyperparameter files.
 
-One TOML file per environment family (classic_control.toml, box2d.toml, mujoco.toml); each table
-``[ENV_ID.ALGO]`` holds values for fields of ``relayrl train``'s configuration, by their field names
+One TOML file per environment family (classic_control.toml, box2d.toml, mujoco.toml, atari.toml); each
+table ``[ENV_ID.ALGO]`` holds values for fields of ``relayrl train``'s configuration, by their field names
 (``n_steps``, ``lr``, ``num_envs``...). ``--preset auto`` (the default) takes the entry for ``--env`` and
-``--algo`` when there is one; flags and RELAYRL_* variables override any value in it.
+``--algo`` when there is one; flags and RELAYRL_* variables override any value in it. An ENV_ID may be a
+shell-style pattern (``"ALE/*"``): an env's own entry comes first, then the first pattern that matches.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import tomllib
 from dataclasses import dataclass
@@ -54,7 +56,11 @@ def resolve(choice: str, env: str, algo: str) -> Preset | None:
     """The preset a run uses: ``choice`` is "auto" (the env's own, if any), "none", or an env id."""
     if choice == "none":
         return None
-    preset = all_presets().get((env if choice == "auto" else choice, algo))
+    wanted = env if choice == "auto" else choice
+    preset = all_presets().get((wanted, algo))
+    if preset is None:
+        patterns = [p for (e, a), p in all_presets().items() if a == algo and fnmatch.fnmatchcase(wanted, e)]
+        preset = patterns[0] if patterns else None
     if preset is None and choice != "auto":
         known = sorted({e for e, a in all_presets() if a == algo})
         raise PresetError(f"no {algo} preset for {choice!r}; there are: {', '.join(known)}")

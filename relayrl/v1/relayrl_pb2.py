@@ -24,45 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relayrl/v1/relayrl.proto\x12\nrelayrl.v1\"5\n\x07NDArray\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"@\n\x0bNamedTensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06tensor\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.NDArray\"\xc1\x01\n\x05Space\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.relayrl.v1.Space.Kind\x12\t\n\x01n\x18\x02 \x01(\x03\x12\r\n\x05shape\x18\x03 \x03(\x03\x12 \n\x03low\x18\x04 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12!\n\x04high\x18\x05 \x01(\x0b\x32\x13.relayrl.v1.NDArray\"3\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x44ISCRETE\x10\x01\x12\x07\n\x03\x42OX\x10\x02\"\xd3\x01\n\x05Hello\x12/\n\rproto_version\x18\x01 \x01(\x0e\x32\x18.relayrl.v1.ProtoVersion\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x04 \x01(\t\x12,\n\x11observation_space\x18\x05 \x01(\x0b\x32\x11.relayrl.v1.Space\x12\'\n\x0c\x61\x63tion_space\x18\x06 \x01(\x0b\x32\x11.relayrl.v1.Space\x12\x10\n\x08num_envs\x18\x07 \x01(\r\"\xeb\x02\n\tRunConfig\x12\x0e\n\x06\x65nv_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61lgo\x18\x02 \x01(\t\x12\x11\n\ttransport\x18\x03 \x01(\t\x12\x0f\n\x07n_steps\x18\x04 \x01(\r\x12\r\n\x05gamma\x18\x05 \x01(\x02\x12\x12\n\ngae_lambda\x18\x06 \x01(\x02\x12\x12\n\nvalue_coef\x18\x07 \x01(\x02\x12\x14\n\x0c\x65ntropy_coef\x18\x08 \x01(\x02\x12\x15\n\rmax_grad_norm\x18\t \x01(\x02\x12\x14\n\x0chidden_sizes\x18\n \x03(\r\x12\x0c\n\x04seed\x18\x0b \x01(\x04\x12\x1b\n\x13normalize_advantage\x18\x0c \x01(\x08\x12\x12\n\nactivation\x18\r \x01(\t\x12\x1e\n\x16normalize_observations\x18\x0e \x01(\x08\x12\x19\n\x11normalize_rewards\x18\x0f \x01(\x08\x12\x0f\n\x07use_sde\x18\x10 \x01(\x08\x12\x17\n\x0fsde_sample_freq\x18\x11 \x01(\r\"D\n\x07Weights\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12(\n\x07tensors\x18\x02 \x03(\x0b\x32\x17.relayrl.v1.NamedTensor\"\xc2\x01\n\x07Welcome\x12%\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x15.relayrl.v1.RunConfig\x12,\n\x11observation_space\x18\x02 \x01(\x0b\x32\x11.relayrl.v1.Space\x12\'\n\x0c\x61\x63tion_space\x18\x03 \x01(\x0b\x32\x11.relayrl.v1.Space\x12$\n\x07weights\x18\x04 \x01(\x0b\x32\x13.relayrl.v1.Weights\x12\x13\n\x0b\x61\x63tor_index\x18\x05 \x01(\r\"0\n\x0c\x45pisodeStats\x12\x0f\n\x07returns\x18\x01 \x03(\x02\x12\x0f\n\x07lengths\x18\x02 \x03(\r\"\x96\x03\n\x07Rollout\x12\x16\n\x0epolicy_version\x18\x01 \x01(\x04\x12)\n\x0cobservations\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12$\n\x07\x61\x63tions\x18\x03 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12$\n\x07rewards\x18\x04 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12\'\n\nterminated\x18\x05 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12&\n\ttruncated\x18\x06 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12\"\n\x05valid\x18\x07 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12&\n\tlog_probs\x18\x08 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12\x33\n\x16\x62ootstrap_observations\x18\t \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12*\n\x08\x65pisodes\x18\n \x01(\x0b\x32\x18.relayrl.v1.EpisodeStats\"\xc3\x01\n\x08Gradient\x12\x16\n\x0epolicy_version\x18\x01 \x01(\x04\x12&\n\x05grads\x18\x02 \x03(\x0b\x32\x17.relayrl.v1.NamedTensor\x12\x11\n\tenv_steps\x18\x03 \x01(\x04\x12*\n\x08\x65pisodes\x18\x04 \x01(\x0b\x32\x18.relayrl.v1.EpisodeStats\x12\x13\n\x0bpolicy_loss\x18\x05 \x01(\x02\x12\x12\n\nvalue_loss\x18\x06 \x01(\x02\x12\x0f\n\x07\x65ntropy\x18\x07 \x01(\x02\"\x8c\x01\n\x0c\x41\x63torMessage\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.relayrl.v1.HelloH\x00\x12&\n\x07rollout\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.RolloutH\x00\x12(\n\x08gradient\x18\x03 \x01(\x0b\x32\x14.relayrl.v1.GradientH\x00\x42\x06\n\x04kind\"\x16\n\x04Stop\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x17\n\x03\x41\x63k\x12\x10\n\x08\x63onsumed\x18\x01 \x01(\x04\"\xaa\x01\n\x0eLearnerMessage\x12&\n\x07welcome\x18\x01 \x01(\x0b\x32\x13.relayrl.v1.WelcomeH\x00\x12&\n\x07weights\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.WeightsH\x00\x12 \n\x04stop\x18\x03 \x01(\x0b\x32\x10.relayrl.v1.StopH\x00\x12\x1e\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x0f.relayrl.v1.AckH\x00\x42\x06\n\x04kind*]\n\x0cProtoVersion\x12\x1d\n\x19PROTO_VERSION_UNSPECIFIED\x10\x00\x12\x13\n\x0fPROTO_VERSION_1\x10\x01\x12\x19\n\x15PROTO_VERSION_CURRENT\x10\x02\x32N\n\x07Learner\x12\x43\n\x07\x43onnect\x12\x18.relayrl.v1.ActorMessage\x1a\x1a.relayrl.v1.LearnerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relayrl/v1/relayrl.proto\x12\nrelayrl.v1\"5\n\x07NDArray\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"@\n\x0bNamedTensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x06tensor\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.NDArray\"\xd0\x01\n\x05Space\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.relayrl.v1.Space.Kind\x12\t\n\x01n\x18\x02 \x01(\x03\x12\r\n\x05shape\x18\x03 \x03(\x03\x12 \n\x03low\x18\x04 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12!\n\x04high\x18\x05 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12\r\n\x05\x64type\x18\x06 \x01(\t\"3\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x44ISCRETE\x10\x01\x12\x07\n\x03\x42OX\x10\x02\"\xd3\x01\n\x05Hello\x12/\n\rproto_version\x18\x01 \x01(\x0e\x32\x18.relayrl.v1.ProtoVersion\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x04 \x01(\t\x12,\n\x11observation_space\x18\x05 \x01(\x0b\x32\x11.relayrl.v1.Space\x12\'\n\x0c\x61\x63tion_space\x18\x06 \x01(\x0b\x32\x11.relayrl.v1.Space\x12\x10\n\x08num_envs\x18\x07 \x01(\r\"\xac\x03\n\tRunConfig\x12\x0e\n\x06\x65nv_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61lgo\x18\x02 \x01(\t\x12\x11\n\ttransport\x18\x03 \x01(\t\x12\x0f\n\x07n_steps\x18\x04 \x01(\r\x12\r\n\x05gamma\x18\x05 \x01(\x02\x12\x12\n\ngae_lambda\x18\x06 \x01(\x02\x12\x12\n\nvalue_coef\x18\x07 \x01(\x02\x12\x14\n\x0c\x65ntropy_coef\x18\x08 \x01(\x02\x12\x15\n\rmax_grad_norm\x18\t \x01(\x02\x12\x14\n\x0chidden_sizes\x18\n \x03(\r\x12\x0c\n\x04seed\x18\x0b \x01(\x04\x12\x1b\n\x13normalize_advantage\x18\x0c \x01(\x08\x12\x12\n\nactivation\x18\r \x01(\t\x12\x1e\n\x16normalize_observations\x18\x0e \x01(\x08\x12\x19\n\x11normalize_rewards\x18\x0f \x01(\x08\x12\x0f\n\x07use_sde\x18\x10 \x01(\x08\x12\x17\n\x0fsde_sample_freq\x18\x11 \x01(\r\x12\x12\n\nenv_kwargs\x18\x12 \x01(\t\x12\x14\n\x0c\x63lip_rewards\x18\x13 \x01(\x08\x12\x15\n\repisodic_life\x18\x14 \x01(\x08\"D\n\x07Weights\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12(\n\x07tensors\x18\x02 \x03(\x0b\x32\x17.relayrl.v1.NamedTensor\"\xc2\x01\n\x07Welcome\x12%\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x15.relayrl.v1.RunConfig\x12,\n\x11observation_space\x18\x02 \x01(\x0b\x32\x11.relayrl.v1.Space\x12\'\n\x0c\x61\x63tion_space\x18\x03 \x01(\x0b\x32\x11.relayrl.v1.Space\x12$\n\x07weights\x18\x04 \x01(\x0b\x32\x13.relayrl.v1.Weights\x12\x13\n\x0b\x61\x63tor_index\x18\x05 \x01(\r\"0\n\x0c\x45pisodeStats\x12\x0f\n\x07returns\x18\x01 \x03(\x02\x12\x0f\n\x07lengths\x18\x02 \x03(\r\"\x96\x03\n\x07Rollout\x12\x16\n\x0epolicy_version\x18\x01 \x01(\x04\x12)\n\x0cobservations\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12$\n\x07\x61\x63tions\x18\x03 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12$\n\x07rewards\x18\x04 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12\'\n\nterminated\x18\x05 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12&\n\ttruncated\x18\x06 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12\"\n\x05valid\x18\x07 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12&\n\tlog_probs\x18\x08 \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12\x33\n\x16\x62ootstrap_observations\x18\t \x01(\x0b\x32\x13.relayrl.v1.NDArray\x12*\n\x08\x65pisodes\x18\n \x01(\x0b\x32\x18.relayrl.v1.EpisodeStats\"\xc3\x01\n\x08Gradient\x12\x16\n\x0epolicy_version\x18\x01 \x01(\x04\x12&\n\x05grads\x18\x02 \x03(\x0b\x32\x17.relayrl.v1.NamedTensor\x12\x11\n\tenv_steps\x18\x03 \x01(\x04\x12*\n\x08\x65pisodes\x18\x04 \x01(\x0b\x32\x18.relayrl.v1.EpisodeStats\x12\x13\n\x0bpolicy_loss\x18\x05 \x01(\x02\x12\x12\n\nvalue_loss\x18\x06 \x01(\x02\x12\x0f\n\x07\x65ntropy\x18\x07 \x01(\x02\"\x8c\x01\n\x0c\x41\x63torMessage\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.relayrl.v1.HelloH\x00\x12&\n\x07rollout\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.RolloutH\x00\x12(\n\x08gradient\x18\x03 \x01(\x0b\x32\x14.relayrl.v1.GradientH\x00\x42\x06\n\x04kind\"\x16\n\x04Stop\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x17\n\x03\x41\x63k\x12\x10\n\x08\x63onsumed\x18\x01 \x01(\x04\"\xaa\x01\n\x0eLearnerMessage\x12&\n\x07welcome\x18\x01 \x01(\x0b\x32\x13.relayrl.v1.WelcomeH\x00\x12&\n\x07weights\x18\x02 \x01(\x0b\x32\x13.relayrl.v1.WeightsH\x00\x12 \n\x04stop\x18\x03 \x01(\x0b\x32\x10.relayrl.v1.StopH\x00\x12\x1e\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x0f.relayrl.v1.AckH\x00\x42\x06\n\x04kind*r\n\x0cProtoVersion\x12\x1d\n\x19PROTO_VERSION_UNSPECIFIED\x10\x00\x12\x13\n\x0fPROTO_VERSION_1\x10\x01\x12\x13\n\x0fPROTO_VERSION_2\x10\x02\x12\x19\n\x15PROTO_VERSION_CURRENT\x10\x03\x32N\n\x07Learner\x12\x43\n\x07\x43onnect\x12\x18.relayrl.v1.ActorMessage\x1a\x1a.relayrl.v1.LearnerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relayrl.v1.relayrl_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROTOVERSION']._serialized_start=2226
-  _globals['_PROTOVERSION']._serialized_end=2319
+  _globals['_PROTOVERSION']._serialized_start=2306
+  _globals['_PROTOVERSION']._serialized_end=2420
   _globals['_NDARRAY']._serialized_start=40
   _globals['_NDARRAY']._serialized_end=93
   _globals['_NAMEDTENSOR']._serialized_start=95
   _globals['_NAMEDTENSOR']._serialized_end=159
   _globals['_SPACE']._serialized_start=162
-  _globals['_SPACE']._serialized_end=355
-  _globals['_SPACE_KIND']._serialized_start=304
-  _globals['_SPACE_KIND']._serialized_end=355
-  _globals['_HELLO']._serialized_start=358
-  _globals['_HELLO']._serialized_end=569
-  _globals['_RUNCONFIG']._serialized_start=572
-  _globals['_RUNCONFIG']._serialized_end=935
-  _globals['_WEIGHTS']._serialized_start=937
-  _globals['_WEIGHTS']._serialized_end=1005
-  _globals['_WELCOME']._serialized_start=1008
-  _globals['_WELCOME']._serialized_end=1202
-  _globals['_EPISODESTATS']._serialized_start=1204
-  _globals['_EPISODESTATS']._serialized_end=1252
-  _globals['_ROLLOUT']._serialized_start=1255
-  _globals['_ROLLOUT']._serialized_end=1661
-  _globals['_GRADIENT']._serialized_start=1664
-  _globals['_GRADIENT']._serialized_end=1859
-  _globals['_ACTORMESSAGE']._serialized_start=1862
-  _globals['_ACTORMESSAGE']._serialized_end=2002
-  _globals['_STOP']._serialized_start=2004
-  _globals['_STOP']._serialized_end=2026
-  _globals['_ACK']._serialized_start=2028
-  _globals['_ACK']._serialized_end=2051
-  _globals['_LEARNERMESSAGE']._serialized_start=2054
-  _globals['_LEARNERMESSAGE']._serialized_end=2224
-  _globals['_LEARNER']._serialized_start=2321
-  _globals['_LEARNER']._serialized_end=2399
+  _globals['_SPACE']._serialized_end=370
+  _globals['_SPACE_KIND']._serialized_start=319
+  _globals['_SPACE_KIND']._serialized_end=370
+  _globals['_HELLO']._serialized_start=373
+  _globals['_HELLO']._serialized_end=584
+  _globals['_RUNCONFIG']._serialized_start=587
+  _globals['_RUNCONFIG']._serialized_end=1015
+  _globals['_WEIGHTS']._serialized_start=1017
+  _globals['_WEIGHTS']._serialized_end=1085
+  _globals['_WELCOME']._serialized_start=1088
+  _globals['_WELCOME']._serialized_end=1282
+  _globals['_EPISODESTATS']._serialized_start=1284
+  _globals['_EPISODESTATS']._serialized_end=1332
+  _globals['_ROLLOUT']._serialized_start=1335
+  _globals['_ROLLOUT']._serialized_end=1741
+  _globals['_GRADIENT']._serialized_start=1744
+  _globals['_GRADIENT']._serialized_end=1939
+  _globals['_ACTORMESSAGE']._serialized_start=1942
+  _globals['_ACTORMESSAGE']._serialized_end=2082
+  _globals['_STOP']._serialized_start=2084
+  _globals['_STOP']._serialized_end=2106
+  _globals['_ACK']._serialized_start=2108
+  _globals['_ACK']._serialized_end=2131
+  _globals['_LEARNERMESSAGE']._serialized_start=2134
+  _globals['_LEARNERMESSAGE']._serialized_end=2304
+  _globals['_LEARNER']._serialized_start=2422
+  _globals['_LEARNER']._serialized_end=2500
 # @@protoc_insertion_point(module_scope)

@@ -11,9 +11,11 @@ class ProtoVersion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROTO_VERSION_UNSPECIFIED: _ClassVar[ProtoVersion]
     PROTO_VERSION_1: _ClassVar[ProtoVersion]
+    PROTO_VERSION_2: _ClassVar[ProtoVersion]
     PROTO_VERSION_CURRENT: _ClassVar[ProtoVersion]
 PROTO_VERSION_UNSPECIFIED: ProtoVersion
 PROTO_VERSION_1: ProtoVersion
+PROTO_VERSION_2: ProtoVersion
 PROTO_VERSION_CURRENT: ProtoVersion
 
 class NDArray(_message.Message):
@@ -35,7 +37,7 @@ class NamedTensor(_message.Message):
     def __init__(self, name: _Optional[str] = ..., tensor: _Optional[_Union[NDArray, _Mapping]] = ...) -> None: ...
 
 class Space(_message.Message):
-    __slots__ = ("kind", "n", "shape", "low", "high")
+    __slots__ = ("kind", "n", "shape", "low", "high", "dtype")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Space.Kind]
@@ -49,12 +51,14 @@ class Space(_message.Message):
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     LOW_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
     kind: Space.Kind
     n: int
     shape: _containers.RepeatedScalarFieldContainer[int]
     low: NDArray
     high: NDArray
-    def __init__(self, kind: _Optional[_Union[Space.Kind, str]] = ..., n: _Optional[int] = ..., shape: _Optional[_Iterable[int]] = ..., low: _Optional[_Union[NDArray, _Mapping]] = ..., high: _Optional[_Union[NDArray, _Mapping]] = ...) -> None: ...
+    dtype: str
+    def __init__(self, kind: _Optional[_Union[Space.Kind, str]] = ..., n: _Optional[int] = ..., shape: _Optional[_Iterable[int]] = ..., low: _Optional[_Union[NDArray, _Mapping]] = ..., high: _Optional[_Union[NDArray, _Mapping]] = ..., dtype: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("proto_version", "actor_id", "run_id", "env_id", "observation_space", "action_space", "num_envs")
@@ -75,7 +79,7 @@ class Hello(_message.Message):
     def __init__(self, proto_version: _Optional[_Union[ProtoVersion, str]] = ..., actor_id: _Optional[str] = ..., run_id: _Optional[str] = ..., env_id: _Optional[str] = ..., observation_space: _Optional[_Union[Space, _Mapping]] = ..., action_space: _Optional[_Union[Space, _Mapping]] = ..., num_envs: _Optional[int] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation", "normalize_observations", "normalize_rewards", "use_sde", "sde_sample_freq")
+    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation", "normalize_observations", "normalize_rewards", "use_sde", "sde_sample_freq", "env_kwargs", "clip_rewards", "episodic_life")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     ALGO_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +97,9 @@ class RunConfig(_message.Message):
     NORMALIZE_REWARDS_FIELD_NUMBER: _ClassVar[int]
     USE_SDE_FIELD_NUMBER: _ClassVar[int]
     SDE_SAMPLE_FREQ_FIELD_NUMBER: _ClassVar[int]
+    ENV_KWARGS_FIELD_NUMBER: _ClassVar[int]
+    CLIP_REWARDS_FIELD_NUMBER: _ClassVar[int]
+    EPISODIC_LIFE_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     algo: str
     transport: str
@@ -110,7 +117,10 @@ class RunConfig(_message.Message):
     normalize_rewards: bool
     use_sde: bool
     sde_sample_freq: int
-    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ..., normalize_observations: _Optional[bool] = ..., normalize_rewards: _Optional[bool] = ..., use_sde: _Optional[bool] = ..., sde_sample_freq: _Optional[int] = ...) -> None: ...
+    env_kwargs: str
+    clip_rewards: bool
+    episodic_life: bool
+    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ..., normalize_observations: _Optional[bool] = ..., normalize_rewards: _Optional[bool] = ..., use_sde: _Optional[bool] = ..., sde_sample_freq: _Optional[int] = ..., env_kwargs: _Optional[str] = ..., clip_rewards: _Optional[bool] = ..., episodic_life: _Optional[bool] = ...) -> None: ...
 
 class Weights(_message.Message):
     __slots__ = ("version", "tensors")
