@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 import grpc
 
@@ -28,6 +29,36 @@ from relayrl.v1 import relayrl_pb2 as pb
 
 log = logging.getLogger("relayrl.actor")
 
+# gRPC codes with which a learner refuses a message (the stream's end is the actor's fault, not a failure)
+REFUSALS = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.INTERNAL,
+}
+
+
+@dataclass
+class Sent:
+    """A contribution handed to a stream: the ``index``-th of that stream; ``taken``: it left this process."""
+
+    message: pb.ActorMessage
+    version: int
+    index: int
+    taken: bool = True
+
+
+def redelivery(made_with: int, learner_version: int, synchronous: bool) -> str | None:
+    """Whether to deliver again a contribution made with policy ``made_with`` that no learner acknowledged,
+    now that a learner at ``learner_version`` answers: None to deliver it, or why not (a given_up reason)."""
+    if made_with > learner_version:
+        return "future_version"  # made with weights the learner lost with a crash: it would be refused
+    if synchronous and made_with < learner_version:
+        return "stale_version"  # A2C takes only the open round's version
+    return None  # A3C: the learner applies it, or drops it as too stale and says so
+
 
 class Actor:
     def __init__(self, config: ActorConfig, metrics: ActorMetrics | None = None) -> None:
@@ -41,6 +72,8 @@ class Actor:
         self._setup_key: tuple | None = None
         self.version = -1
         self.sent = 0  # contributions handed to gRPC over all connections
+        self._last: Sent | None = None  # the newest contribution handed to the open stream
+        self._kept: Sent | None = None  # the last one no learner acknowledged, carried to the next stream
         self.health: Health | None = None  # set by main(); SERVING once the env and model are built
 
     def hello(self) -> pb.Hello:
@@ -119,9 +152,13 @@ class Actor:
         m.sent_bytes.inc(sent)
 
     def _work(self, link: LearnerLink) -> None:
+        run = self._setup_key
         self._setup(link.welcome)
         cfg = link.welcome.config
         synchronous = cfg.algo == "a2c"
+        if self._kept is not None:
+            kept, self._kept = self._kept, None
+            self._deliver_again(link, kept, "new_run" if self._setup_key != run else None, synchronous)
         while not self.stop.is_set():
             started = time.perf_counter()
             rollout = self.collector.collect(self.version)
@@ -131,13 +168,71 @@ class Actor:
                 # A3C flow control: the next rollout is collected while the learner works on the last one,
                 # but not sent before the learner has consumed it, so no actor runs ahead with stale data.
                 link.wait_acked(link.queued, self.stop)
-            link.send(message, self.stop)
+            self._send(link, message, rollout.policy_version)
             if synchronous:  # on-policy: the next rollout needs the weights this one will produce
                 newest = self._await_newer(link, self.version)
             else:
                 newest = link.take_weights(self.version)
             if newest is not None:
                 self._apply(newest)
+
+    def _send(self, link: LearnerLink, message: pb.ActorMessage, version: int) -> None:
+        link.send(message, self.stop)
+        self._last = Sent(message, version, link.queued)
+
+    def _deliver_again(self, link: LearnerLink, kept: Sent, why_not: str | None, synchronous: bool) -> None:
+        """A learner answers again: deliver the contribution no learner acknowledged, or count it given up."""
+        why_not = why_not or redelivery(kept.version, self.version, synchronous)
+        if why_not is not None:
+            self._give_up(kept, why_not)
+            return
+        log.info("delivering again the unacknowledged contribution of policy version %d", kept.version)
+        self._send(link, kept.message, kept.version)
+        if kept.taken:
+            self.metrics.contributions_resent.inc()
+        if synchronous:  # it is this round's: wait for the round's weights, as after any A2C contribution
+            newest = self._await_newer(link, self.version)
+            if newest is not None:
+                self._apply(newest)
+
+    def _give_up(self, kept: Sent, reason: str) -> None:
+        log.info("not delivering the unacknowledged contribution of policy version %d again: %s", kept.version, reason)
+        if kept.taken:  # one that never left this process was never counted as sent
+            self.metrics.contributions_given_up.labels(reason).inc()
+
+    def _end_cause(self, link: LearnerLink) -> str:
+        """Why ``link`` ended, as relayrl_contributions_unacked_total's cause."""
+        if link.stop_reason is not None:
+            return "finished"
+        if self.stop.is_set():
+            return "actor_stopping"
+        if link.error is not None and link.error.code() in REFUSALS:
+            return "rejected"
+        if link.error is not None and "shutting down" in (link.error.details() or ""):
+            return "learner_stopping"
+        return "learner_gone"  # killed, or the network dropped the connection
+
+    def _settle(self, link: LearnerLink) -> None:
+        """The stream ended: count what it left unacknowledged and keep the last of it to deliver again."""
+        unacked = max(link.sent - link.acked, 0)
+        cause = self._end_cause(link)
+        last, self._last = self._last, None
+        if last is not None and link.acked < last.index:  # the newest one's Ack never came
+            last.taken = link.sent >= last.index
+            self._kept = last
+        superseded = unacked - (1 if self._kept is not None and self._kept.taken else 0)
+        if unacked:
+            self.metrics.contributions_unacked.labels(cause).inc(unacked)
+        if superseded > 0:
+            self.metrics.contributions_given_up.labels("superseded").inc(superseded)
+        log.info(
+            "stream ended (%s): %d contributions sent, %d acknowledged, %d unacknowledged%s",
+            cause,
+            link.sent,
+            link.acked,
+            unacked,
+            f"; keeping the last (policy version {self._kept.version})" if self._kept is not None else "",
+        )
 
     def _await_newer(self, link: LearnerLink, version: int) -> pb.Weights | None:
         """Block until weights newer than ``version`` arrive (None if we are stopping)."""
@@ -156,7 +251,15 @@ class Actor:
         while not self.stop.is_set():
             channel = open_channel(c.learner, channel_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name)
             try:
-                link = LearnerLink(channel, self.hello(), c.connect_timeout, auth_metadata(c.auth_token), self.stop)
+                link = LearnerLink(
+                    channel,
+                    self.hello(),
+                    c.connect_timeout,
+                    auth_metadata(c.auth_token),
+                    self.stop,
+                    on_sent=self.metrics.contributions_sent.inc,
+                    on_acked=self.metrics.contributions_acked.inc,
+                )
             except (grpc.FutureTimeoutError, grpc.RpcError, LinkClosed, StopIteration) as exc:
                 channel.close()
                 delay = backoff.next()
@@ -191,9 +294,13 @@ class Actor:
                 channel.close()
                 self.sent += link.sent
                 self.metrics.learner_connected.set(0)
+                self._settle(link)
             if link.stop_reason is not None:
                 log.info("learner finished training (%s); exiting", link.stop_reason)
-                return 0
+                break
             if not self.stop.is_set():
                 self.stop.wait(backoff.next())
+        if self._kept is not None:
+            self._give_up(self._kept, "actor_exit")
+            self._kept = None
         return 0
