@@ -17,7 +17,11 @@ DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yaml"
 PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "relayrl.yaml"
 # Series Prometheus makes itself, and the labels it adds to every target's series.
 PROMETHEUS_SERIES = {"up": set()}
-TARGET_LABELS = {"job", "instance"}
+# namespace: added on Kubernetes (the Prometheus Operator's PodMonitor, prometheus-k8s.yml's relabelling).
+TARGET_LABELS = {"job", "instance", "namespace"}
+# Panels take their datasource from this variable, so any Prometheus datasource works (kube-prometheus-stack's
+# uid is "prometheus", Compose's provisioned one "relayrl-prometheus").
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
             "offset", "inf", "nan"}
 # The panels the dashboard must keep (one sample name per topic it has to show).
@@ -68,16 +72,37 @@ def test_dashboard_identity(dashboard):
     assert dashboard.get("editable") is False
 
 
-def test_datasource_uid_matches_the_provisioned_one(dashboard):
+def variables(dashboard) -> dict[str, dict]:
+    return {v["name"]: v for v in dashboard["templating"]["list"]}
+
+
+def test_panels_take_the_datasource_from_a_variable(dashboard):
     (datasource,) = yaml.safe_load(DATASOURCES.read_text())["datasources"]
-    assert datasource["type"] == "prometheus" and datasource["uid"]
+    variable = variables(dashboard)["datasource"]
+    # The variable lists every datasource of the provisioned one's type; provisioned as default, it is chosen.
+    assert variable["type"] == "datasource" and variable["query"] == datasource["type"] == "prometheus"
+    assert datasource["isDefault"] is True
     for panel in all_panels(dashboard):
         if panel["type"] == "row":
             continue
-        assert panel["datasource"] == {"type": "prometheus", "uid": datasource["uid"]}, panel["title"]
+        assert panel["datasource"] == DATASOURCE, panel["title"]
         assert panel["targets"], f"{panel['title']}: no queries"
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == datasource["uid"], panel["title"]
+            assert target["datasource"] == DATASOURCE, panel["title"]
+    assert "relayrl-prometheus" not in DASHBOARD.read_text(), "a hard-coded datasource uid"
+
+
+def test_every_query_is_scoped_to_one_run(dashboard, exported):
+    """Two runs (namespaces) in one Prometheus are not mixed: every selector matches namespace=~"$namespace",
+    whose values come from the learner's build info; All (.*) also matches Compose's series without it."""
+    variable = variables(dashboard)["namespace"]
+    assert variable["datasource"] == DATASOURCE and variable["includeAll"] and variable["allValue"] == ".*"
+    found, _ = selectors(variable["query"]["query"].replace("label_values(", "").rsplit(",", 1)[0])
+    ((name, matchers),) = found
+    assert name in exported[matchers["job"]]
+    for panel, target in targets(dashboard):
+        for name, matchers in selectors(target["expr"])[0]:
+            assert matchers.get("namespace") == "$namespace", f"{panel['title']!r}: {name} is not scoped to the run"
 
 
 def test_provider_path_is_where_compose_mounts_the_dashboards():
