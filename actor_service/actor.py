@@ -187,7 +187,11 @@ class Actor:
             self._give_up(kept, why_not)
             return
         log.info("delivering again the unacknowledged contribution of policy version %d", kept.version)
-        self._send(link, kept.message, kept.version)
+        try:
+            self._send(link, kept.message, kept.version)
+        except LinkClosed:
+            self._kept = kept  # this stream went too: still ours to deliver
+            raise
         if kept.taken:
             self.metrics.contributions_resent.inc()
         if synchronous:  # it is this round's: wait for the round's weights, as after any A2C contribution
