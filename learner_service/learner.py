@@ -13,6 +13,7 @@ import torch
 from learner_service import coordinators, training_setup
 from learner_service.checkpointer import Checkpointer
 from learner_service.config import LearnerConfig
+from learner_service.evaluator import EvalResult, Evaluator
 from learner_service.grpc_server import bind_server
 from learner_service.metrics import LearnerMetrics
 from learner_service.progress import Progress, ProgressPrinter
@@ -21,18 +22,24 @@ from learner_service.run_config import run_config_message
 from learner_service.server import SERVICE, LearnerServicer
 from learner_service.sessions import Registry, WeightsBoard
 from learner_service.summary import run_summary, write_summary
+from learner_service.tensorboard_log import TensorBoardLog
 from learner_service.trainer import Trainer
 from relayrl import __version__, telemetry
 from relayrl.config import ConfigError, describe
+from relayrl.envs import env_kwargs
 from relayrl.health import Health, serve_health
 from relayrl.loss import LossConfig
 
 log = logging.getLogger("relayrl.learner")
 
 
-def stop_criterion(config: LearnerConfig, progress: Progress) -> str | None:
-    """The stop criterion the run has met (--target-return, --max-env-steps, --max-seconds), if any."""
-    if progress.solved(config.target_return):
+def stop_criterion(config: LearnerConfig, progress: Progress, evaluator: Evaluator | None = None) -> str | None:
+    """The stop criterion the run has met (--target-return, on the training return or, with --target-metric
+    eval, on the latest evaluation; --max-env-steps, --max-seconds), if any."""
+    if config.target_metric == "eval":
+        if evaluator is not None and evaluator.solved(config.target_return):
+            return "solved"
+    elif progress.solved(config.target_return):
         return "solved"
     if config.max_env_steps is not None and progress.env_steps >= config.max_env_steps:
         return "max_env_steps"
@@ -116,6 +123,46 @@ class Learner:
         )
         self.server, self.port = bind_server(config, self.servicer, self.health, self.metrics)
         self.metrics_server = None
+        self.tensorboard = None
+        if config.tensorboard and config.run_dir is not None:
+            # after --resume the curves continue from the checkpoint's env steps (see tensorboard_log.py)
+            purge = self.progress.env_steps if config.resume else None
+            self.tensorboard = TensorBoardLog(config.run_dir, self.progress, lambda: self.trainer.last_update, purge)
+        self.evaluator = self._evaluator() if config.eval_every is not None else None
+
+    def _evaluator(self) -> Evaluator:
+        config = self.config
+        if config.eval_video_every:
+            from relayrl.video import video_support
+
+            if (missing := video_support()) is not None:
+                raise ConfigError(f"{describe('eval_video_every')}: {missing}")
+        return Evaluator(
+            self.trainer,
+            self.progress,
+            lambda: training_setup.build_model(config, self.observation_space, self.action_space, torch.device("cpu")),
+            lambda: {k: v for k, v in self.checkpointer.state().items() if k not in ("model", "optimizer")},
+            config.env,
+            env_kwargs(config.env_kwargs),
+            config.eval_every,
+            config.eval_episodes,
+            config.seed,
+            config.checkpoint_dir,
+            config.eval_video_every,
+            f"{config.run_dir}/videos" if config.run_dir is not None else None,
+            on_result=self._evaluated,
+        )
+
+    def _evaluated(self, result: EvalResult) -> None:
+        """An evaluation's result, to Prometheus, TensorBoard and the progress line (the evaluation thread)."""
+        self.metrics.evaluations.inc()
+        self.metrics.eval_mean_return.set(result.mean_return)
+        if self.evaluator is not None and self.evaluator.best is not None:
+            self.metrics.eval_best_return.set(self.evaluator.best)
+        with self.progress.lock:
+            self.progress.eval_return = result.mean_return
+        if self.tensorboard is not None:
+            self.tensorboard.write_eval(result.env_steps, result.returns, result.lengths)
 
     def checkpoint(self) -> Path | None:
         """Write a checkpoint now (None without a checkpoint directory); a failed write raises."""
@@ -127,6 +174,8 @@ class Learner:
         self.metrics_server = telemetry.serve(self.metrics.registry, self.config.host, self.config.metrics_port)
         self._trainer_thread = threading.Thread(target=self._train, name="trainer", daemon=True)
         self._trainer_thread.start()
+        if self.evaluator is not None:
+            self.evaluator.start(self.stop)
         self.health.set(True)  # the model is built (and resumed) and the trainer runs
         c = self.config
         log.info(
@@ -165,16 +214,22 @@ class Learner:
         printer = ProgressPrinter(self.progress)
         next_line = time.monotonic() + self.config.log_every
         while not self.stop.is_set():
-            reason = stop_criterion(self.config, self.progress)
+            reason = stop_criterion(self.config, self.progress, self.evaluator)
             if reason is not None:
                 self.stop_reason = reason
                 self.finished = True
                 # the mean return the decision was made on (draining the queue at shutdown adds episodes)
-                self.final_return = self.progress.mean_return()
+                last_eval = self.evaluator.last if self.evaluator is not None else None
+                if self.config.target_metric == "eval" and last_eval is not None:
+                    self.final_return = last_eval.mean_return
+                else:
+                    self.final_return = self.progress.mean_return()
                 break
             self.stop.wait(0.02)
             if time.monotonic() >= next_line:
                 print(printer.line(), flush=True)
+                if self.tensorboard is not None:
+                    self.tensorboard.write()
                 next_line += self.config.log_every
         print(printer.line(), flush=True)
         self.shutdown()
@@ -189,6 +244,8 @@ class Learner:
         self.health.shutdown()  # NOT_SERVING from now on
         self.stop.set()  # readers stop offering, new streams are refused, the trainer drains its queue
         self._trainer_thread.join(timeout=30)
+        if self.evaluator is not None:
+            self.evaluator.join(timeout=60)  # an evaluation under way finishes (and writes best.pt)
         if self.trainer_failed:
             self.stop_reason, self.finished = "trainer_failed", False
             # No final checkpoint: the failure may have come half-way through an update, leaving the model
@@ -219,10 +276,16 @@ class Learner:
             self.health_server.stop(0)
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        if self.tensorboard is not None:
+            self.tensorboard.write()
+            self.tensorboard.close()
         if self.config.run_dir is not None:
             write_summary(self.config.run_dir, {**self.summary(), "finished_at": finished_at})
 
     def summary(self) -> dict:
-        return run_summary(
+        summary = run_summary(
             self.config, self.progress, self.trainer.version, self.registry.peak, self.stop_reason, self.final_return
         )
+        if self.evaluator is not None:
+            summary["eval"] = self.evaluator.summary()
+        return summary

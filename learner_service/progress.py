@@ -39,6 +39,7 @@ class Progress:
     lag_count: int = 0
     first_data: float | None = None  # when the first contribution arrived (monotonic)
     curve: list[tuple[float, int, float]] = field(default_factory=list)  # (seconds, env_steps, mean_return)
+    eval_return: float | None = None  # the latest evaluation's mean return (--eval-every)
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -132,7 +133,7 @@ class ProgressPrinter:
             steps, updates, version = p.env_steps, p.updates, p.version
             lags, p.lags = p.lags, []
             mean = float(np.mean(p.returns)) if p.returns else float("nan")
-            episodes, dropped = p.episodes, p.dropped
+            episodes, dropped, eval_return = p.episodes, p.dropped, p.eval_return
             p.curve.append((now - p.started, steps, mean))
         then, last_steps, last_updates = self._last
         dt = max(now - then, 1e-9)
@@ -142,4 +143,5 @@ class ProgressPrinter:
             f"[{now - p.started:7.1f}s] env_steps={steps} steps/s={(steps - last_steps) / dt:,.0f} "
             f"return100={mean:.1f} episodes={episodes} version={version} "
             f"updates/s={(updates - last_updates) / dt:.1f} lag={lag:.2f} dropped={dropped}"
+            + (f" eval={eval_return:.1f}" if eval_return is not None else "")
         )

@@ -3,6 +3,9 @@ the learner's evaluations during training and the learning benchmark, so all thr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -11,10 +14,12 @@ from relayrl.model import ActorCritic
 
 
 @torch.inference_mode()
-def play_greedy(model: ActorCritic, env_id: str, episodes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def play_greedy(
+    model: ActorCritic, env_id: str, episodes: int, seed: int = 0, env_kwargs: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of the first episode of each of ``episodes`` parallel envs (all run to their end,
-    so short episodes are not over-represented). ``model`` must be on the CPU."""
-    env = make_vector_env(env_id, episodes)
+    so short episodes are not over-represented), made as the actors make them. ``model`` must be on the CPU."""
+    env = make_vector_env(env_id, episodes, env_kwargs)
     try:
         obs, _ = env.reset(seed=seed)
         returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)

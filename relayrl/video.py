@@ -4,7 +4,9 @@ encoded by moviepy with imageio-ffmpeg's bundled ffmpeg (``pip install 'relayrl[
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -27,12 +29,19 @@ def video_support() -> str | None:
 
 @torch.inference_mode()
 def record_greedy(
-    model: ActorCritic, env_id: str, folder: str | os.PathLike, episodes: int = 1, seed: int = 0, name: str = "eval"
+    model: ActorCritic,
+    env_id: str,
+    folder: str | os.PathLike,
+    episodes: int = 1,
+    seed: int = 0,
+    name: str = "eval",
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Play ``episodes`` greedy episodes on one ``rgb_array`` env and write each as FOLDER/NAME-episode-K.mp4
-    (at the env's render_fps); returns the files. ``model`` must be on the CPU."""
+    (at the env's render_fps); returns the files. ``model`` must be on the CPU. A single Gymnasium env, so
+    not for Atari ids, whose policies see AtariVectorEnv's preprocessed frames."""
     folder = Path(folder)
-    env = gym.make(env_id, render_mode="rgb_array")
+    env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
     env = gym.wrappers.RecordVideo(
         env, str(folder), episode_trigger=lambda _: True, name_prefix=name, disable_logger=True
     )

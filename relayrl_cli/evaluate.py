@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,26 +16,35 @@ from relayrl.evaluation import play_greedy
 from relayrl.model import ActorCritic, layout
 
 
-def evaluate(model: ActorCritic, env_id: str, episodes: int, seed: int = 0) -> np.ndarray:
+def evaluate(
+    model: ActorCritic, env_id: str, episodes: int, seed: int = 0, env_kwargs: dict[str, Any] | None = None
+) -> np.ndarray:
     """Returns of the first episode of each of ``episodes`` parallel envs (unbiased: no early-finisher bias)."""
-    return play_greedy(model, env_id, episodes, seed)[0]
+    return play_greedy(model, env_id, episodes, seed, env_kwargs)[0]
 
 
 def load_policy(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str]:
     """The model a learner checkpoint (or best.pt) holds, ready to act, and its environment id: the one place
     that builds a policy from a checkpoint (`relayrl eval`, `relayrl export` and the learning benchmark).
     Raises OSError or RuntimeError when the file cannot be read."""
+    model, env_id, _ = load_policy_and_env(checkpoint_path)
+    return model, env_id
+
+
+def load_policy_and_env(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic, str, dict[str, Any]]:
+    """``load_policy``, and the keyword arguments the run made its env with (--env-kwargs)."""
     from learner_service.checkpoints import load
-    from relayrl.envs import single_spaces
+    from relayrl.envs import env_kwargs, single_spaces
 
     state = load(checkpoint_path)
-    obs_space, act_space = single_spaces(state["env"])
+    kwargs = env_kwargs(state.get("env_kwargs") or "")
+    obs_space, act_space = single_spaces(state["env"], kwargs)
     model = ActorCritic(
         obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"), **layout(state["model"])
     )
     model.load_state_dict(state["model"])
     model.eval()
-    return model, state["env"]
+    return model, state["env"], kwargs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,11 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (missing := video_support()) is not None:
             parser.error(f"--video: {missing}")
     try:
-        model, env_id = load_policy(args.checkpoint)
+        model, env_id, kwargs = load_policy_and_env(args.checkpoint)
     except (OSError, RuntimeError) as exc:
         print(f"relayrl eval: cannot read {args.checkpoint}: {exc}", file=sys.stderr)
         return 1
-    returns = evaluate(model, env_id, args.episodes, args.seed)
+    returns = evaluate(model, env_id, args.episodes, args.seed, kwargs)
     print(
         f"{env_id} {Path(args.checkpoint).name}: mean return {returns.mean():.2f} "
         f"+/- {returns.std():.2f} over {args.episodes} greedy episodes"
@@ -72,6 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from relayrl.video import record_greedy
 
         name = Path(args.checkpoint).stem
-        for path in record_greedy(model, env_id, args.video, args.video_episodes, args.seed, name=name):
+        for path in record_greedy(model, env_id, args.video, args.video_episodes, args.seed, name, kwargs):
             print(f"video: {path}")
     return 0

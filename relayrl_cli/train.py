@@ -3,6 +3,7 @@ between separate processes; stops at --target-return, --max-env-steps or --max-s
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from learner_service.config import LearnerConfig
 from relayrl import presets
-from relayrl.config import config_errors_exit_2, env_name, load, option, redacted, require
+from relayrl.config import config_errors_exit_2, env_name, load, option, require
+from relayrl_cli.run_folder import as_environ, read_config, write_config, write_run_info
 
 
 @dataclass
@@ -28,6 +30,11 @@ class TrainConfig(LearnerConfig):
     actor_threads: int = option(1, "Torch threads per actor.")
     metrics_port: int = option(
         0, "Learner /metrics port (0: a free one; actors always pick free ones); negative disables."
+    )
+    config: str | None = option(
+        None,
+        "Repeat a run: read its RUN_DIR/config.json (or YAML with the same keys) for every option; flags and "
+        "RELAYRL_* variables override its values, and the run gets a folder of its own.",
     )
 
     def validate(self) -> None:
@@ -55,11 +62,12 @@ def to_environ(values: dict[str, object]) -> dict[str, str]:
     return out
 
 
-def launch(config: TrainConfig, started: float) -> int:
+def launch(config: TrainConfig, started: float, argv: Sequence[str] = ()) -> int:
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # The resolved configuration (preset, variables and flags merged), before anything runs.
-    (run_dir / "config.json").write_text(json.dumps(redacted(config), indent=2))
+    # The resolved configuration (preset, variables and flags merged), before anything runs, and how it was run.
+    write_config(run_dir, config)
+    write_run_info(run_dir, argv, config.seed, os.environ)
     port = config.port or free_port()  # a tiny race with other programs; the learner fails loudly if it loses
     learner_fields = {f.name for f in dataclasses.fields(LearnerConfig)}
     learner_values = {k: v for k, v in dataclasses.asdict(config).items() if k in learner_fields}
@@ -126,13 +134,20 @@ def launch(config: TrainConfig, started: float) -> int:
 @config_errors_exit_2("relayrl train")
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
-    config = load(TrainConfig, argv, prog="relayrl train",
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = dict(os.environ)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    repeat = pre.parse_known_args(argv)[0].config or environ.get(env_name("config"))
+    if repeat:  # the file's values sit below flags and variables, above the preset
+        environ = {**as_environ(read_config(repeat)), **environ}
+    config = load(TrainConfig, argv, environ=environ, prog="relayrl train",
                   description="Train on this machine: a learner and --actors actor processes over loopback gRPC.")
     if config.run_dir is None:
         config.run_dir = f"runs/{config.env}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
         config.checkpoint_dir = f"{config.run_dir}/checkpoints"
     print(f"relayrl train: {preset_line(config)}", flush=True)
-    return launch(config, started)
+    return launch(config, started, argv)
 
 
 def preset_line(config: TrainConfig) -> str:
