@@ -20,6 +20,11 @@ def all_components_overlay(tmp: Path) -> Path:
     lines = ["apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization", "namespace: relayrl",
              "resources:", f"  - {os.path.relpath(K8S / 'base', tmp)}", "components:"]
     lines += [f"  - {os.path.relpath(c, tmp)}" for c in components]
+    # What components/prometheus-operator needs from its overlay (overlays/monitoring shows it): other values
+    # than the defaults there, so the monitoring test can tell they flow into place.
+    lines += ["configMapGenerator:", "  - name: relayrl-monitoring", "    literals:", "      - release=prom-test",
+              "      - namespace=observability", "    options:", "      disableNameSuffixHash: true",
+              "      annotations:", '        config.kubernetes.io/local-config: "true"']
     (tmp / "kustomization.yaml").write_text("\n".join(lines) + "\n")
     return tmp
 

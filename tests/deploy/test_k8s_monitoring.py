@@ -1,0 +1,46 @@
+"""kube-prometheus-stack out of the box: the monitoring stack (its release label and namespace) is named once,
+in the overlay's local-config ConfigMap relayrl-monitoring, and lands on the PodMonitor and PrometheusRule
+(which its Prometheus selects by `release`) and on the NetworkPolicies' metrics rules (scrapes come from its
+namespace), for the overlay as shipped and for other values."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from .kustomize import K8S, by_kind
+
+MONITORING_TARGETS = ["overlays/monitoring", "all-components"]
+
+
+def settings(target: str) -> dict[str, str]:
+    if target == "all-components":  # kustomize.all_components_overlay's values
+        return {"release": "prom-test", "namespace": "observability"}
+    kustomization = yaml.safe_load((K8S / target / "kustomization.yaml").read_text())
+    (generator,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "relayrl-monitoring"]
+    return dict(literal.split("=", 1) for literal in generator["literals"])
+
+
+@pytest.mark.parametrize("target", MONITORING_TARGETS)
+def test_operator_objects_carry_the_release_label(rendered, target):
+    release = settings(target)["release"]
+    for kind in ("PodMonitor", "PrometheusRule"):
+        (obj,) = by_kind(rendered[target], kind).values()
+        assert obj["metadata"]["labels"]["release"] == release, kind
+
+
+@pytest.mark.parametrize("target", MONITORING_TARGETS)
+def test_metrics_ports_admit_the_monitoring_namespace(rendered, target):
+    namespace = settings(target)["namespace"]
+    policies = by_kind(rendered[target], "NetworkPolicy")
+    assert set(policies) == {"relayrl-learner", "relayrl-actor"}
+    for name, policy in policies.items():
+        metrics_rules = [r for r in policy["spec"]["ingress"] if {p["port"] for p in r["ports"]} == {"metrics"}]
+        assert len(metrics_rules) == 1, name
+        assert metrics_rules[0]["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}], name
+
+
+@pytest.mark.parametrize("target", MONITORING_TARGETS)
+def test_the_settings_are_not_applied_to_the_cluster(rendered, target):
+    assert "relayrl-monitoring" not in by_kind(rendered[target], "ConfigMap")
