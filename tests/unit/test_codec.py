@@ -111,3 +111,23 @@ def test_space_mismatch_detected():
     assert not codec.same_space(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-2, 1, (2,)))
     with pytest.raises(codec.CodecError):
         codec.encode_space(gym.spaces.MultiBinary(3))
+
+
+def test_pixel_rollouts_travel_as_uint8_and_widened_ones_are_refused():
+    from relayrl.rollout import RolloutError
+    from relayrl.wire import rollout_from_proto, rollout_to_proto
+    from tests.helpers import random_rollout
+
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    rollout = random_rollout(T=5, N=2)
+    rng = np.random.default_rng(0)
+    rollout.observations = rng.integers(0, 256, (5, 2, 4, 84, 84), dtype=np.uint8)
+    rollout.bootstrap_observations = rng.integers(0, 256, (2, 4, 84, 84), dtype=np.uint8)
+    message = rollout_to_proto(rollout)
+    assert message.ByteSize() < 6 * 4 * 84 * 84 * 2 + 4096, "one byte a pixel on the wire"
+    back = rollout_from_proto(message, space, gym.spaces.Discrete(2), 5)
+    np.testing.assert_array_equal(back.observations, rollout.observations)
+    rollout.observations = rollout.observations.astype(np.float32)
+    with pytest.raises(RolloutError, match="dtype float32, expected uint8") as caught:
+        rollout_from_proto(rollout_to_proto(rollout), space, gym.spaces.Discrete(2), 5)
+    assert caught.value.kind == RolloutError.SPACE_MISMATCH

@@ -114,3 +114,38 @@ def test_box_actions_are_float_and_sent_raw():
         torch.from_numpy(r.observations.reshape(64, 3)), torch.from_numpy(r.actions.reshape(64, 1))
     )
     np.testing.assert_allclose(r.log_probs.reshape(-1), expected.detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
+class Lives(gym.Env):
+    """A game of 3 lives, one lost every 4 steps, paying 5 a step: what Atari's training signals act on."""
+
+    observation_space = gym.spaces.Box(0, 255, (1,), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.uint8), {"lives": 3}
+
+    def step(self, action):
+        self.t += 1
+        lives = 3 - self.t // 4
+        return np.full(1, self.t, np.uint8), 5.0, lives == 0, False, {"lives": lives}
+
+
+def test_clipped_rewards_and_lost_lives_are_what_is_trained_on_but_episodes_stay_true():
+    env = gym.vector.SyncVectorEnv([Lives, Lives])
+    c = RolloutCollector(env, lambda obs: (np.zeros(len(obs), np.int64), np.zeros(len(obs))), 13, 0, True, True)
+    r = c.collect(0)
+    assert r.observations.dtype == np.uint8 and r.bootstrap_observations.dtype == np.uint8, "never widened"
+    # steps 4 and 8 lose a life (terminated for training, the game goes on), 12 ends the game, 13 resets it
+    np.testing.assert_array_equal(np.flatnonzero(r.terminated[:, 0]) + 1, [4, 8, 12])
+    np.testing.assert_array_equal(np.flatnonzero(~r.valid[:, 0]) + 1, [13])
+    assert set(r.rewards[r.valid].tolist()) == {1.0}, "clipped to the sign"
+    np.testing.assert_array_equal(r.episode_returns, [60.0, 60.0])  # 12 steps of 5: the true return
+    np.testing.assert_array_equal(r.episode_lengths, [12, 12])
+
+    plain = RolloutCollector(gym.vector.SyncVectorEnv([Lives]), lambda o: (np.zeros(1, np.int64), np.zeros(1)), 13, 0)
+    r = plain.collect(0)
+    np.testing.assert_array_equal(np.flatnonzero(r.terminated[:, 0]) + 1, [12])
+    assert r.rewards[0, 0] == 5.0

@@ -195,3 +195,72 @@ def test_numpy_policy_gives_the_torch_log_probs(action_space):
     else:
         log_softmax = out - np.log(np.exp(out).sum(-1, keepdims=True))
         np.testing.assert_allclose(log_probs, log_softmax[np.arange(len(obs)), actions], rtol=1e-4, atol=1e-4)
+
+
+ATARI_OBS = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+
+
+def test_image_observations_get_the_nature_cnn_shared_by_both_heads():
+    model = ActorCritic(ATARI_OBS, gym.spaces.Discrete(6), (64, 64))
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert shapes["encoder.0.weight"] == (32, 4, 8, 8) and shapes["encoder.4.weight"] == (64, 64, 3, 3)
+    assert shapes["encoder.7.weight"] == (512, 3136), "84 -> 20 -> 9 -> 7: 64 x 7 x 7 features"
+    assert shapes["policy.0.weight"] == (6, 512) and shapes["value_net.0.weight"] == (1, 512)
+    size = sum(p.numel() for p in model.parameters()) * 4
+    assert 6.5e6 < size < 7e6, "the Nature CNN's ~6.7 MB: above gRPC's 4 MB default"
+
+
+def test_pixels_are_scaled_by_1_over_255_inside_the_model():
+    torch.manual_seed(0)
+    model = ActorCritic(ATARI_OBS, gym.spaces.Discrete(6), (64,))
+    white = torch.full((2, 4, 84, 84), 255, dtype=torch.uint8)
+    expected = model.value_net(model.encoder(torch.ones(2, 4, 84, 84))).squeeze(-1)
+    torch.testing.assert_close(model.value(white), expected)
+    grey = torch.full((1, 4, 84, 84), 51, dtype=torch.uint8)
+    torch.testing.assert_close(model.embed(grey), model.encoder(torch.full((1, 4, 84, 84), 0.2)))
+
+
+def test_the_loss_trains_the_cnn_through_both_heads_from_uint8_rollouts():
+    from relayrl.loss import LossConfig, actor_critic_loss
+    from relayrl.rollout import Rollout
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = ActorCritic(ATARI_OBS, gym.spaces.Discrete(6), (64,))
+    T, N = 3, 2
+    rollout = Rollout(
+        observations=rng.integers(0, 256, (T, N, 4, 84, 84), dtype=np.uint8),
+        actions=rng.integers(0, 6, (T, N)),
+        rewards=np.ones((T, N), np.float32),
+        terminated=np.zeros((T, N), bool),
+        truncated=np.zeros((T, N), bool),
+        valid=np.ones((T, N), bool),
+        log_probs=np.full((T, N), -1.8, np.float32),
+        bootstrap_observations=rng.integers(0, 256, (N, 4, 84, 84), dtype=np.uint8),
+        policy_version=0,
+        episode_returns=np.zeros(0, np.float32),
+        episode_lengths=np.zeros(0, np.uint32),
+    )
+    for value_coef, entropy_coef in ((1.0, 0.0), (0.0, 0.01)):  # the critic alone, then the actor alone
+        model.zero_grad()
+        terms = actor_critic_loss(model, [rollout], LossConfig(value_coef=value_coef, entropy_coef=entropy_coef))
+        terms.loss.backward()
+        grad = model.encoder[0].weight.grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+    # the shared embedding gives exactly the values and log-probs of the two heads' own passes
+    flat = torch.as_tensor(rollout.observations.reshape(T * N, 4, 84, 84))
+    log_p, _ = model.log_prob_entropy(flat, torch.as_tensor(rollout.actions.reshape(-1)))
+    torch.testing.assert_close(model.log_prob_entropy_of(model.embed(flat), torch.as_tensor(rollout.actions.reshape(-1)))[0], log_p)
+
+
+@pytest.mark.parametrize(
+    "space, options, message",
+    [
+        (ATARI_OBS, {"normalize_observations": True}, "no observation normalisation"),
+        (gym.spaces.Box(0, 255, (4, 20, 20), np.uint8), {}, "at least 36x36"),
+        (gym.spaces.Box(0, 1, (2, 3), np.float32), {}, "flat Box or an image"),
+    ],
+)
+def test_unsupported_observation_spaces_are_refused(space, options, message):
+    with pytest.raises(ValueError, match=message):
+        ActorCritic(space, gym.spaces.Discrete(2), (8,), **options)
