@@ -22,7 +22,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,envs]'
+	$(PY) -m pip install -q -e '.[dev,envs,atari]'
 	touch $(STAMP)
 
 install: $(STAMP)
