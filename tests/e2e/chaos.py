@@ -1,0 +1,506 @@
+"""The chaos soak (issue 15): a real learner and several actor processes, with faults drawn from a seed and
+overlapping in time, then the invariants checked from what the services counted and logged themselves.
+
+    python -m tests.e2e.chaos --seconds 60 --seed 7        # make chaos CHAOS_SECONDS=60 CHAOS_SEED=7
+
+Faults: SIGKILL an actor (a replacement with the same id starts a little later, as a pod restarted), SIGTERM
+an actor (likewise), SIGKILL the learner (restarted with --resume), SIGTERM the learner (restarted once it
+has exited), and cut an actor's network path silently (each actor reaches the learner through its own
+tests.faults.SilentProxy) for a few seconds. Then a calm tail: no faults, the whole fleet up, until training
+reaches --target and holds it. Then everything is stopped in order and checked (ledger.py, and below).
+
+Each service process keeps its Prometheus counters in memory-mapped files of its own (prometheus_client's
+multiprocess mode, PROMETHEUS_MULTIPROC_DIR), so what a SIGKILLed process had counted is read exactly.
+Prints the schedule it ran and a table of the figures; exits 1 on a broken invariant, naming the seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from learner_service import checkpoints
+from tests.e2e.ledger import ActorBooks, Check, LearnerBooks, check_books, read_samples, value
+from tests.faults import Proc, SilentProxy, free_port
+
+KEEPALIVE = 1.0  # seconds: a cut is noticed within about twice this
+EXPLAINED_TRACEBACKS: tuple[str, ...] = ()  # log patterns a fault explains; none so far
+
+
+@dataclass
+class Fault:
+    at: float  # seconds after the chaos began
+    kind: str  # kill_actor, term_actor, kill_learner, term_learner, cut
+    slot: int | None  # the actor slot, for actor faults and cuts
+    length: float  # seconds until the replacement, the restart or the heal
+
+    def __str__(self) -> str:
+        what = self.kind if self.slot is None else f"{self.kind} {self.slot}"
+        until = {"cut": "healed", "kill_learner": "restarted", "term_learner": "restarted"}.get(self.kind, "replaced")
+        return f"{self.at:7.1f}s  {what:<14} {until} {self.length:.1f}s later"
+
+
+def draw_schedule(seed: int, seconds: float, actors: int, mean_gap: float) -> list[Fault]:
+    """Faults at exponential gaps; a learner fault is not drawn while the last one's outage (and its restart)
+    can still be running, nor a fault on an actor slot still out, so every fault finds its target up."""
+    rng = random.Random(seed)
+    kinds = ("kill_actor", "term_actor", "kill_learner", "term_learner", "cut")
+    weights = (3, 1, 2, 1, 3)
+    faults: list[Fault] = []
+    learner_free, slot_free, cut_free = 0.0, [0.0] * actors, [0.0] * actors
+    t = rng.uniform(1.0, mean_gap)
+    while t < seconds:
+        kind = rng.choices(kinds, weights)[0]
+        slot = rng.randrange(actors)
+        if kind.endswith("learner"):
+            length = rng.uniform(0.5, 4.0)
+            if t >= learner_free:
+                faults.append(Fault(round(t, 1), kind, None, round(length, 1)))
+                learner_free = t + length + 8.0  # a SIGTERM drains and checkpoints; a start imports torch
+        elif kind == "cut":
+            length = rng.uniform(1.0, 8.0)  # shorter and longer than keepalive's detection
+            if t >= cut_free[slot]:
+                faults.append(Fault(round(t, 1), kind, slot, round(length, 1)))
+                cut_free[slot] = t + length + 1.0
+        else:
+            length = rng.uniform(0.2, 3.0)
+            if t >= slot_free[slot]:
+                faults.append(Fault(round(t, 1), kind, slot, round(length, 1)))
+                slot_free[slot] = t + length + 2.0
+        t += rng.expovariate(1.0 / mean_gap)
+    return faults
+
+
+@dataclass
+class Service:
+    name: str
+    proc: Proc
+    metrics: Path
+    ended: str = "SIGTERM"  # how it was ended: SIGKILL or SIGTERM (also the orderly stop at the end)
+    ended_at: float | None = None
+
+
+@dataclass
+class Sample:
+    at: float
+    learner: str
+    rss: int
+    fds: int
+    version: float | None
+    newest_checkpoint: int | None
+    mean_return: float | None
+    episodes: float
+
+
+@dataclass
+class Chaos:
+    seconds: float
+    seed: int
+    algo: str
+    transport: str
+    actors: int
+    num_envs: int
+    target: float
+    hold_seconds: float
+    hold_fraction: float
+    calm_timeout: float
+    mean_gap: float
+    rss_limit_mib: float
+    fd_limit: int
+    workdir: Path
+    learners: list[Service] = field(default_factory=list)
+    fleet: list[Service] = field(default_factory=list)  # every actor process ever started
+    slots: list[Service | None] = field(default_factory=list)
+    proxies: list[SilentProxy] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)  # the schedule as executed, with actual times
+    problems: list[Check] = field(default_factory=list)
+    resumes: list[tuple[str, int | None, int | None]] = field(default_factory=list)  # (learner, on disk, resumed)
+
+    def __post_init__(self) -> None:
+        self.port = free_port()
+        self.checkpoint_dir = self.workdir / "checkpoints"
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    # --- processes --------------------------------------------------------------------------------------
+    def _metrics_dir(self, name: str) -> Path:
+        path = self.workdir / "metrics" / name
+        path.mkdir(parents=True)
+        return path
+
+    def start_learner(self) -> Service:
+        name = f"learner-{len(self.learners) + 1}"
+        metrics = self._metrics_dir(name)
+        newest = checkpoints.list_checkpoints(self.checkpoint_dir)
+        on_disk = int(newest[0].name[5:17]) if newest else None
+        proc = Proc(
+            *("learner", "--host", "127.0.0.1", "--port", str(self.port), "--metrics-port", "-1"),
+            *("--env", "CartPole-v1", "--algo", self.algo, "--transport", self.transport, "--seed", str(self.seed)),
+            *("--checkpoint-dir", str(self.checkpoint_dir), "--checkpoint-every", "1", "--keep-checkpoints", "3"),
+            *("--resume", "--log-every", "1", "--shutdown-grace", "2", "--keepalive-seconds", str(KEEPALIVE)),
+            *("--round-timeout", "2"),
+            env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+        )
+        service = Service(name, proc, metrics)
+        with self._lock:
+            self.learners.append(service)
+        self.resumes.append((name, on_disk, None))
+        return service
+
+    def start_actor(self, slot: int) -> Service:
+        name = f"actor-{slot}.{sum(1 for s in self.fleet if s.name.startswith(f'actor-{slot}.')) + 1}"
+        metrics = self._metrics_dir(name)
+        proc = Proc(
+            *("actor", "--learner", self.proxies[slot].address, "--actor-id", f"slot-{slot}"),
+            *("--num-envs", str(self.num_envs), "--metrics-port", "-1", "--health-port", "-1"),
+            *("--keepalive-seconds", str(KEEPALIVE), "--connect-timeout", "2"),
+            *("--backoff-initial", "0.1", "--backoff-max", "1"),
+            env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+        )
+        service = Service(name, proc, metrics)
+        self.fleet.append(service)
+        self.slots[slot] = service
+        return service
+
+    def end(self, service: Service, signum: int) -> None:
+        service.ended = "SIGKILL" if signum == signal.SIGKILL else "SIGTERM"
+        service.ended_at = service.proc.signal(signum)
+
+    def learner(self) -> Service:
+        return self.learners[-1]
+
+    def wait_exit(self, service: Service, timeout: float) -> int | None:
+        try:
+            return service.proc.wait(timeout=timeout)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: reported as a broken invariant
+            return None
+
+    # --- the sampler: memory, descriptors, versions and return, twice a second --------------------------
+    def _sample(self) -> None:
+        while not self._done.wait(0.5):
+            with self._lock:
+                service = self.learners[-1]
+            pid = service.proc.pid
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) * 1024
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except (OSError, AttributeError):
+                continue  # between a kill and the restart
+            newest = checkpoints.list_checkpoints(self.checkpoint_dir)  # read before the version: see below
+            serving = service.proc.count(r"learner \S+ on port") > 0  # the trainer has published its version
+            samples = read_samples(service.metrics)
+            self.samples.append(
+                Sample(
+                    time.monotonic() - self.started,
+                    service.name,
+                    rss,
+                    fds,
+                    value(samples, "relayrl_policy_version", None) if serving else None,
+                    int(newest[0].name[5:17]) if newest else None,
+                    value(samples, "relayrl_mean_return_100", None),
+                    value(samples, "relayrl_episodes_total"),
+                )
+            )
+
+    # --- the run -----------------------------------------------------------------------------------------
+    def note(self, text: str) -> None:
+        line = f"{time.monotonic() - self.started:7.1f}s  {text}"
+        self.ran.append(line)
+        print(line, flush=True)
+
+    def run(self, schedule: list[Fault]) -> None:
+        self.proxies = [SilentProxy(("127.0.0.1", self.port)) for _ in range(self.actors)]
+        self.slots = [None] * self.actors
+        self.start_learner()
+        for slot in range(self.actors):
+            self.start_actor(slot)
+        sampler = threading.Thread(target=self._sample, daemon=True)
+        sampler.start()
+        try:
+            self.learner().proc.wait_for(r"version=[1-9]", 120)  # training runs before the first fault
+            self.note(f"training; chaos for {self.seconds:g}s")
+            self._chaos(schedule)
+            self._calm()
+        finally:
+            self._stop_all()
+            self._done.set()
+            sampler.join(timeout=5)
+            for proxy in self.proxies:
+                proxy.close()
+
+    def _chaos(self, schedule: list[Fault]) -> None:
+        began = time.monotonic()
+        actions: list[tuple[float, int, str, int | None]] = []  # (time, order, action, slot)
+        for i, f in enumerate(schedule):
+            actions.append((f.at, i, f.kind, f.slot))
+            after = {"cut": "heal", "kill_learner": "start_learner", "term_learner": "start_learner"}
+            actions.append((f.at + f.length, i, after.get(f.kind, "start_actor"), f.slot))
+        for at, _, action, slot in sorted(actions):
+            wait = began + at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # the schedule itself: faults are timed
+            self._do(action, slot)
+        wait = began + self.seconds - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def _do(self, action: str, slot: int | None) -> None:
+        learner = self.learner()
+        if action == "kill_learner":
+            self.end(learner, signal.SIGKILL)
+            self.wait_exit(learner, 10)
+        elif action == "term_learner":
+            self.end(learner, signal.SIGTERM)
+        elif action == "start_learner":
+            if self.wait_exit(learner, 60) is None:
+                self.problems.append(
+                    Check(f"{learner.name} exits on {learner.ended}", False, "still running after 60s")
+                )
+                self.end(learner, signal.SIGKILL)
+                self.wait_exit(learner, 10)
+            self.start_learner()
+        elif action in ("kill_actor", "term_actor"):
+            self.end(self.slots[slot], signal.SIGKILL if action == "kill_actor" else signal.SIGTERM)
+        elif action == "start_actor":
+            self.start_actor(slot)
+        elif action == "cut":
+            self.proxies[slot].cut()
+        elif action == "heal":
+            self.proxies[slot].heal()
+        self.note(f"{action}{'' if slot is None else f' {slot}'}")
+
+    def _calm(self) -> None:
+        """No more faults: wait for the target with the whole fleet up, then for it to hold."""
+        deadline = time.monotonic() + self.calm_timeout
+        learner = self.learner()
+        reached = None
+        while time.monotonic() < deadline and reached is None:
+            time.sleep(0.5)  # the sampler's interval
+            recent = [s for s in self.samples if s.learner == learner.name and s.episodes >= 100]
+            if recent and recent[-1].mean_return is not None and recent[-1].mean_return >= self.target:
+                reached = time.monotonic()
+        if reached is None:
+            self.problems.append(
+                Check("training reached the target", False, f"not within {self.calm_timeout:g}s of calm")
+            )
+            return
+        self.note(f"target {self.target:g} reached; holding for {self.hold_seconds:g}s")
+        self.calm_reached = reached - self.started
+        while time.monotonic() < reached + self.hold_seconds:
+            time.sleep(0.5)
+        held = [s.mean_return for s in self.samples if s.learner == learner.name and s.at >= reached - self.started]
+        floor = self.hold_fraction * self.target
+        self.problems.append(
+            Check(
+                "training held the target once the faults stopped",
+                bool(held) and min(held) >= floor,
+                f"return100 {min(held):.1f} to {max(held):.1f} over {self.hold_seconds:g}s (at least {floor:g})",
+            )
+        )
+
+    def _stop_all(self) -> None:
+        """SIGTERM every actor (each delivers its message in flight), then the learner: all orderly exits."""
+        for proxy in self.proxies:
+            proxy.heal()
+        for service in [s for s in self.slots if s is not None and s.ended_at is None]:
+            self.end(service, signal.SIGTERM)
+        for service in self.fleet:
+            code = self.wait_exit(service, 30)
+            expected = -9 if service.ended == "SIGKILL" else 0
+            if code != expected:
+                self.problems.append(Check(f"{service.name} exit status", False, f"{code}, expected {expected}"))
+                service.proc.stop()
+        learner = self.learner()
+        if learner.ended_at is None:
+            self.end(learner, signal.SIGTERM)
+        for service in self.learners:
+            code = self.wait_exit(service, 60)
+            expected = -9 if service.ended == "SIGKILL" else 0
+            if code != expected:
+                self.problems.append(Check(f"{service.name} exit status", False, f"{code}, expected {expected}"))
+                service.proc.stop()
+        self.note("all stopped")
+
+
+# --- the checks -------------------------------------------------------------------------------------------
+def checkpoint_checks(chaos: Chaos) -> list[Check]:
+    checks = []
+    unreadable = []
+    for path in checkpoints.list_checkpoints(chaos.checkpoint_dir):
+        try:
+            checkpoints.load(path)
+        except Exception as exc:  # noqa: BLE001 - any failure to load is the finding
+            unreadable.append(f"{path.name}: {exc}")
+    aside = sorted(p.name for p in chaos.checkpoint_dir.glob("*.unreadable"))
+    checks.append(
+        Check("every checkpoint on disk loads", not unreadable and not aside, f"{unreadable or aside or 'all load'}")
+    )
+    backwards = [
+        s
+        for s in chaos.samples
+        if s.version is not None and s.newest_checkpoint is not None and s.version < s.newest_checkpoint
+    ]
+    checks.append(
+        Check(
+            "the policy version never went below the newest checkpoint",
+            not backwards,
+            f"{len(backwards)} of {len(chaos.samples)} samples below"
+            + (f", first {backwards[0]}" if backwards else ""),
+        )
+    )
+    wrong = []
+    for learner, (name, on_disk, _) in zip(chaos.learners, chaos.resumes):
+        match = re.search(r"resumed from \S+ at policy version (\d+)", learner.proc.text())
+        resumed = int(match.group(1)) if match else None
+        if resumed != on_disk:
+            wrong.append(f"{name}: newest on disk {on_disk}, resumed {resumed}")
+    checks.append(Check("each restart resumed from the newest checkpoint", not wrong, "; ".join(wrong) or "all did"))
+    return checks
+
+
+def resource_checks(chaos: Chaos) -> list[Check]:
+    rss = max((s.rss for s in chaos.samples), default=0) / 2**20
+    fds = max((s.fds for s in chaos.samples), default=0)
+    growth = []
+    for learner in chaos.learners:  # within one process: from 30 s after its start to its end
+        own = [s for s in learner_samples(chaos, learner.name)]
+        if own and own[-1].at - own[0].at >= 60:
+            base = next(s for s in own if s.at - own[0].at >= 30)
+            growth.append((own[-1].rss - base.rss) / 2**20)
+    return [
+        Check(
+            "learner RSS within bound",
+            0 < rss <= chaos.rss_limit_mib,
+            f"peak {rss:.0f} MiB (at most {chaos.rss_limit_mib:g})"
+            + (f"; growth after 30 s in a process {max(growth):+.0f} MiB" if growth else ""),
+        ),
+        Check(
+            "learner open descriptors within bound", 0 < fds <= chaos.fd_limit, f"peak {fds} (at most {chaos.fd_limit})"
+        ),
+    ]
+
+
+def learner_samples(chaos: Chaos, name: str) -> list[Sample]:
+    return [s for s in chaos.samples if s.learner == name]
+
+
+def traceback_checks(chaos: Chaos) -> list[Check]:
+    found = []
+    for service in chaos.learners + chaos.fleet:
+        text = service.proc.text()
+        for match in re.finditer(r"Traceback \(most recent call last\)|CRITICAL", text):
+            context = text[match.start() : match.start() + 600]
+            if not any(re.search(p, context) for p in EXPLAINED_TRACEBACKS):
+                found.append(f"{service.name}: {context}")
+    return [Check("no unexplained traceback in any log", not found, found[0] if found else "none")]
+
+
+def report(chaos: Chaos, schedule: list[Fault], checks: list[Check], totals: dict[str, int]) -> None:
+    print(
+        f"\n== chaos seed {chaos.seed}: {chaos.algo}/{chaos.transport}, {chaos.actors} actors x {chaos.num_envs} envs, "
+        f"{chaos.seconds:g}s of faults =="
+    )
+    print("schedule drawn:")
+    for fault in schedule:
+        print(f"  {fault}")
+    print("\nfigures:")
+    kinds = {
+        k: sum(1 for f in schedule if f.kind == k)
+        for k in ("kill_actor", "term_actor", "kill_learner", "term_learner", "cut")
+    }
+    rows = [("faults", ", ".join(f"{k} {v}" for k, v in kinds.items())), *totals.items()]
+    rows.append(("learner processes", str(len(chaos.learners))))
+    rows.append(("actor processes", str(len(chaos.fleet))))
+    if getattr(chaos, "calm_reached", None) is not None:
+        rows.append(("target reached, seconds from start", f"{chaos.calm_reached:.1f}"))
+    final = learner_samples(chaos, chaos.learner().name)
+    if final:
+        rows.append(("final policy version", f"{final[-1].version:.0f}" if final[-1].version is not None else "?"))
+    for name, figure in rows:
+        print(f"  {name:<58} {figure}")
+    print("\ninvariants:")
+    for check in checks:
+        print(f"  [{'ok' if check.ok else 'BROKEN'}] {check.name}: {check.detail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    env = os.environ
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=float(env.get("CHAOS_SECONDS", 600)))
+    parser.add_argument("--seed", type=int, default=int(env.get("CHAOS_SEED", 1)))
+    parser.add_argument("--algo", default=env.get("CHAOS_ALGO", "a2c"), choices=("a2c", "a3c"))
+    parser.add_argument(
+        "--transport", default=env.get("CHAOS_TRANSPORT", "trajectories"), choices=("trajectories", "gradients")
+    )
+    parser.add_argument("--actors", type=int, default=3)
+    parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--target", type=float, default=475.0, help="return100 to reach once the faults stop")
+    parser.add_argument("--hold-seconds", type=float, default=10.0)
+    parser.add_argument("--hold-fraction", type=float, default=0.9, help="return100 stays above this x target")
+    parser.add_argument("--calm-timeout", type=float, default=180.0, help="seconds of calm allowed to reach the target")
+    parser.add_argument("--mean-gap", type=float, default=4.0, help="mean seconds between faults")
+    parser.add_argument("--rss-limit-mib", type=float, default=1536)
+    parser.add_argument("--fd-limit", type=int, default=256)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, metrics, checkpoints)")
+    args = parser.parse_args(argv)
+    if args.algo == "a2c":
+        args.transport = "trajectories"  # A2C always sends trajectories
+    workdir = Path(tempfile.mkdtemp(prefix=f"relayrl-chaos-{args.seed}-"))
+    schedule = draw_schedule(args.seed, args.seconds, args.actors, args.mean_gap)
+    chaos = Chaos(
+        args.seconds,
+        args.seed,
+        args.algo,
+        args.transport,
+        args.actors,
+        args.num_envs,
+        args.target,
+        args.hold_seconds,
+        args.hold_fraction,
+        args.calm_timeout,
+        args.mean_gap,
+        args.rss_limit_mib,
+        args.fd_limit,
+        workdir,
+    )
+    try:
+        chaos.run(schedule)
+    finally:
+        for service in chaos.learners + chaos.fleet:
+            service.proc.stop()
+    actors = [ActorBooks.read(s.name, s.ended, s.metrics, s.proc.text()) for s in chaos.fleet]
+    learners = [LearnerBooks.read(s.name, s.ended, s.metrics) for s in chaos.learners]
+    in_flight = 2 if args.algo == "a2c" else 1  # A2C: a round's Ack may trail the next round's weights
+    books, totals = check_books(actors, learners, in_flight, max_pending=64 + args.actors + 1)
+    checks = chaos.problems + books + checkpoint_checks(chaos) + resource_checks(chaos) + traceback_checks(chaos)
+    report(chaos, schedule, checks, totals)
+    for service in chaos.learners + chaos.fleet:
+        (workdir / f"{service.name}.log").write_text(service.proc.text())
+    broken = [c for c in checks if not c.ok]
+    if broken:
+        print(
+            f"\nBROKEN: {len(broken)} invariant(s). Replay with CHAOS_SEED={args.seed} CHAOS_SECONDS={args.seconds:g} "
+            f"CHAOS_ALGO={args.algo} CHAOS_TRANSPORT={args.transport}; logs in {workdir}"
+        )
+        return 1
+    print(f"\nall invariants hold (seed {args.seed})")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
