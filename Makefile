@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install run test lint proto bench bench-learning bench-hold clean help
+.PHONY: install run test lint proto bench bench-learning bench-hold chaos clean help
 
 help:
 	@echo "make run     train CartPole-v1 with A2C and 2 actor processes until solved"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench   the performance benchmark (see benchmarks/)"
 	@echo "make bench-learning  the learning benchmark against rl-baselines3-zoo's A2C (hours; see benchmarks/)"
 	@echo "make bench-hold  whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs (about 40 min)"
+	@echo "make chaos   the chaos soak: faults together for CHAOS_SECONDS (600), seeded by CHAOS_SEED (1); see tests/e2e/chaos.py"
 	@echo "make up / down / logs / k8s-apply / k8s-delete   deploy (see docs/DEPLOY.md)"
 	@echo "make test-containers  opt-in: build the image and run Compose + kube play in podman (minutes, ~1.5 GB)"
 
@@ -51,6 +52,13 @@ bench-learning: $(STAMP)
 # Resumable too: runs already in benchmarks/results/hold.json are kept.
 bench-hold: $(STAMP)
 	$(VENV)/bin/relayrl bench --suite hold --out benchmarks/results $(ARGS)
+
+# The chaos soak (issue 15): seeded, overlapping kills, restarts and network cuts, then the books checked.
+# CHAOS_ALGO=a3c and CHAOS_TRANSPORT=gradients|trajectories run it on A3C.
+CHAOS_SECONDS ?= 600
+CHAOS_SEED    ?= 1
+chaos: $(STAMP)
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) $(PY) -m tests.e2e.chaos
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
