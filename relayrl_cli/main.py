@@ -11,7 +11,8 @@ commands:
   train        train on this machine: a learner and N actor processes over loopback gRPC
   learner      run the learner service (same as python -m learner_service)
   actor        run an actor service (same as python -m actor_service)
-  eval         play a checkpoint greedily: relayrl eval CHECKPOINT --episodes N
+  eval         play a checkpoint greedily: relayrl eval CHECKPOINT --episodes N [--video DIR]
+  export       write a checkpoint's policy for serving: relayrl export CHECKPOINT --format onnx|torchscript --out FILE
   bench        benchmarks against Stable-Baselines3: speed and held solves (default), or --suite learning
                (final greedy returns per env against rl-baselines3-zoo's A2C); --quick: a smoke test
   plot         draw a run's learning curve to a PNG: relayrl plot RUN_DIR [--out FILE] (needs relayrl[plot])
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from actor_service.main import main as run
     elif command == "eval":
         from relayrl_cli.evaluate import main as run
+    elif command == "export":
+        from relayrl_cli.export import main as run
     elif command == "bench":
         from relayrl_cli.bench.main import main as run
     elif command == "plot":
