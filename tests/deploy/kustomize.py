@@ -7,11 +7,14 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import DEPLOY, run, tool
+from .conftest import DEPLOY, load_config, run, tool
 
 K8S = DEPLOY / "k8s"
 TARGETS = ["base", *sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir() if p.is_dir()), "all-components"]
 FROM_POD = "set-per-pod"  # stands in for a value the downward API fills in
+SECRET_STAND_IN = "stand-in-for-a-secret-value-0123456789"  # a Secret's value (long enough for a token)
+# What a Secret made by cert-manager's Certificate holds (components/tls mounts such Secrets whole).
+CERTIFICATE_KEYS = ("tls.crt", "tls.key", "ca.crt")
 
 
 def all_components_overlay(tmp: Path) -> Path:
@@ -65,6 +68,8 @@ def container_env(objects, container) -> dict[str, str]:
         ref = var.get("valueFrom", {}).get("configMapKeyRef")
         if ref:
             env[var["name"]] = configmaps[ref["name"]]["data"][ref["key"]]
+        elif "secretKeyRef" in var.get("valueFrom", {}):
+            env[var["name"]] = SECRET_STAND_IN
         else:
             env[var["name"]] = var.get("value", FROM_POD)  # fieldRef and the like: set per pod
     return env
@@ -76,3 +81,30 @@ def render(target: str, scratch: Path) -> list[dict]:
     result = run([tool("kubectl"), "kustomize", str(path)])
     assert result.returncode == 0, f"{target}: {result.stderr}"
     return [o for o in yaml.safe_load_all(result.stdout) if o]
+
+
+def secret_files(template, container) -> dict[str, tuple[str, str]]:
+    """Path in the container -> (Secret, key) for every file a Secret volume mounted in it provides."""
+    volumes = {v["name"]: v["secret"] for v in template["spec"].get("volumes", []) if "secret" in v}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"])
+        if secret is not None:
+            items = secret.get("items") or [{"key": key, "path": key} for key in CERTIFICATE_KEYS]
+            for item in items:
+                files[f"{mount['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return files
+
+
+def pod_config(objects, template, container, scratch: Path):
+    """The service's config from the container's environment, as the service would load it; files that
+    Secret volumes provide (TLS certificates) stand in as files under ``scratch``, and a path no Secret
+    provides stays as it is, so the loader refuses it as the service would at start."""
+    env = container_env(objects, container)
+    files = secret_files(template, container)
+    for name, value in env.items():
+        if value in files:
+            stand_in = scratch / value.strip("/").replace("/", "_")
+            stand_in.write_text("stand-in")
+            env[name] = str(stand_in)
+    return load_config(service_of(container), env)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import PER_ACTOR_VARS, VARS_BY_SERVICE, load_config
-from .kustomize import FROM_POD, TARGETS, by_kind, container_env, learner_workload, pods, service_of
+from .conftest import PER_ACTOR_VARS, VARS_BY_SERVICE
+from .kustomize import FROM_POD, TARGETS, by_kind, container_env, learner_workload, pod_config, pods, service_of
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -27,16 +27,17 @@ def test_relayrl_variables_are_real_config_fields(rendered, target):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_services_accept_their_configuration(rendered, target):
-    """Names are not enough: the values must parse and validate, as the service itself would."""
+def test_services_accept_their_configuration(rendered, target, tmp_path):
+    """Names are not enough: the values must parse and validate, as the service itself would (TLS files
+    must be ones a mounted Secret provides)."""
     objects = rendered[target]
     for _, template in pods(objects):
         for container in template["spec"]["containers"]:
-            load_config(service_of(container), container_env(objects, container))
+            pod_config(objects, template, container, tmp_path)
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_grpc_probes_on_declared_ports(rendered, target):
+def test_grpc_probes_on_declared_ports(rendered, target, tmp_path):
     for name, template in pods(rendered[target]):
         for container in template["spec"]["containers"]:
             ports = {p["containerPort"] for p in container.get("ports", [])}
@@ -46,10 +47,18 @@ def test_grpc_probes_on_declared_ports(rendered, target):
             for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
                 if kind in container:
                     assert container[kind]["grpc"]["port"] in ports, f"{name}: {kind} port not declared"
-    expected = {"learner": 50051, "actor": 50052}
+    # Probes ask the port that serves health in plaintext: the actor's health port; the learner's gRPC port,
+    # or its --health-port once TLS is on (kubelet gRPC probes cannot speak TLS).
     for _, template in pods(rendered[target]):
         for container in template["spec"]["containers"]:
-            assert container["livenessProbe"]["grpc"]["port"] == expected[service_of(container)]
+            config = pod_config(rendered[target], template, container, tmp_path)
+            if service_of(container) == "learner":
+                assert config.tls_cert is None or config.health_port is not None, "TLS without a plaintext health port"
+                expected = config.health_port if config.health_port is not None else config.port
+            else:
+                expected = config.health_port
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert container[kind]["grpc"]["port"] == expected, f"{service_of(container)}: {kind}"
 
 
 @pytest.mark.parametrize("target", TARGETS)

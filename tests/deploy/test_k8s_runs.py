@@ -8,24 +8,23 @@ import copy
 
 import pytest
 
-from .conftest import load_config
-from .kustomize import TARGETS, by_kind, container_env, learner_workload
+from .kustomize import TARGETS, by_kind, learner_workload, pod_config
 
 STOP_TARGETS = ("target_return", "max_env_steps", "max_seconds")
 CONFIG_ERROR_EXIT = 2  # relayrl.config.config_errors_exit_2
 
 
-def learner_config(objects):
-    container = learner_workload(objects)["spec"]["template"]["spec"]["containers"][0]
-    return load_config("learner", container_env(objects, container))
+def learner_config(objects, scratch):
+    template = learner_workload(objects)["spec"]["template"]
+    return pod_config(objects, template, template["spec"]["containers"][0], scratch)
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_a_deployment_runs_open_ended_and_a_job_has_a_stop_target(rendered, target):
+def test_a_deployment_runs_open_ended_and_a_job_has_a_stop_target(rendered, target, tmp_path):
     """A Deployment restarts a learner that exits 0 at its target: it would resume, meet it and exit again,
     forever. So a stop target belongs to the Job, and a Job without one would never complete."""
     objects = rendered[target]
-    config = learner_config(objects)
+    config = learner_config(objects, tmp_path)
     targets = {name: getattr(config, name) for name in STOP_TARGETS if getattr(config, name) is not None}
     if learner_workload(objects)["kind"] == "Job":
         if target == "all-components":
@@ -36,8 +35,8 @@ def test_a_deployment_runs_open_ended_and_a_job_has_a_stop_target(rendered, targ
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_runs_keep_checkpoints_in_their_own_folder(rendered, target):
-    config = learner_config(rendered[target])
+def test_runs_keep_checkpoints_in_their_own_folder(rendered, target, tmp_path):
+    config = learner_config(rendered[target], tmp_path)
     assert config.resume and config.run_name and config.run_name.startswith(f"{config.env}-")
     assert config.checkpoint_dir.endswith(f"/{config.run_name}")
 

@@ -1,0 +1,87 @@
+"""TLS on Kubernetes (components/tls, components/tls-cert-manager, overlays/tls): the learner serves TLS with a
+certificate cert-manager keeps in a Secret, its probes move to the plaintext health port together with the
+port declaration, nothing but kubelet reaches that port, actors verify with the CA alone, and both sides take
+the token from one Secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from .kustomize import TARGETS, by_kind, container_env, learner_workload, pod_config, pods, secret_files, service_of
+
+TLS_TARGETS = [t for t in TARGETS if t in ("overlays/tls", "all-components")]
+
+
+def test_tls_targets_exist():
+    assert TLS_TARGETS == ["overlays/tls", "all-components"]
+
+
+@pytest.mark.parametrize("target", TLS_TARGETS)
+def test_certificate_names_the_address_actors_dial(rendered, target, tmp_path):
+    objects = rendered[target]
+    learner_template = learner_workload(objects)["spec"]["template"]
+    learner = learner_template["spec"]["containers"][0]
+    config = pod_config(objects, learner_template, learner, tmp_path)
+    assert config.tls_cert and config.tls_key and config.health_port
+    files = secret_files(learner_template, learner)
+    (secret,) = {files[container_env(objects, learner)[v]][0] for v in ("RELAYRL_TLS_CERT", "RELAYRL_TLS_KEY")}
+    (certificate,) = [c for c in by_kind(objects, "Certificate").values() if c["spec"]["secretName"] == secret]
+    for _, template in pods(objects):
+        container = template["spec"]["containers"][0]
+        if service_of(container) == "actor":
+            host = container_env(objects, container)["RELAYRL_LEARNER"].rpartition(":")[0]
+            assert host in certificate["spec"]["dnsNames"]
+            actor = pod_config(objects, template, container, tmp_path)
+            assert actor.tls_ca and actor.tls_cert is None
+            # Only the CA certificate of the learner's Secret reaches actors, never its key.
+            assert {key for name, key in secret_files(template, container).values() if name == secret} == {"ca.crt"}
+
+
+@pytest.mark.parametrize("target", TLS_TARGETS)
+def test_the_issuer_chain_resolves(rendered, target):
+    """Certificate -> Issuer (CA) -> the CA Certificate's Secret -> a self-signed Issuer: each reference exists."""
+    objects = rendered[target]
+    issuers, certificates = by_kind(objects, "Issuer"), by_kind(objects, "Certificate")
+    for name, certificate in certificates.items():
+        ref = certificate["spec"]["issuerRef"]
+        assert ref["kind"] == "Issuer" and ref["name"] in issuers, name
+        issuer = issuers[ref["name"]]["spec"]
+        if "ca" in issuer:
+            (ca,) = [c for c in certificates.values() if c["spec"]["secretName"] == issuer["ca"]["secretName"]]
+            assert ca["spec"]["isCA"] is True
+        else:
+            assert "selfSigned" in issuer, name
+
+
+@pytest.mark.parametrize("target", TLS_TARGETS)
+def test_health_port_is_declared_probed_and_not_exposed(rendered, target):
+    objects = rendered[target]
+    container = learner_workload(objects)["spec"]["template"]["spec"]["containers"][0]
+    health = int(container_env(objects, container)["RELAYRL_HEALTH_PORT"])
+    named = {p["containerPort"]: p["name"] for p in container["ports"]}
+    assert named.get(health) == "health"
+    for policy in by_kind(objects, "NetworkPolicy").values():
+        for rule in policy["spec"]["ingress"]:
+            assert not {p["port"] for p in rule["ports"]} & {"health", health}, "no pod may reach the health port"
+    (service,) = by_kind(objects, "Service").values()
+    assert health not in {p["port"] for p in service["spec"]["ports"]}
+    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert grpc.get("appProtocol") != "kubernetes.io/h2c", "the gRPC port speaks TLS, not cleartext HTTP/2"
+
+
+@pytest.mark.parametrize("target", TLS_TARGETS)
+def test_token_from_one_secret_on_both_sides(rendered, target):
+    refs = set()
+    for _, template in pods(rendered[target]):
+        (var,) = [v for v in template["spec"]["containers"][0]["env"] if v["name"] == "RELAYRL_AUTH_TOKEN"]
+        ref = var["valueFrom"]["secretKeyRef"]
+        refs.add((ref["name"], ref["key"]))
+    assert len(refs) == 1
+
+
+@pytest.mark.parametrize("target", [t for t in TARGETS if t not in TLS_TARGETS])
+def test_without_the_component_nothing_needs_a_secret(rendered, target, tmp_path):
+    for _, template in pods(rendered[target]):
+        container = template["spec"]["containers"][0]
+        config = pod_config(rendered[target], template, container, tmp_path)
+        assert config.auth_token is None and not secret_files(template, container)
