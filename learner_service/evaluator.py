@@ -35,6 +35,7 @@ BEST = "best.pt"
 class EvalResult:
     env_steps: int  # of the weights that played
     version: int
+    version_after: int  # the trainer's version when the episodes ended: updates went on meanwhile
     mean_return: float
     std_return: float
     mean_length: float
@@ -126,6 +127,7 @@ class Evaluator:
         result = EvalResult(
             env_steps=env_steps,
             version=version,
+            version_after=self.trainer.version,
             mean_return=float(returns.mean()),
             std_return=float(returns.std()),
             mean_length=float(lengths.mean()),
