@@ -135,7 +135,7 @@ class Learner:
         if config.eval_video_every:
             from relayrl.video import video_support
 
-            if (missing := video_support()) is not None:
+            if (missing := video_support(config.env)) is not None:
                 raise ConfigError(f"{describe('eval_video_every')}: {missing}")
         return Evaluator(
             self.trainer,

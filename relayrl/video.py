@@ -12,18 +12,20 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from relayrl.envs import env_action
+from relayrl.envs import env_action, is_atari
 from relayrl.model import ActorCritic
 
 INSTALL_HINT = "videos need moviepy: pip install 'relayrl[video]'"
 
 
-def video_support() -> str | None:
-    """None when videos can be written here, else what to install."""
+def video_support(env_id: str | None = None) -> str | None:
+    """None when videos (of ``env_id``) can be written here, else why not."""
     try:
         import moviepy  # noqa: F401 - RecordVideo imports it when it writes
     except ImportError:
         return INSTALL_HINT
+    if env_id is not None and is_atari(env_id):
+        return f"{env_id}: no videos of Atari envs yet (their policies see AtariVectorEnv's preprocessed frames)"
     return None
 
 

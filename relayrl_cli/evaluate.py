@@ -63,16 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--episodes must be at least 1")
     if args.video_episodes < 1:
         parser.error("--video-episodes must be at least 1")
-    if args.video is not None:
-        from relayrl.video import video_support
-
-        if (missing := video_support()) is not None:
-            parser.error(f"--video: {missing}")
     try:
         model, env_id, kwargs = load_policy_and_env(args.checkpoint)
     except (OSError, RuntimeError) as exc:
         print(f"relayrl eval: cannot read {args.checkpoint}: {exc}", file=sys.stderr)
         return 1
+    if args.video is not None:
+        from relayrl.video import video_support
+
+        if (missing := video_support(env_id)) is not None:
+            parser.error(f"--video: {missing}")
     returns = evaluate(model, env_id, args.episodes, args.seed, kwargs)
     print(
         f"{env_id} {Path(args.checkpoint).name}: mean return {returns.mean():.2f} "
