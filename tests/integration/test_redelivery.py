@@ -1,0 +1,97 @@
+"""An actor keeps its last unacknowledged contribution when the learner goes away, and delivers it to the
+learner that answers next, or counts it given up with a reason (issue 15, item 3).
+
+The actor is the real one over real gRPC; the learner is scripted so that the states are exact: it welcomes
+the actor at a chosen policy version, takes one contribution without acknowledging it and dies
+(UNAVAILABLE, as a killed learner's stream ends), then welcomes it again at another version. The Welcome
+is a real learner's, captured once."""
+
+from __future__ import annotations
+
+import queue
+from concurrent import futures
+
+import grpc
+import pytest
+
+from relayrl.v1 import relayrl_pb2 as pb
+from relayrl.v1 import relayrl_pb2_grpc as pb_grpc
+from tests.conftest import RunningLearner, metric, wait_until
+from tests.helpers import RawActor
+
+
+class DyingLearner(pb_grpc.LearnerServicer):
+    """Welcomes at the next of ``versions``, records the first contribution of each stream, then dies."""
+
+    def __init__(self, welcome: pb.Welcome, versions: list[int]) -> None:
+        self.welcome, self.versions = welcome, list(versions)
+        self.received: queue.Queue[tuple[int, pb.ActorMessage]] = queue.Queue()
+        self.streams = 0
+
+    def Connect(self, request_iterator, context):  # noqa: N802
+        next(request_iterator)  # the Hello
+        if not self.versions:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "no more learners")
+        stream, self.streams = self.streams, self.streams + 1
+        welcome = pb.Welcome()
+        welcome.CopyFrom(self.welcome)
+        welcome.weights.version = self.versions.pop(0)
+        yield pb.LearnerMessage(welcome=welcome)
+        self.received.put((stream, next(request_iterator)))
+        context.abort(grpc.StatusCode.UNAVAILABLE, "killed")  # no Ack: the actor cannot know what became of it
+
+
+def captured_welcome(**learner) -> pb.Welcome:
+    real = RunningLearner(n_steps=4, **learner)
+    try:
+        raw = RawActor(real.address)
+        welcome = raw.receive().welcome
+        raw.close()
+    finally:
+        real.close()
+    return welcome
+
+
+def version_of(message: pb.ActorMessage) -> int:
+    return getattr(message, message.WhichOneof("kind")).policy_version
+
+
+@pytest.mark.parametrize(
+    ("learner", "versions", "outcome"),
+    [
+        ({"algo": "a3c", "transport": "trajectories"}, [5, 5], "resent"),
+        ({"algo": "a3c", "transport": "gradients"}, [5, 7], "resent"),  # older: the learner judges its lag
+        ({"algo": "a3c", "transport": "gradients"}, [5, 3], "future_version"),  # the crash lost versions 4 and 5
+        ({"algo": "a2c"}, [5, 5], "resent"),  # the resumed learner's round is the one it was made for
+        ({"algo": "a2c"}, [5, 6], "stale_version"),
+    ],
+)
+def test_the_last_unacknowledged_contribution_is_delivered_again_or_given_up(start_actor, learner, versions, outcome):
+    scripted = DyingLearner(captured_welcome(**learner), versions)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_LearnerServicer_to_server(scripted, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        actor = start_actor(f"127.0.0.1:{port}", actor_id="keeper")
+        first_stream, first = scripted.received.get(timeout=60)
+        second_stream, second = scripted.received.get(timeout=60)
+        reg = actor.metrics.registry
+        wait_until(
+            lambda: metric(reg, "relayrl_contributions_unacked_total", {"cause": "learner_gone"}) >= 2,
+            10,
+            "both streams to end",
+        )
+    finally:
+        server.stop(0)
+    assert (first_stream, second_stream) == (0, 1)
+    assert version_of(first) == versions[0]
+    assert metric(reg, "relayrl_contributions_sent_total") == 2
+    assert metric(reg, "relayrl_contributions_acked_total") == 0
+    if outcome == "resent":
+        assert second.SerializeToString() == first.SerializeToString(), "the same contribution, delivered again"
+        assert metric(reg, "relayrl_contributions_resent_total") == 1
+    else:
+        assert version_of(second) == versions[1], "a new contribution, made with the new learner's weights"
+        assert metric(reg, "relayrl_contributions_resent_total") == 0
+        assert metric(reg, "relayrl_contributions_given_up_total", {"reason": outcome}) == 1
