@@ -2,7 +2,9 @@
 `relayrl bench --suite learning [--quick] [--envs A,B] [--seeds N] [--out DIR]`: the learning benchmark
 against rl-baselines3-zoo's A2C results (relayrl_cli.bench.learning).
 `relayrl bench --suite hold [--quick] [--shapes 1x16,8x256] [--seeds N] [--out DIR]`: whether CartPole's solve
-holds at every fleet shape (relayrl_cli.bench.hold)."""
+holds at every fleet shape (relayrl_cli.bench.hold).
+`relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-minutes M]`: Atari throughput
+against SB3 A2C and a bounded-time learning run (relayrl_cli.bench.atari)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl_cli.bench import ceilings, hold, learning, pipeline, sb3, transport, zoo
+from relayrl_cli.bench import atari, ceilings, hold, learning, pipeline, sb3, transport, zoo
 from relayrl_cli.bench.report import markdown
 from relayrl_cli.bench.solve import HOLD
 from relayrl_cli.bench.stats import paired_ratio, summary
@@ -168,10 +170,11 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
-    parser.add_argument("--suite", choices=("performance", "learning", "hold"), default="performance",
+    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari"), default="performance",
                         help="performance (default): speed and time to a held solve against SB3 on CartPole; "
                              "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C; "
-                             "hold: whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs")
+                             "hold: whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs; "
+                             "atari: pixels' env steps/s against SB3 A2C, and a bounded-time learning run")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
     parser.add_argument("--out", default="benchmarks/results",
                         help="folder for bench.json and bench.md (learning: learning.json and learning.md, "
@@ -186,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="learning: seconds one training run may take [default: 21600]")
     parser.add_argument("--rerun", action="store_true",
                         help="learning, hold: run again what the results file already holds")
+    parser.add_argument("--game", default="ALE/Breakout-v5", help="atari: the ALE id [default: ALE/Breakout-v5]")
+    parser.add_argument("--learn-minutes", type=float, default=30.0,
+                        help="atari: minutes of the learning run [default: 30; --quick: 1/3]")
     args = parser.parse_args(argv)
     out = Path(args.out)
     seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
@@ -199,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = hold.run(shapes, seeds, args.quick, out, machine(), args.rerun)
         print(hold.markdown(results))
         log(f"wrote {hold.results_path(out, args.quick)} and its .md")
+        return 0
+    if args.suite == "atari":
+        results = atari.run(args.game, args.seeds or 1 if args.quick else args.seeds or 2, args.quick,
+                            None if args.quick else args.learn_minutes * 60, out, machine())
+        path = atari.write(results, out)
+        print(atari.markdown(results))
+        log(f"wrote {path} and its .md")
         return 0
     if args.suite == "learning":
         envs = [e.strip() for e in args.envs.split(",") if e.strip()]

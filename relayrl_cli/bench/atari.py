@@ -1,0 +1,197 @@
+"""`relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-minutes M]`: Atari from
+pixels on this machine, written to atari.json, atari.md and a learning-curve PNG.
+
+- Throughput: env steps/s through the whole pipeline (`relayrl train`, the game's preset: 2 actors x 8 envs,
+  the Nature CNN) against Stable-Baselines3 A2C with its Atari wrappers and CnnPolicy, rl-baselines3-zoo's
+  Atari settings (16 envs, 5 steps), on the same game in the same run, each in its own process.
+- Learning: one `relayrl train` run for a bounded time; the mean true game score of its last 100 episodes,
+  against the mean score of a random policy (100 episodes).
+
+`python -m relayrl_cli.bench.atari --sb3 --game G --seed S --steps N` is the SB3 child: one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from relayrl_cli.bench import pipeline
+from relayrl_cli.bench.pipeline import run_group
+from relayrl_cli.bench.report import write_results
+from relayrl_cli.bench.stats import paired_ratio, summary
+from relayrl_cli.plot import render
+
+# rl-baselines3-zoo's A2C "atari" entry (hyperparams/a2c.yml); n_steps and gamma are SB3's defaults.
+SB3_ATARI = dict(n_envs=16, frame_stack=4, n_steps=5, ent_coef=0.01, vf_coef=0.25, rms_eps=1e-5)
+
+
+def plan(quick: bool) -> dict:
+    if quick:
+        return dict(ours_steps=1_000, sb3_steps=800, learn_seconds=20, random_episodes=4)
+    return dict(ours_steps=40_000, sb3_steps=12_000, learn_seconds=None, random_episodes=100)
+
+
+def sb3_child(game: str, seed: int, steps: int) -> dict:
+    """SB3 A2C on ``game`` as the zoo trains Atari; steady env steps/s of learn() after its first update."""
+    import ale_py
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    class Clock(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first: tuple[float, int] | None = None
+
+        def _on_rollout_end(self) -> None:
+            if self.first is None:
+                self.first = (time.time(), self.model.num_timesteps)
+
+        def _on_step(self) -> bool:
+            return True
+
+    gym.register_envs(ale_py)
+    # One torch thread, as our services use and as the CartPole comparison runs SB3: on 2 cores its default of
+    # 2 threads was 3x slower here (35 against 117 env steps/s, beside other work).
+    torch.set_num_threads(1)
+    # v5 ids skip 4 frames inside the env; SB3's AtariWrapper skips 4 itself, so the env must not.
+    env = make_atari_env(game, n_envs=SB3_ATARI["n_envs"], seed=seed, env_kwargs={"frameskip": 1})
+    env = VecFrameStack(env, n_stack=SB3_ATARI["frame_stack"])
+    model = A2C("CnnPolicy", env, n_steps=SB3_ATARI["n_steps"], ent_coef=SB3_ATARI["ent_coef"],
+                vf_coef=SB3_ATARI["vf_coef"], seed=seed, device="cpu", verbose=0,
+                policy_kwargs=dict(optimizer_class=RMSpropTFLike, optimizer_kwargs=dict(eps=SB3_ATARI["rms_eps"])))
+    clock = Clock()
+    started = time.time()
+    model.learn(total_timesteps=steps, callback=clock)
+    finished = time.time()
+    first_at, first_steps = clock.first or (started, 0)
+    return {"game": game, "seed": seed, "env_steps": model.num_timesteps,
+            "steps_per_second": model.num_timesteps / (finished - started),
+            "steady_steps_per_second": (model.num_timesteps - first_steps) / max(finished - first_at, 1e-9),
+            "torch_threads": torch.get_num_threads(), "settings": SB3_ATARI}
+
+
+def sb3_run(game: str, seed: int, steps: int, timeout: float) -> dict:
+    result = run_group([sys.executable, "-m", "relayrl_cli.bench.atari", "--sb3", "--game", game, "--seed", str(seed),
+                        "--steps", str(steps)], timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"SB3 Atari run failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def random_scores(game: str, episodes: int, seed: int = 0) -> list[float]:
+    """True scores of the first episode of each of ``episodes`` envs under uniformly random actions."""
+    from relayrl.envs import make_vector_env
+
+    env = make_vector_env(game, episodes)
+    rng = np.random.default_rng(seed)
+    try:
+        env.reset(seed=seed)
+        scores, total, done = np.zeros(episodes), np.zeros(episodes), np.zeros(episodes, bool)
+        while not done.all():
+            _, reward, terminated, truncated, _ = env.step(rng.integers(0, env.single_action_space.n, episodes))
+            total += np.where(done, 0.0, reward)
+            ended = (terminated | truncated) & ~done
+            scores[ended] = total[ended]
+            done |= ended
+        return scores.tolist()
+    finally:
+        env.close()
+
+
+def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Path, machine: dict) -> dict:
+    p = plan(quick)
+    learn_seconds = learn_seconds or p["learn_seconds"]
+    results: dict = {"machine": machine, "quick": quick, "game": game, "plan": {**p, "learn_seconds": learn_seconds}}
+    ours, theirs = [], []
+    for seed in range(seeds):  # interleaved, so that drift on this machine touches both sides alike
+        log(f"relayrl {game} seed {seed}: {p['ours_steps']} env steps")
+        ours.append(pipeline.train(["--env", game, "--max-env-steps", str(p["ours_steps"]), "--seed", str(seed)],
+                                   timeout=1800))
+        log(f"SB3 A2C {game} seed {seed}: {p['sb3_steps']} env steps")
+        theirs.append(sb3_run(game, seed, p["sb3_steps"], timeout=1800))
+    ours_speed = [r["steady_steps_per_second"] for r in ours]
+    theirs_speed = [r["steady_steps_per_second"] for r in theirs]
+    results["throughput"] = {
+        "relayrl": {"steady_steps_per_second": summary(ours_speed),
+                    "updates_per_second": summary([r["updates_per_second"] for r in ours])},
+        "sb3": {"steady_steps_per_second": summary(theirs_speed), "torch_threads": theirs[0]["torch_threads"]},
+        "ratio": paired_ratio(ours_speed, theirs_speed)["median"],
+    }
+    log(f"random policy: {p['random_episodes']} episodes")
+    random = random_scores(game, p["random_episodes"])
+    log(f"relayrl {game} learning for {learn_seconds:.0f} s")
+    learned = pipeline.train(["--env", game, "--max-seconds", str(learn_seconds), "--seed", "0"],
+                             timeout=learn_seconds + 600, log_every=10.0, keep_curve=True)
+    curve_png = out / f"atari-{slug(game)}{'-quick' if quick else ''}.png"
+    out.mkdir(parents=True, exist_ok=True)
+    render(learned, curve_png)
+    results["learning"] = {
+        "seconds": learn_seconds, "env_steps": learned["env_steps"], "episodes": learned.get("episodes"),
+        "mean_score_last_100": learned["mean_return"], "random_mean_score": float(np.mean(random)),
+        "random_scores": summary(random), "curve_png": curve_png.name,
+        "steady_steps_per_second": learned["steady_steps_per_second"],
+    }
+    return results
+
+
+def slug(game: str) -> str:
+    return game.split("/")[-1].split("-")[0].lower()
+
+
+def log(text: str) -> None:
+    print(f"[bench atari {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def markdown(r: dict) -> str:
+    t, learn = r["throughput"], r["learning"]
+    ours, theirs = t["relayrl"]["steady_steps_per_second"], t["sb3"]["steady_steps_per_second"]
+    lines = [
+        f"# Atari: {r['game']}{' (quick: smoke-test budgets)' if r['quick'] else ''}",
+        "",
+        f"{r['machine'].get('cpu_count')} cores, no GPU. Medians over {len(ours['runs'])} seeds, the two sides "
+        "interleaved in one run.",
+        "",
+        "| | env steps/s (steady) | runs |",
+        "|---|---|---|",
+        f"| RelayRL A2C, preset (2 actors x 8 envs, Nature CNN) | {ours['median']:.0f} | "
+        f"{', '.join(f'{v:.0f}' for v in ours['runs'])} |",
+        f"| SB3 A2C, CnnPolicy, zoo Atari settings (16 envs), torch {t['sb3']['torch_threads']} threads | "
+        f"{theirs['median']:.0f} | {', '.join(f'{v:.0f}' for v in theirs['runs'])} |",
+        f"| **ratio (paired median)** | **{t['ratio']:.2f}x** | |",
+        "",
+        f"Learning, {learn['seconds'] / 60:.0f} min on this machine: {learn['env_steps']} env steps "
+        f"({learn['steady_steps_per_second']:.0f}/s); mean score of the last 100 episodes "
+        f"**{fmt(learn['mean_score_last_100'])}**, a random policy's {learn['random_mean_score']:.1f} "
+        f"({len(learn['random_scores']['runs'])} episodes). Curve: {learn['curve_png']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def write(results: dict, out: Path) -> Path:
+    path = out / ("atari-quick.json" if results["quick"] else "atari.json")
+    write_results(path, results, markdown(results))
+    return path
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sb3", action="store_true", required=True)
+    parser.add_argument("--game", default="ALE/Breakout-v5")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=10_000)
+    a = parser.parse_args()
+    print(json.dumps(sb3_child(a.game, a.seed, a.steps)))
