@@ -37,8 +37,8 @@ def stages(path: Path) -> list[list[tuple[str, str]]]:
     return result
 
 
-def test_found_both_images():
-    assert {p.name for p in DOCKERFILES} == {"Dockerfile", "Dockerfile.cuda"}
+def test_found_all_images():
+    assert {p.name for p in DOCKERFILES} == {"Dockerfile", "Dockerfile.cuda", "Dockerfile.actor"}
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)

@@ -13,6 +13,7 @@ from .conftest import DEPLOY
 
 LOCK = DEPLOY / "docker" / "requirements.txt"
 FROM_ITS_OWN_INDEX = {"torch"}
+SLIM_ACTOR = "Dockerfile.actor"  # no torch at all: tests/deploy/test_slim_actor.py runs an actor without it
 
 
 def locked() -> dict[str, str]:
@@ -57,5 +58,7 @@ def test_lock_is_complete_and_satisfies_every_range():
 def test_dockerfiles_pin_the_same_torch_as_pyproject():
     (torch,) = [Requirement(r) for r in metadata.distribution("relayrl").requires if r.startswith("torch")]
     for dockerfile in (DEPLOY / "docker").glob("Dockerfile*"):
-        if not dockerfile.name.endswith(".dockerignore"):
+        if dockerfile.name == SLIM_ACTOR:
+            assert "torch==" not in dockerfile.read_text(), "the slim actor image installs no torch"
+        elif not dockerfile.name.endswith(".dockerignore"):
             assert f"torch{torch.specifier}" in dockerfile.read_text(), dockerfile.name
