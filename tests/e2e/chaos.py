@@ -484,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     actors = [ActorBooks.read(s.name, s.ended, s.metrics, s.proc.text()) for s in chaos.fleet]
     learners = [LearnerBooks.read(s.name, s.ended, s.metrics) for s in chaos.learners]
     in_flight = 2 if args.algo == "a2c" else 1  # A2C: a round's Ack may trail the next round's weights
-    books, totals = check_books(actors, learners, in_flight, max_pending=64 + args.actors + 1)
+    # A killed learner can hold what every connected stream had in flight: a slot's old stream (a killed actor's,
+    # until noticed) and its replacement's.
+    books, totals = check_books(actors, learners, in_flight, max_pending=2 * in_flight * args.actors)
     checks = chaos.problems + books + checkpoint_checks(chaos) + resource_checks(chaos) + traceback_checks(chaos)
     report(chaos, schedule, checks, totals)
     for service in chaos.learners + chaos.fleet:
