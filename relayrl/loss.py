@@ -116,5 +116,7 @@ def explained_variance(values: np.ndarray, returns: np.ndarray, valid: np.ndarra
     """1 - Var(returns - values) / Var(returns) over the valid steps: 1 when the critic predicts the returns,
     0 when it does no better than their mean, negative when worse; NaN when the returns do not vary."""
     values, returns = values.reshape(-1)[valid.reshape(-1)], returns.reshape(-1)[valid.reshape(-1)]
-    variance = float(np.var(returns)) if returns.size else 0.0
-    return 1.0 - float(np.var(returns - values)) / variance if variance > 0 else float("nan")
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing batch gives NaN; its step is refused
+        variance = float(np.var(returns)) if returns.size else 0.0
+        explained = 1.0 - float(np.var(returns - values)) / variance if variance > 0 else float("nan")
+    return explained
