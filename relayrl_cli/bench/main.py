@@ -107,6 +107,7 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
         "codec": transport.codec_microseconds(200),
         "broadcast_cartpole": transport.broadcast_latency(transport.CARTPOLE_HIDDEN, p["broadcasts"]),
         "broadcast_1m_params": transport.broadcast_latency(transport.MILLION_HIDDEN, p["big_broadcasts"]),
+        "broadcast_atari_cnn": transport.broadcast_latency((64,), p["big_broadcasts"], env="ALE/Pong-v5"),
         "gradient_cartpole": transport.gradient_bytes(transport.CARTPOLE_HIDDEN),
         "gradient_1m_params": transport.gradient_bytes(transport.MILLION_HIDDEN),
     }

@@ -91,6 +91,10 @@ def markdown(r: dict) -> str:
         f"{_fmt(t['broadcast_1m_params']['milliseconds'], digits=1)} ms |",
         f"| gradient message, CartPole MLP / 1M params | {t['gradient_cartpole']['gradient_message_bytes']:,} / "
         f"{t['gradient_1m_params']['gradient_message_bytes']:,} bytes |",
-        "",
     ]
+    if "broadcast_atari_cnn" in t:  # results from before the CNN lack it
+        cnn = t["broadcast_atari_cnn"]
+        lines.append(f"| weights broadcast, Atari Nature CNN ({cnn['weights_message_bytes']:,} bytes) | "
+                     f"{_fmt(cnn['milliseconds'], digits=1)} ms |")
+    lines.append("")
     return "\n".join(lines)

@@ -68,9 +68,10 @@ def gradient_bytes(hidden_sizes: tuple[int, ...]) -> dict:
     return {"parameters": sum(p.numel() for p in model.parameters()), "gradient_message_bytes": message.ByteSize()}
 
 
-def broadcast_latency(hidden_sizes: tuple[int, ...], repeats: int) -> dict:
+def broadcast_latency(hidden_sizes: tuple[int, ...], repeats: int, env: str = "CartPole-v1") -> dict:
     """Milliseconds from the learner publishing a new version (weights encoded) to an actor having loaded
-    it into its policy, through the real server, stream and actor code on loopback."""
+    it into its policy, through the real server, stream and actor code on loopback. An Atari ``env`` gives
+    the Nature CNN (6.7 MB of weights)."""
     import grpc
 
     from actor_service.client import LearnerLink
@@ -80,8 +81,9 @@ def broadcast_latency(hidden_sizes: tuple[int, ...], repeats: int) -> dict:
     from relayrl import codec
     from relayrl.config import load
 
-    config = load(LearnerConfig, ["--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1", "--hidden-sizes",
-                                  ",".join(map(str, hidden_sizes)), "--log-every", "3600"], environ={})
+    config = load(LearnerConfig, ["--env", env, "--preset", "none", "--host", "127.0.0.1", "--port", "0",
+                                  "--metrics-port", "-1", "--hidden-sizes", ",".join(map(str, hidden_sizes)),
+                                  "--log-every", "3600"], environ={})
     learner = Learner(config)
     learner.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{learner.port}", options=[
