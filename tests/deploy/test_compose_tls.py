@@ -24,7 +24,8 @@ TOKEN = "test-token-0123456789abcdef"
 
 
 def resolve(env_file) -> dict:
-    args = [tool("docker-compose"), "--env-file", str(env_file)]
+    # --env-file replaces the project's .env (the images' names): name both.
+    args = [tool("docker-compose"), "--env-file", str(DEPLOY / "compose" / ".env"), "--env-file", str(env_file)]
     for f in FILES:
         args += ["-f", str(f)]
     result = run([*args, "config", "--format", "json"])
