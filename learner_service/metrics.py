@@ -64,6 +64,12 @@ class LearnerMetrics:
         self.checkpoint_failures = Counter(
             "relayrl_checkpoint_failures", "Checkpoint writes that failed (retried at the next interval).", registry=r
         )
+        # What the actor autoscaler scales on (learner_service/starvation.py).
+        self.starvation = Gauge(
+            "relayrl_learner_starvation_ratio",
+            "Share of the last 10 s the trainer waited for data: 1 starved (more actors help), 0 saturated.",
+            registry=r,
+        )
         # For the stale-checkpoint alert (deploy/prometheus/rules/relayrl.yml): 0 until this process writes one.
         self.last_checkpoint = Gauge(
             "relayrl_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint written.", registry=r

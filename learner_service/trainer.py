@@ -32,6 +32,7 @@ from learner_service.optim import Optimizer
 from learner_service.progress import Progress
 from learner_service.rejections import Reason
 from learner_service.sessions import WeightsBoard
+from learner_service.starvation import StarvationMeter
 from learner_service.statistics import RunningStatistics
 from relayrl.loss import LossConfig, LossTerms, actor_critic_loss
 from relayrl.model import ActorCritic
@@ -112,6 +113,7 @@ class Trainer:
         if lr_at is not None:  # a resumed run continues its schedule from its first update
             optimizer.lr = lr_at(progress.env_steps)
         self.statistics = RunningStatistics(model, loss_config.gamma)
+        self.starvation = StarvationMeter(metrics.starvation)
         self._drops_unlogged, self._next_drop_warning = 0, 0.0
         # The last update's diagnostics, read by the TensorBoard writer on another thread (one dict swap
         # per update, so logging costs the trainer nothing measurable)
@@ -234,9 +236,12 @@ class Trainer:
         """Apply batches until ``stop``, then drain. An exception propagates: the caller (Learner._train)
         makes it loud and stops the learner; the trainer never swallows its own failures."""
         while not stop.is_set():
+            waiting = time.perf_counter()
             batch = self.coordinator.next_batch(wait=0.1)
+            working = time.perf_counter()
             if batch:
                 self.step(batch)
+            self.starvation.record(working - waiting, time.perf_counter() - working)
         self.drain()
 
     def drain(self) -> None:
