@@ -42,7 +42,9 @@ class TensorBoardLog:
         from tensorboardX import SummaryWriter  # here: a learner without a run folder never needs it
 
         self.progress, self.last_update = progress, last_update
-        self.writer = SummaryWriter(logdir=str(log_dir), purge_step=purge_step, flush_secs=5)
+        # A suffix that sorts in time: two processes started in the same second must not share a file name
+        suffix = f".{time.time_ns()}"
+        self.writer = SummaryWriter(logdir=str(log_dir), purge_step=purge_step, flush_secs=5, filename_suffix=suffix)
         self.lock = threading.Lock()  # the main thread and the evaluation thread both write
         with progress.lock:
             counters = (progress.env_steps, progress.updates, progress.lag_total, progress.lag_count)
