@@ -43,6 +43,9 @@ def record_greedy(
     (at the env's render_fps); returns the files. ``model`` must be on the CPU. A single Gymnasium env, so
     not for Atari ids, whose policies see AtariVectorEnv's preprocessed frames."""
     folder = Path(folder)
+    # Rendering starts pygame, whose audio would look for a desktop session and print an error on a
+    # headless machine; a video recorder never plays sound.
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
     env = gym.wrappers.RecordVideo(
         env, str(folder), episode_trigger=lambda _: True, name_prefix=name, disable_logger=True
