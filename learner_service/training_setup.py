@@ -36,17 +36,21 @@ def env_spaces(config: LearnerConfig) -> tuple[gym.Space, gym.Space]:
 def build_model(
     config: LearnerConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device
 ) -> ActorCritic:
-    return ActorCritic(
-        observation_space,
-        action_space,
-        config.hidden_sizes,
-        config.activation,
-        normalize_observations=config.normalize_observations,
-        normalize_rewards=config.normalize_rewards,
-        ortho_init=config.ortho_init,
-        log_std_init=config.log_std_init,
-        use_sde=config.use_sde,
-    ).to(device)
+    try:
+        model = ActorCritic(
+            observation_space,
+            action_space,
+            config.hidden_sizes,
+            config.activation,
+            normalize_observations=config.normalize_observations,
+            normalize_rewards=config.normalize_rewards,
+            ortho_init=config.ortho_init,
+            log_std_init=config.log_std_init,
+            use_sde=config.use_sde,
+        )
+    except ValueError as exc:  # options the env's spaces cannot take (observation normalisation of pixels...)
+        raise ConfigError(f"{describe('env')} {config.env}: {exc}") from None
+    return model.to(device)
 
 
 def build_optimizer(config: LearnerConfig, model: ActorCritic) -> Optimizer:

@@ -23,6 +23,9 @@ def run(*args, timeout=120, env=None):
     [
         (["learner", "--lr", "abc"], {}, "--lr"),
         (["learner", "--env", "NoSuchEnv-v9"], {}, "--env"),
+        (["learner", "--env", "no_such_pkg.envs:Thing-v0"], {}, "cannot import module 'no_such_pkg.envs'"),
+        (["learner", "--env", "CartPole-v1", "--env-kwargs", "[1]"], {}, "--env-kwargs"),
+        (["learner", "--env", "ALE/Pong-v5", "--normalize-observations"], {}, "no observation normalisation"),
         (["train", "--algo", "ppo"], {}, "--algo"),
         (["actor", "--learner", "nohost"], {}, "--learner"),
         (["learner"], {"RELAYRL_N_STEPS": "-3"}, "RELAYRL_N_STEPS"),
