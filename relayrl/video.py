@@ -4,6 +4,7 @@ encoded by moviepy with imageio-ffmpeg's bundled ffmpeg (``pip install 'relayrl[
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,11 @@ def record_greedy(
     # headless machine; a video recorder never plays sound.
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
-    env = gym.wrappers.RecordVideo(
-        env, str(folder), episode_trigger=lambda _: True, name_prefix=name, disable_logger=True
-    )
+    with warnings.catch_warnings():  # a folder of earlier videos is expected (one per evaluation); names differ
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+        env = gym.wrappers.RecordVideo(
+            env, str(folder), episode_trigger=lambda _: True, name_prefix=name, disable_logger=True
+        )
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
