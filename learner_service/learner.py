@@ -123,12 +123,12 @@ class Learner:
         )
         self.server, self.port = bind_server(config, self.servicer, self.health, self.metrics)
         self.metrics_server = None
+        self.evaluator = self._evaluator() if config.eval_every is not None else None  # checks video support
         self.tensorboard = None
         if config.tensorboard and config.run_dir is not None:
             # after --resume the curves continue from the checkpoint's env steps (see tensorboard_log.py)
             purge = self.progress.env_steps if config.resume else None
             self.tensorboard = TensorBoardLog(config.run_dir, self.progress, lambda: self.trainer.last_update, purge)
-        self.evaluator = self._evaluator() if config.eval_every is not None else None
 
     def _evaluator(self) -> Evaluator:
         config = self.config
