@@ -28,7 +28,7 @@ KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "boo
 REQUIRED = {"relayrl_mean_return_100", "relayrl_episode_return_bucket", "relayrl_env_steps_total",
             "relayrl_updates_total", "relayrl_policy_lag_bucket", "relayrl_loss", "relayrl_grad_norm",
             "relayrl_actors_connected", "relayrl_rejected_total", "relayrl_dropped_stale_total",
-            "relayrl_broadcast_seconds_bucket", "relayrl_checkpoint_seconds_bucket"}
+            "relayrl_broadcast_seconds_bucket", "relayrl_checkpoint_seconds_bucket", "relayrl_learner_starvation_ratio"}
 
 
 @pytest.fixture(scope="module")

@@ -102,8 +102,9 @@ def test_references_resolve(rendered, target):
                 ref = var.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["key"] in secrets.get(ref["name"], ()), f"{name}: {var}"
-    for name, hpa in by_kind(objects, "HorizontalPodAutoscaler").items():
-        assert hpa["spec"]["scaleTargetRef"]["name"] in by_kind(objects, "Deployment"), name
+    for kind in ("HorizontalPodAutoscaler", "ScaledObject"):
+        for name, scaler in by_kind(objects, kind).items():
+            assert scaler["spec"]["scaleTargetRef"]["name"] in by_kind(objects, "Deployment"), name
 
 
 
