@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import urllib.parse
 import urllib.request
 
@@ -102,6 +103,8 @@ def test_prometheus_scrapes_learner_and_actor(tmp_path, prometheus_bin, services
                                       "--health-port", "-1", "--backoff-max", "0.5"],
                             CLEAN_ENV, tmp_path, cwd=tmp_path))
     config = tmp_path / "prometheus.yml"
+    # The alerting rules beside the config, as Compose mounts them (rule_files: rules/*.yml), evaluated live.
+    shutil.copytree(DEPLOY / "prometheus" / "rules", tmp_path / "rules")
     config.write_text(yaml.safe_dump(scrape_config({"learner": f"127.0.0.1:{learner_metrics}",
                                                     "actor": f"127.0.0.1:{actor_metrics}"})))
     prometheus = Service("prometheus", [prometheus_bin, f"--config.file={config}",
@@ -136,3 +139,14 @@ def test_prometheus_scrapes_learner_and_actor(tmp_path, prometheus_bin, services
         if not result and not expr.rstrip().endswith("> 0"):
             empty.append(f"{title}: {expr}")
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+
+    # The alerting rules load and evaluate against the live series without errors.
+    def rules_evaluated() -> bool:
+        groups = api(prom_port, "rules")["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        return bool(rules) and all(r.get("lastEvaluation", "").startswith("20") for r in rules)
+
+    wait_until(lambda: alive() and rules_evaluated(), 60, "every alerting rule evaluated", 0.5)
+    (group,) = api(prom_port, "rules")["groups"]
+    bad = [f"{r['name']}: {r.get('lastError')}" for r in group["rules"] if r["health"] != "ok"]
+    assert group["name"] == "relayrl" and not bad, bad
