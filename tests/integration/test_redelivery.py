@@ -8,16 +8,18 @@ is a real learner's, captured once."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from concurrent import futures
 
 import grpc
 import pytest
 
+from relayrl import wire
 from relayrl.v1 import relayrl_pb2 as pb
 from relayrl.v1 import relayrl_pb2_grpc as pb_grpc
 from tests.conftest import RunningLearner, metric, wait_until
-from tests.helpers import RawActor
+from tests.helpers import RawActor, random_rollout
 
 
 class DyingLearner(pb_grpc.LearnerServicer):
@@ -95,3 +97,27 @@ def test_the_last_unacknowledged_contribution_is_delivered_again_or_given_up(sta
         assert version_of(second) == versions[1], "a new contribution, made with the new learner's weights"
         assert metric(reg, "relayrl_contributions_resent_total") == 0
         assert metric(reg, "relayrl_contributions_given_up_total", {"reason": outcome}) == 1
+
+
+def test_a_learner_stopping_with_an_a2c_round_open_counts_it_unapplied_and_unacknowledged():
+    """SIGTERM's path (Learner.shutdown) with a round half in: the rollout is counted abandoned_round, never
+    applied, and its actor gets no Ack for it, so it delivers it again to the next learner."""
+    learner = RunningLearner(algo="a2c", n_steps=5, round_timeout=600, shutdown_grace=1)
+    a, b = RawActor(learner.address, "a"), RawActor(learner.address, "b")  # b never delivers: the round stays open
+    try:
+        assert a.receive().HasField("welcome") and b.receive().HasField("welcome")
+        a.send(pb.ActorMessage(rollout=wire.rollout_to_proto(random_rollout(T=5, N=3, version=0))))
+        wait_until(lambda: learner.coordinator.depth() == 1, 30, "the rollout to wait in the open round")
+        learner.close()
+        kinds = []
+        with contextlib.suppress(grpc.RpcError, StopIteration):
+            while True:
+                kinds.append(a.receive().WhichOneof("kind"))
+    finally:
+        a.close()
+        b.close()
+    reg = learner.metrics.registry
+    assert metric(reg, "relayrl_contributions_received_total") == 1
+    assert metric(reg, "relayrl_contributions_total", {"outcome": "abandoned_round"}) == 1
+    assert metric(reg, "relayrl_contributions_total", {"outcome": "applied"}) == 0
+    assert "ack" not in kinds, kinds
