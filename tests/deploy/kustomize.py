@@ -11,6 +11,7 @@ from .conftest import DEPLOY, load_config, run, tool
 
 K8S = DEPLOY / "k8s"
 TARGETS = ["base", *sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir() if p.is_dir()), "all-components"]
+ALL_COMPONENTS_MONITORING = {"release": "prom-test", "namespace": "observability"}
 FROM_POD = "set-per-pod"  # stands in for a value the downward API fills in
 SECRET_STAND_IN = "stand-in-for-a-secret-value-0123456789"  # a Secret's value (long enough for a token)
 # What a Secret made by cert-manager's Certificate holds (components/tls mounts such Secrets whole).
@@ -25,9 +26,10 @@ def all_components_overlay(tmp: Path) -> Path:
     lines += [f"  - {os.path.relpath(c, tmp)}" for c in components]
     # What components/prometheus-operator needs from its overlay (overlays/monitoring shows it): other values
     # than the defaults there, so the monitoring test can tell they flow into place.
-    lines += ["configMapGenerator:", "  - name: relayrl-monitoring", "    literals:", "      - release=prom-test",
-              "      - namespace=observability", "    options:", "      disableNameSuffixHash: true",
-              "      annotations:", '        config.kubernetes.io/local-config: "true"']
+    lines += ["configMapGenerator:", "  - name: relayrl-monitoring", "    literals:"]
+    lines += [f"      - {key}={value}" for key, value in ALL_COMPONENTS_MONITORING.items()]
+    lines += ["    options:", "      disableNameSuffixHash: true", "      annotations:",
+              '        config.kubernetes.io/local-config: "true"']
     (tmp / "kustomization.yaml").write_text("\n".join(lines) + "\n")
     return tmp
 

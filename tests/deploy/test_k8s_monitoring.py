@@ -8,14 +8,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from .kustomize import K8S, by_kind
+from .kustomize import ALL_COMPONENTS_MONITORING, K8S, by_kind
 
 MONITORING_TARGETS = ["overlays/monitoring", "all-components"]
 
 
 def settings(target: str) -> dict[str, str]:
-    if target == "all-components":  # kustomize.all_components_overlay's values
-        return {"release": "prom-test", "namespace": "observability"}
+    if target == "all-components":
+        return ALL_COMPONENTS_MONITORING
     kustomization = yaml.safe_load((K8S / target / "kustomization.yaml").read_text())
     (generator,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "relayrl-monitoring"]
     return dict(literal.split("=", 1) for literal in generator["literals"])
