@@ -7,6 +7,7 @@ pixels on this machine, written to atari.json, atari.md and a learning-curve PNG
 - Learning: one `relayrl train` run for a bounded time; the mean true game score of its last 100 episodes,
   against the mean score of a random policy (100 episodes).
 
+`--parts throughput` or `--parts learning` runs one part and keeps the other's results from atari.json.
 `python -m relayrl_cli.bench.atari --sb3 --game G --seed S --steps N` is the SB3 child: one JSON line.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -108,10 +110,31 @@ def random_scores(game: str, episodes: int, seed: int = 0) -> list[float]:
         env.close()
 
 
-def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Path, machine: dict) -> dict:
+PARTS = ("throughput", "learning")
+
+
+def results_path(out: Path, quick: bool) -> Path:
+    return out / ("atari-quick.json" if quick else "atari.json")
+
+
+def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Path, machine: dict,
+        parts: tuple[str, ...] = PARTS) -> dict:
+    """The parts asked for; the others' results are kept from an earlier run on the same game."""
     p = plan(quick)
     learn_seconds = learn_seconds or p["learn_seconds"]
-    results: dict = {"machine": machine, "quick": quick, "game": game, "plan": {**p, "learn_seconds": learn_seconds}}
+    path = results_path(out, quick)
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    results: dict = {part: earlier[part] for part in PARTS if part not in parts and earlier.get("game") == game
+                     and part in earlier}
+    results.update(quick=quick, game=game)
+    if "throughput" in parts:
+        results["throughput"] = throughput(game, seeds, p, machine)
+    if "learning" in parts:
+        results["learning"] = learning(game, learn_seconds, p["random_episodes"], quick, out, machine)
+    return results
+
+
+def throughput(game: str, seeds: int, p: dict, machine: dict) -> dict:
     ours, theirs = [], []
     for seed in range(seeds):  # interleaved, so that drift on this machine touches both sides alike
         log(f"relayrl {game} seed {seed}: {p['ours_steps']} env steps")
@@ -121,27 +144,33 @@ def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Pa
         theirs.append(sb3_run(game, seed, p["sb3_steps"], timeout=1800))
     ours_speed = [r["steady_steps_per_second"] for r in ours]
     theirs_speed = [r["steady_steps_per_second"] for r in theirs]
-    results["throughput"] = {
+    return {
+        "machine": machine, "env_steps": {"relayrl": p["ours_steps"], "sb3": p["sb3_steps"]},
         "relayrl": {"steady_steps_per_second": summary(ours_speed),
                     "updates_per_second": summary([r["updates_per_second"] for r in ours])},
         "sb3": {"steady_steps_per_second": summary(theirs_speed), "torch_threads": theirs[0]["torch_threads"]},
         "ratio": paired_ratio(ours_speed, theirs_speed)["median"],
+        "load_average_at_end": os.getloadavg(),
     }
-    log(f"random policy: {p['random_episodes']} episodes")
-    random = random_scores(game, p["random_episodes"])
+
+
+def learning(game: str, learn_seconds: float, random_episodes: int, quick: bool, out: Path, machine: dict) -> dict:
+    log(f"random policy: {random_episodes} episodes")
+    random = random_scores(game, random_episodes)
     log(f"relayrl {game} learning for {learn_seconds:.0f} s")
     learned = pipeline.train(["--env", game, "--max-seconds", str(learn_seconds), "--seed", "0"],
                              timeout=learn_seconds + 600, log_every=10.0, keep_curve=True)
     curve_png = out / f"atari-{slug(game)}{'-quick' if quick else ''}.png"
     out.mkdir(parents=True, exist_ok=True)
     render(learned, curve_png)
-    results["learning"] = {
-        "seconds": learn_seconds, "env_steps": learned["env_steps"], "episodes": learned.get("episodes"),
-        "mean_score_last_100": learned["mean_return"], "random_mean_score": float(np.mean(random)),
-        "random_scores": summary(random), "curve_png": curve_png.name,
+    return {
+        "machine": machine, "seconds": learn_seconds, "env_steps": learned["env_steps"],
+        "episodes": learned.get("episodes"), "mean_score_last_100": learned["mean_return"],
+        "random_mean_score": float(np.mean(random)), "random_scores": summary(random), "curve_png": curve_png.name,
         "steady_steps_per_second": learned["steady_steps_per_second"],
+        "load_average_at_end": os.getloadavg(),  # other work on this machine slows the run: say how much
+        "curve": learned["curve"],
     }
-    return results
 
 
 def slug(game: str) -> str:
@@ -153,13 +182,19 @@ def log(text: str) -> None:
 
 
 def markdown(r: dict) -> str:
-    t, learn = r["throughput"], r["learning"]
+    lines = [f"# Atari: {r['game']}{' (quick: smoke-test budgets)' if r['quick'] else ''}", ""]
+    if "throughput" in r:
+        lines += throughput_lines(r["throughput"])
+    if "learning" in r:
+        lines += learning_lines(r["learning"])
+    return "\n".join(lines) + "\n"
+
+
+def throughput_lines(t: dict) -> list[str]:
     ours, theirs = t["relayrl"]["steady_steps_per_second"], t["sb3"]["steady_steps_per_second"]
-    lines = [
-        f"# Atari: {r['game']}{' (quick: smoke-test budgets)' if r['quick'] else ''}",
-        "",
-        f"{r['machine'].get('cpu_count')} cores, no GPU. Medians over {len(ours['runs'])} seeds, the two sides "
-        "interleaved in one run.",
+    return [
+        f"{t['machine'].get('cpu_count')} cores, no GPU. Medians over {len(ours['runs'])} seeds, the two sides "
+        f"interleaved in one run ({t['env_steps']['relayrl']:,} and {t['env_steps']['sb3']:,} env steps a run).",
         "",
         "| | env steps/s (steady) | runs |",
         "|---|---|---|",
@@ -169,12 +204,18 @@ def markdown(r: dict) -> str:
         f"{theirs['median']:.0f} | {', '.join(f'{v:.0f}' for v in theirs['runs'])} |",
         f"| **ratio (paired median)** | **{t['ratio']:.2f}x** | |",
         "",
+    ]
+
+
+def learning_lines(learn: dict) -> list[str]:
+    return [
         f"Learning, {learn['seconds'] / 60:.0f} min on this machine: {learn['env_steps']} env steps "
         f"({learn['steady_steps_per_second']:.0f}/s); mean score of the last 100 episodes "
         f"**{fmt(learn['mean_score_last_100'])}**, a random policy's {learn['random_mean_score']:.1f} "
-        f"({len(learn['random_scores']['runs'])} episodes). Curve: {learn['curve_png']}.",
+        f"({len(learn['random_scores']['runs'])} episodes). Curve: {learn['curve_png']}. Load average at the end "
+        f"(1, 5, 15 min): {', '.join(f'{v:.1f}' for v in learn['load_average_at_end'])}.",
+        "",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def fmt(value: float | None) -> str:
@@ -182,7 +223,7 @@ def fmt(value: float | None) -> str:
 
 
 def write(results: dict, out: Path) -> Path:
-    path = out / ("atari-quick.json" if results["quick"] else "atari.json")
+    path = results_path(out, results["quick"])
     write_results(path, results, markdown(results))
     return path
 

@@ -193,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--game", default="ALE/Breakout-v5", help="atari: the ALE id [default: ALE/Breakout-v5]")
     parser.add_argument("--learn-minutes", type=float, default=30.0,
                         help="atari: minutes of the learning run [default: 30; --quick: 1/3]")
+    parser.add_argument("--parts", default="throughput,learning",
+                        help="atari: throughput, learning or both; a part left out keeps its earlier results")
     args = parser.parse_args(argv)
     out = Path(args.out)
     seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
@@ -208,8 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"wrote {hold.results_path(out, args.quick)} and its .md")
         return 0
     if args.suite == "atari":
+        parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
+        if not parts or any(part not in atari.PARTS for part in parts):
+            parser.error(f"--parts: {args.parts!r}; choose from {', '.join(atari.PARTS)}")
         results = atari.run(args.game, args.seeds or 1 if args.quick else args.seeds or 2, args.quick,
-                            None if args.quick else args.learn_minutes * 60, out, machine())
+                            None if args.quick else args.learn_minutes * 60, out, machine(), parts)
         path = atari.write(results, out)
         print(atari.markdown(results))
         log(f"wrote {path} and its .md")
