@@ -74,3 +74,13 @@ def test_gradients_refuse_normalisation_and_a_linear_schedule_needs_a_budget():
         load(LearnerConfig, ["--lr-schedule", "linear"], environ={})
     c = load(LearnerConfig, ["--algo", "a3c", "--transport", "trajectories", "--normalize-rewards"], environ={})
     assert c.normalize_rewards
+
+
+def test_a_pattern_preset_covers_every_atari_id_and_an_own_entry_comes_first(monkeypatch):
+    for game in ("ALE/Pong-v5", "ALE/Breakout-v5"):
+        config = load(TrainConfig, ["--env", game], environ={})
+        assert config.preset == "ALE/*" and config.clip_rewards and config.episodic_life and config.n_steps == 5
+    assert presets.resolve("auto", "ALEX/Pong-v5", "a2c") is None, "a pattern matches whole ids only"
+    own = presets.Preset("ALE/Pong-v5", "a2c", "test.toml", {"n_steps": 7})
+    monkeypatch.setitem(presets.all_presets(), ("ALE/Pong-v5", "a2c"), own)
+    assert load(TrainConfig, ["--env", "ALE/Pong-v5"], environ={}).n_steps == 7
