@@ -30,7 +30,13 @@ def torch_model(
     config: pb.RunConfig, observation_space: gym.Space, action_space: gym.Space, seed: int, threads: int
 ) -> ActorCritic:
     """The run's ActorCritic on this actor's CPU threads; torch is imported only here."""
-    import torch
+    try:
+        import torch
+    except ImportError:  # the slim actor image (deploy/docker/Dockerfile.actor) has none
+        raise SystemExit(
+            "relayrl actor: this run needs torch on the actor (image observations, or --transport gradients); "
+            "install it, or use the full image rather than the slim actor image"
+        ) from None
 
     from relayrl.model import ActorCritic
 

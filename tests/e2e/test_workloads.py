@@ -59,3 +59,15 @@ def test_atari_weights_above_4mb_reach_every_actor_and_pixels_train(start_learne
         "both actors to receive new 6.7 MB weights versions and contribute with them",
     )
     assert learner.trainer.version >= 2
+
+
+def test_an_actor_without_torch_is_told_that_pixels_need_it(start_learner, procs, tmp_path):
+    pytest.importorskip("ale_py")
+    no_torch = tmp_path / "no-torch" / "torch"  # what the slim actor image is like
+    no_torch.mkdir(parents=True)
+    (no_torch / "__init__.py").write_text('raise ImportError("no torch here")\n')
+    learner = start_learner(env="ALE/Pong-v5", algo="a2c", n_steps=5)
+    actor = procs("actor", "--learner", learner.address, "--num-envs", "1", *ACTOR_FLAGS,
+                  env={"PYTHONPATH": str(no_torch.parent)})
+    assert actor.wait(timeout=60) != 0
+    actor.wait_for(r"needs torch on the actor \(image observations", 1)
