@@ -7,7 +7,7 @@ from tests.e2e.ledger import ActorBooks, LearnerBooks, check_books
 
 
 def books(**changes) -> tuple[list[ActorBooks], list[LearnerBooks]]:
-    """Two actors and a learner killed then one stopped in order: 100 + 50 sent, one lost in transport at the
+    """Two actors and a learner killed then one stopped in order: 100 + 50 sent, two lost in transport at the
     kill, one pending in the killed learner; of three kept, one delivered again and two given up."""
     a = ActorBooks(
         "actor-0.1",
