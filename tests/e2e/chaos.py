@@ -33,6 +33,7 @@ from learner_service import checkpoints
 from tests.e2e.ledger import ActorBooks, Check, LearnerBooks, check_books, read_samples, value
 from tests.faults import Proc, SilentProxy, free_port
 
+MIN_UPDATES_IN_HOLD = 10  # versions published during the hold; here 100-1,000 are
 RSS_GROWTH_MIB, FD_GROWTH = 100, 16  # within one learner process that lived a minute or more
 KEEPALIVE = 1.0  # seconds: a cut is noticed within about twice this
 # Lines a service logs only once its SIGTERM handler is installed. A SIGTERM before then takes the default
@@ -324,6 +325,18 @@ class Chaos:
             self.falls.append(min(held, default=float("nan")))
             self.note(f"return100 fell to {self.falls[-1]:.1f} during the hold")
         low, high = min(held, default=float("nan")), max(held, default=float("nan"))
+        # A frozen return100 also "holds": the fleet must have gone on training through the hold (an actor
+        # waiting forever for an Ack, say, stops contributing without breaking any count).
+        versions = [s.version for s in learner_samples(self, learner.name) if s.at >= reached - self.started]
+        versions = [v for v in versions if v is not None]
+        advanced = versions[-1] - versions[0] if versions else 0
+        self.problems.append(
+            Check(
+                "training went on through the hold",
+                advanced >= MIN_UPDATES_IN_HOLD,
+                f"the policy version advanced by {advanced:.0f} (at least {MIN_UPDATES_IN_HOLD})",
+            )
+        )
         self.problems.append(
             Check(
                 "training held the target once the faults stopped",
