@@ -161,7 +161,12 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             self.registry.leave(session)
             self.coordinator.leave(session.index)
             self.metrics.actors_connected.set(self.registry.live_count())
-            log.info("actor %s disconnected", hello.actor_id)
+            log.info(
+                "actor %s disconnected (run %s, %d contributions received)",
+                hello.actor_id,
+                hello.run_id,
+                session.received,
+            )
 
     def _welcome(self, session: Session) -> pb.LearnerMessage:
         session.sent_version, message = self.board.snapshot()
@@ -188,6 +193,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 item.session = session.index
                 item.done = functools.partial(self.board.acknowledge, session)
                 self.metrics.contributions_received.inc()
+                session.received += 1
                 if self.stop.is_set():  # stopping: no new work; the stream ends with UNAVAILABLE shortly
                     self._discard()  # not acknowledged: the actor delivers it again to the next learner
                     continue

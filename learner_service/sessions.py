@@ -24,7 +24,8 @@ class Session:
     run_id: str
     peer: str
     sent_version: int = -1
-    accepted: int = 0  # contributions this stream handed to the coordinator
+    received: int = 0  # valid contributions decoded from this stream
+    accepted: int = 0  # of those, handed to the coordinator
     consumed: int = 0  # of those, how many the trainer applied or dropped
     acked: int = 0  # the consumed count last sent back in an Ack
     closed: bool = False
