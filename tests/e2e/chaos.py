@@ -131,6 +131,7 @@ class Chaos:
     fleet: list[Service] = field(default_factory=list)  # every actor process ever started
     slots: list[Service | None] = field(default_factory=list)
     proxies: list[SilentProxy] = field(default_factory=list)
+    cuts: list[list[float]] = field(default_factory=list)  # per slot: [cut at, healed at, cut at, ...]
     samples: list[Sample] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)  # the schedule as executed, with actual times
     problems: list[Check] = field(default_factory=list)
@@ -187,6 +188,11 @@ class Chaos:
         service.ended = "SIGKILL" if signum == signal.SIGKILL else "SIGTERM"
         service.ended_at = service.proc.signal(signum)
 
+    def was_cut(self, slot: int, start: float, end: float) -> bool:
+        """Whether slot's path was cut at any time between ``start`` and ``end`` (monotonic)."""
+        times = [*self.cuts[slot], float("inf")] if len(self.cuts[slot]) % 2 else self.cuts[slot]
+        return any(times[i] <= end and times[i + 1] >= start for i in range(0, len(times), 2))
+
     def learner(self) -> Service:
         return self.learners[-1]
 
@@ -233,6 +239,7 @@ class Chaos:
     def run(self, schedule: list[Fault]) -> None:
         self.proxies = [SilentProxy(("127.0.0.1", self.port)) for _ in range(self.actors)]
         self.slots = [None] * self.actors
+        self.cuts = [[] for _ in range(self.actors)]
         self.start_learner()
         for slot in range(self.actors):
             self.start_actor(slot)
@@ -287,8 +294,10 @@ class Chaos:
             self.start_actor(slot)
         elif action == "cut":
             self.proxies[slot].cut()
+            self.cuts[slot].append(time.monotonic())
         elif action == "heal":
             self.proxies[slot].heal()
+            self.cuts[slot].append(time.monotonic())
         self.note(f"{action}{'' if slot is None else f' {slot}'}")
 
     def _calm(self) -> None:
@@ -352,8 +361,10 @@ class Chaos:
 
     def _stop_all(self) -> None:
         """SIGTERM every actor (each delivers its message in flight), then the learner: all orderly exits."""
-        for proxy in self.proxies:
-            proxy.heal()
+        for slot, proxy in enumerate(self.proxies):
+            if len(self.cuts[slot]) % 2:  # heal() also drops the connections it forwards: only the cut ones
+                proxy.heal()
+                self.cuts[slot].append(time.monotonic())
         for service in [s for s in self.slots if s is not None and s.ended_at is None]:
             self.end(service, signal.SIGTERM)
         for service in self.fleet:
@@ -418,6 +429,46 @@ def checkpoint_checks(chaos: Chaos) -> list[Check]:
             wrong.append(f"{name}: newest on disk {on_disk}, resumed {resumed}")
     checks.append(Check("each restart resumed from the newest checkpoint", not wrong, "; ".join(wrong) or "all did"))
     return checks
+
+
+RUN_ID = re.compile(r"connected to \S+ as \S+ \(run (\w+)\)")
+STREAM_END = re.compile(r"stream ended \((\w+)\): (\d+) contributions sent")
+DISCONNECTED = re.compile(r"actor \S+ disconnected \(run (\w+), (\d+) contributions received\)")
+
+
+def orderly_stop_checks(chaos: Chaos) -> list[Check]:
+    """An actor that stops in order over a sound path (its own SIGTERM, its path not cut, its learner not
+    going down meanwhile) half-closes its stream after its last message: the learner must have received every
+    contribution the actor sent on it. A contribution dropped on arrival without being counted (which an A3C
+    actor only notices as an Ack that never comes) shows here."""
+    received = []  # (time, run id, count, the learner's service)
+    for learner in chaos.learners:
+        for at, line in list(learner.proc.lines):
+            if match := DISCONNECTED.search(line):
+                received.append((at, match.group(1), int(match.group(2)), learner))
+    checked, skipped, wrong = 0, 0, []
+    for actor in chaos.fleet:
+        run = RUN_ID.search(actor.proc.text())
+        ends = [(at, m) for at, line in list(actor.proc.lines) if (m := STREAM_END.search(line))]
+        if actor.ended != "SIGTERM" or run is None or not ends or ends[-1][1].group(1) != "actor_stopping":
+            continue
+        ended_at, sent = ends[-1][0], int(ends[-1][1].group(2))
+        slot = int(actor.name.split("-")[1].split(".")[0])
+        theirs = [r for r in received if r[1] == run.group(1) and r[0] >= actor.ended_at]
+        learner_went = theirs and theirs[0][3].ended_at is not None and theirs[0][3].ended_at <= theirs[0][0]
+        if chaos.was_cut(slot, actor.ended_at, ended_at) or not theirs or learner_went:
+            skipped += 1
+            continue
+        checked += 1
+        if theirs[0][2] != sent:
+            wrong.append(f"{actor.name} sent {sent} on its last stream, the learner received {theirs[0][2]}")
+    return [
+        Check(
+            "an actor stopping in order over a sound path loses nothing on the way",
+            not wrong and checked > 0,
+            "; ".join(wrong) or f"{checked} stops matched exactly ({skipped} with a cut or a learner going down)",
+        )
+    ]
 
 
 def resource_checks(chaos: Chaos) -> list[Check]:
@@ -547,7 +598,14 @@ def main(argv: list[str] | None = None) -> int:
     # A killed learner can hold what every connected stream had in flight: a slot's old stream (a killed actor's,
     # until noticed) and its replacement's.
     books, totals = check_books(actors, learners, in_flight, max_pending=2 * in_flight * args.actors)
-    checks = chaos.problems + books + checkpoint_checks(chaos) + resource_checks(chaos) + traceback_checks(chaos)
+    checks = (
+        chaos.problems
+        + books
+        + orderly_stop_checks(chaos)
+        + checkpoint_checks(chaos)
+        + resource_checks(chaos)
+        + traceback_checks(chaos)
+    )
     report(chaos, schedule, checks, totals)
     for service in chaos.learners + chaos.fleet:
         (workdir / f"{service.name}.log").write_text(service.proc.text())
