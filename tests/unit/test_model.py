@@ -249,8 +249,9 @@ def test_the_loss_trains_the_cnn_through_both_heads_from_uint8_rollouts():
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
     # the shared embedding gives exactly the values and log-probs of the two heads' own passes
     flat = torch.as_tensor(rollout.observations.reshape(T * N, 4, 84, 84))
-    log_p, _ = model.log_prob_entropy(flat, torch.as_tensor(rollout.actions.reshape(-1)))
-    torch.testing.assert_close(model.log_prob_entropy_of(model.embed(flat), torch.as_tensor(rollout.actions.reshape(-1)))[0], log_p)
+    actions = torch.as_tensor(rollout.actions.reshape(-1))
+    log_p, _ = model.log_prob_entropy(flat, actions)
+    torch.testing.assert_close(model.log_prob_entropy_of(model.embed(flat), actions)[0], log_p)
 
 
 @pytest.mark.parametrize(
