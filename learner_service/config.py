@@ -292,7 +292,12 @@ class LearnerConfig:
             self.checkpoint_dir = f"{self.checkpoint_dir}/{self.run_name}"
 
     def auto_run_name(self) -> str:
-        """ENV-HASH: the env id made a folder name, and 8 hex digits of the RUN_IDENTITY values."""
-        identity = json.dumps([getattr(self, name) for name in RUN_IDENTITY])
+        """ENV-HASH: the env id made a folder name, and 8 hex digits of the RUN_IDENTITY values and the env's
+        keyword arguments."""
+        values = [getattr(self, name) for name in RUN_IDENTITY]
+        kwargs = env_kwargs(self.env_kwargs)
+        if kwargs:  # they may change the env's spaces; appended only when given, so older runs keep their names
+            values.append(json.dumps(kwargs, sort_keys=True))
+        identity = json.dumps(values)
         env = re.sub(r"[^A-Za-z0-9._-]", "_", self.env)[:80]
         return f"{env}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"

@@ -10,6 +10,7 @@ from learner_service.config import LearnerConfig
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
 from relayrl.config import ConfigError, describe
+from relayrl.envs import env_kwargs
 from relayrl.model import ActorCritic, layout
 
 log = logging.getLogger("relayrl.learner")
@@ -39,6 +40,12 @@ def check_fits(config: LearnerConfig, model: ActorCritic, path: Path, state: dic
     if ours != theirs:
         raise ConfigError(
             f"{describe('resume')}: {path} holds env, hidden sizes, activation {theirs}, this run asks for {ours}"
+        )
+    # The env's keyword arguments may change its spaces (checkpoints from before them hold none).
+    if env_kwargs(state.get("env_kwargs") or "") != env_kwargs(config.env_kwargs):
+        raise ConfigError(
+            f"{describe('env_kwargs')}: {path} was written with env kwargs {state.get('env_kwargs') or '{}'}, this "
+            f"run asks for {config.env_kwargs or '{}'}; match them or use another --run-name"
         )
     # The optimizer's saved statistics only mean something to the same kind of optimizer (loading Adam's
     # into RMSprop raised KeyError: 'square_avg'). Its scalars (--lr, --rms-alpha, --rms-eps) are the

@@ -123,3 +123,19 @@ def test_resume_keeps_the_normalisation_statistics(tmp_path):
         assert learner.model.obs_mean.tolist() == [3.0] * 4
     finally:
         learner.server.stop(0)
+
+
+def test_resume_with_other_env_kwargs_fails_at_start_naming_them_and_auto_names_apart(tmp_path):
+    env = "tests.corridor_env:Corridor-v0"
+    written_checkpoint(tmp_path, env=env, env_kwargs='{"length": 5}')
+    args = flags(host="127.0.0.1", port=0, metrics_port=-1, hidden_sizes="16,16", checkpoint_dir=tmp_path, env=env)
+    with pytest.raises(ConfigError, match=r"--env-kwargs .*written with env kwargs \{\"length\": 5\}"):
+        Learner(load(LearnerConfig, [*args, "--resume", "--env-kwargs", '{"length": 7}'], environ={}))
+    learner = Learner(load(LearnerConfig, [*args, "--resume", "--env-kwargs", '{ "length":5 }'], environ={}))
+    learner.server.stop(0)  # the same kwargs, written differently, resume
+
+    def auto(kwargs: str) -> str:
+        return load(LearnerConfig, ["--env", env, "--env-kwargs", kwargs, "--run-name", "auto"], environ={}).run_name
+
+    assert auto('{"length": 5}') != auto('{"length": 7}') != auto("")
+    assert auto('{"length": 5, "x": 1}') == auto('{"x": 1, "length": 5}')
