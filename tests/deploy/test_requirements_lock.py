@@ -27,8 +27,11 @@ def locked() -> dict[str, str]:
     return pins
 
 
+IMAGE_EXTRAS = {"atari"}  # the images run Atari too (ale-py ships its ROMs); no other extra is followed
+
+
 def runtime_requirements() -> list[Requirement]:
-    """RelayRL's requirements and theirs, as installed here (markers evaluated, extras not followed)."""
+    """RelayRL's requirements (with IMAGE_EXTRAS) and theirs, as installed here (markers evaluated)."""
     seen, todo, found = set(), ["relayrl"], []
     while todo:
         name = todo.pop()
@@ -37,7 +40,8 @@ def runtime_requirements() -> list[Requirement]:
         seen.add(name)
         for text in metadata.distribution(name).requires or []:
             req = Requirement(text)
-            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            extras = IMAGE_EXTRAS if name == "relayrl" else set()
+            if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in {"", *extras}):
                 continue
             found.append(req)
             todo.append(canonicalize_name(req.name))
