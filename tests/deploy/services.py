@@ -36,6 +36,12 @@ class Service:
     def running(self) -> bool:
         return self.popen.poll() is None
 
+    def alive(self) -> bool:
+        """True while running; once it has exited, fails the test with its exit code and log tail."""
+        if not self.running():
+            pytest.fail(f"{self.name} exited with {self.popen.returncode}\n{self.tail()}")
+        return True
+
     def terminate(self, timeout: float) -> int:
         """SIGTERM, then wait up to ``timeout`` seconds (the grace a container engine gives) for the exit code."""
         self.popen.send_signal(signal.SIGTERM)

@@ -17,8 +17,6 @@ import shlex
 import subprocess
 import sys
 
-import pytest
-
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
 from tests.conftest import wait_until
@@ -170,26 +168,21 @@ def test_compose_services_run_as_resolved_and_train(tmp_path, services):
     learner = Service("learner", learner_argv, learner_env, tmp_path, cwd=home)
     services.append(learner)
 
-    def alive(service: Service) -> bool:
-        if not service.running():
-            pytest.fail(f"{service.name} exited with {service.popen.returncode}\n{service.tail()}")
-        return True
-
     # depends_on: learner: condition: service_healthy -- the actor starts once the learner's healthcheck passes.
     learner_probe = health_check(learner_svc, moved)
-    wait_until(lambda: alive(learner) and healthy(learner_probe), 90, "the learner's Compose healthcheck", 1.0)
+    wait_until(lambda: learner.alive() and healthy(learner_probe), 90, "the learner's Compose healthcheck", 1.0)
     actor = Service("actor", actor_argv, actor_env, tmp_path, cwd=home)
     services.append(actor)
     actor_probe = health_check(actor_svc, moved)
-    wait_until(lambda: alive(actor) and healthy(actor_probe), 60, "the actor's Compose healthcheck (welcomed)", 1.0)
+    wait_until(lambda: actor.alive() and healthy(actor_probe), 60, "the actor's Compose healthcheck (welcomed)", 1.0)
 
     # Training: the learner's own /metrics, over HTTP, shows the actor and a rising env-step counter.
     metrics_port = moved[learner_metrics]
-    wait_until(lambda: alive(learner) and (try_scrape(metrics_port) or {}).get("relayrl_env_steps_total", 0) > 0,
+    wait_until(lambda: learner.alive() and (try_scrape(metrics_port) or {}).get("relayrl_env_steps_total", 0) > 0,
                60, "env steps on the learner's /metrics", 0.2)
     first = scrape(metrics_port)
     assert first["relayrl_actors_connected"] == 1
-    wait_until(lambda: alive(learner) and scrape(metrics_port)["relayrl_env_steps_total"]
+    wait_until(lambda: learner.alive() and scrape(metrics_port)["relayrl_env_steps_total"]
                > first["relayrl_env_steps_total"], 30, "the env-step counter to rise", 0.2)
     assert scrape(moved[actor_metrics])["relayrl_env_steps_total"] > 0
 

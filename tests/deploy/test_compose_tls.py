@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
 from tests.conftest import wait_until
@@ -79,14 +77,9 @@ def test_compose_tls_override_trains_over_tls_with_the_token(tmp_path, services)
     learner = Service("learner", learner_argv, learner_env, tmp_path, cwd=home)
     services.append(learner)
 
-    def alive(service: Service) -> bool:
-        if not service.running():
-            pytest.fail(f"{service.name} exited with {service.popen.returncode}\n{service.tail()}")
-        return True
-
     # The healthcheck the override sets: plaintext, on the health port. The TLS port would not answer it.
     probe = health_check(learner_svc, moved)
-    wait_until(lambda: alive(learner) and healthy(probe), 90, "the learner's healthcheck on its health port", 0.5)
+    wait_until(lambda: learner.alive() and healthy(probe), 90, "the learner's healthcheck on its health port", 0.5)
     assert not healthy(health_check({"healthcheck": {"test": ["CMD-SHELL", f"grpc-health-check 127.0.0.1:{grpc}"]}},
                                     moved)), "the gRPC port must speak TLS only"
 
@@ -94,14 +87,14 @@ def test_compose_tls_override_trains_over_tls_with_the_token(tmp_path, services)
     tokenless = Service("tokenless", actor_argv, {k: v for k, v in actor_env.items() if k != "RELAYRL_AUTH_TOKEN"}
                         | {"RELAYRL_HEALTH_PORT": "-1", "RELAYRL_METRICS_PORT": "-1"}, tmp_path, cwd=home)
     services.append(tokenless)
-    wait_until(lambda: alive(learner) and (try_scrape(moved[metrics]) or {}).get(
+    wait_until(lambda: learner.alive() and (try_scrape(moved[metrics]) or {}).get(
         'relayrl_rejected_total{reason="unauthenticated"}', 0) > 0, 60, "the token-less actor to be refused", 0.2)
     tokenless.stop()
 
     actor = Service("actor", actor_argv, actor_env, tmp_path, cwd=home)
     services.append(actor)
-    wait_until(lambda: alive(actor) and healthy(health_check(actor_svc, moved)), 60, "the actor's healthcheck", 0.5)
-    wait_until(lambda: alive(learner) and scrape(moved[metrics])["relayrl_env_steps_total"] > 0, 60,
+    wait_until(lambda: actor.alive() and healthy(health_check(actor_svc, moved)), 60, "the actor's healthcheck", 0.5)
+    wait_until(lambda: learner.alive() and scrape(moved[metrics])["relayrl_env_steps_total"] > 0, 60,
                "env steps over TLS", 0.2)
     assert scrape(moved[metrics])["relayrl_actors_connected"] == 1
     assert actor.terminate(15) == 0, actor.tail()
