@@ -3,7 +3,7 @@ the learner's evaluations during training and the learning benchmark, so all thr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,16 +17,31 @@ from relayrl.model import ActorCritic
 def play_greedy(
     model: ActorCritic, env_id: str, episodes: int, seed: int = 0, env_kwargs: Mapping[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of the first episode of each of ``episodes`` parallel envs under the policy's mode
+    actions (see play_first_episodes). ``model`` must be on the CPU."""
+
+    def greedy(obs: np.ndarray) -> np.ndarray:
+        return model.act(torch.as_tensor(obs, dtype=torch.float32), greedy=True)[0].numpy()
+
+    return play_first_episodes(greedy, env_id, episodes, seed, env_kwargs)
+
+
+def play_first_episodes(
+    act: Callable[[np.ndarray], np.ndarray],
+    env_id: str,
+    episodes: int,
+    seed: int = 0,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of the first episode of each of ``episodes`` parallel envs (all run to their end,
-    so short episodes are not over-represented), made as the actors make them. ``model`` must be on the CPU."""
+    so short episodes are not over-represented), made as the actors make them, acting with ``act``."""
     env = make_vector_env(env_id, episodes, env_kwargs)
     try:
         obs, _ = env.reset(seed=seed)
         returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
         running = np.ones(episodes, bool)
         while running.any():
-            actions, _ = model.act(torch.as_tensor(obs, dtype=torch.float32), greedy=True)
-            obs, reward, terminated, truncated, _ = env.step(env_action(actions.numpy(), env.single_action_space))
+            obs, reward, terminated, truncated, _ = env.step(env_action(act(obs), env.single_action_space))
             returns += np.where(running, reward, 0.0)
             lengths += running
             running &= ~(terminated | truncated)

@@ -92,22 +92,12 @@ def sb3_run(game: str, seed: int, steps: int, timeout: float) -> dict:
 
 def random_scores(game: str, episodes: int, seed: int = 0) -> list[float]:
     """True scores of the first episode of each of ``episodes`` envs under uniformly random actions."""
-    from relayrl.envs import make_vector_env
+    from relayrl.envs import single_spaces
+    from relayrl.evaluation import play_first_episodes
 
-    env = make_vector_env(game, episodes)
-    rng = np.random.default_rng(seed)
-    try:
-        env.reset(seed=seed)
-        scores, total, done = np.zeros(episodes), np.zeros(episodes), np.zeros(episodes, bool)
-        while not done.all():
-            _, reward, terminated, truncated, _ = env.step(rng.integers(0, env.single_action_space.n, episodes))
-            total += np.where(done, 0.0, reward)
-            ended = (terminated | truncated) & ~done
-            scores[ended] = total[ended]
-            done |= ended
-        return scores.tolist()
-    finally:
-        env.close()
+    n_actions, rng = single_spaces(game)[1].n, np.random.default_rng(seed)
+    scores, _ = play_first_episodes(lambda obs: rng.integers(0, n_actions, len(obs)), game, episodes, seed)
+    return scores.tolist()
 
 
 PARTS = ("throughput", "learning")
