@@ -22,7 +22,7 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
 from relayrl import __version__, codec
-from relayrl.envs import EnvError, env_kwargs, make_vector_env
+from relayrl.envs import env_kwargs, make_vector_env
 from relayrl.health import Health
 from relayrl.rollout import Rollout
 from relayrl.v1 import relayrl_pb2 as pb
@@ -112,7 +112,7 @@ class Actor:
             )
             try:
                 env = make_vector_env(cfg.env_id, self.config.num_envs, env_kwargs(cfg.env_kwargs))
-            except (EnvError, ValueError) as exc:
+            except ValueError as exc:  # EnvError, or kwargs that are not a JSON object
                 raise SystemExit(f"relayrl actor: cannot make the learner's env here: {exc}") from None
             if not (
                 codec.same_space(env.single_observation_space, obs_space)
