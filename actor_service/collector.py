@@ -2,7 +2,8 @@
 
 Buffers are allocated once and reused; a Rollout returned by ``collect`` is valid until the next call.
 Gymnasium's next-step autoreset: after an episode ends, the following step of that env only resets it
-(its action is ignored, reward 0), so that transition is marked invalid and never trained on.
+(its action is ignored, reward 0), so that transition is marked invalid and never trained on; so is a
+step whose action the env chose for the agent (``info["fired"]``: FIRE after a lost life in Atari games).
 
 Atari's training signals (DeepMind's wrappers) are applied here, to what is trained on only: rewards
 clipped to their sign, and a lost life marked terminated (no bootstrap across it) while the game goes on.
@@ -77,15 +78,17 @@ class RolloutCollector:
             self.rewards[t] = np.sign(reward) if self.clip_rewards else reward
             self.terminated[t] = terminated
             self.truncated[t] = truncated
-            valid = ~self.resetting
+            stepped = ~self.resetting  # a real step of the game, though perhaps not the agent's action:
+            fired = info.get("fired")  # FIRE pressed for it after a lost life (relayrl.envs)
+            valid = stepped if fired is None else stepped & ~fired
             if self.episodic_life:
                 lives = self._lives(info)
-                self.terminated[t] |= (lives < self.lives) & valid
+                self.terminated[t] |= (lives < self.lives) & stepped
                 self.lives = lives
             self.valid[t] = valid
-            self.episode_return += np.where(valid, reward, 0.0)
-            self.episode_length += valid
-            ended = (terminated | truncated) & valid
+            self.episode_return += np.where(stepped, reward, 0.0)
+            self.episode_length += stepped
+            ended = (terminated | truncated) & stepped
             if ended.any():
                 finished_returns.append(self.episode_return[ended].astype(np.float32))
                 finished_lengths.append(self.episode_length[ended].astype(np.uint32))

@@ -29,7 +29,7 @@ class Rollout:
     rewards: np.ndarray  # [T, N]
     terminated: np.ndarray  # [T, N] bool
     truncated: np.ndarray  # [T, N] bool
-    valid: np.ndarray  # [T, N] bool; False on next-step autoreset transitions
+    valid: np.ndarray  # [T, N] bool; False on next-step autoreset transitions and FIRE pressed for the agent
     log_probs: np.ndarray  # [T, N]
     bootstrap_observations: np.ndarray  # [N, *obs]
     policy_version: int
@@ -38,5 +38,6 @@ class Rollout:
 
     @property
     def num_steps(self) -> int:
-        """Real environment transitions: Gymnasium's next-step autoreset steps (``valid`` False) only reset."""
+        """The agent's environment transitions: not Gymnasium's next-step autoreset steps (they only reset), nor
+        FIRE pressed for it after a lost life (``valid`` False on both)."""
         return int(self.valid.sum())

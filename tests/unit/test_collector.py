@@ -6,7 +6,7 @@ import torch
 
 from actor_service.collector import RolloutCollector
 from relayrl import codec
-from relayrl.envs import make_vector_env
+from relayrl.envs import FireAfterLifeLoss, make_vector_env
 from relayrl.model import ActorCritic
 from relayrl.numpy_policy import NumpyPolicy
 from relayrl.wire import encode_weights
@@ -122,6 +122,9 @@ class Lives(gym.Env):
     observation_space = gym.spaces.Box(0, 255, (1,), np.uint8)
     action_space = gym.spaces.Discrete(2)
 
+    def __init__(self):
+        self.taken = []  # every action the game received
+
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.t = 0
@@ -130,6 +133,7 @@ class Lives(gym.Env):
     def step(self, action):
         self.t += 1
         lives = 3 - self.t // 4
+        self.taken.append(int(action))
         return np.full(1, self.t, np.uint8), 5.0, lives == 0, False, {"lives": lives}
 
 
@@ -149,3 +153,17 @@ def test_clipped_rewards_and_lost_lives_are_what_is_trained_on_but_episodes_stay
     r = plain.collect(0)
     np.testing.assert_array_equal(np.flatnonzero(r.terminated[:, 0]) + 1, [12])
     assert r.rewards[0, 0] == 5.0
+
+
+def test_fire_after_a_lost_life_is_pressed_for_the_agent_and_not_trained_on():
+    games = gym.vector.SyncVectorEnv([Lives, Lives])
+    agent = lambda obs: (np.zeros(len(obs), np.int64), np.zeros(len(obs)))  # noqa: E731 (always chooses 0)
+    r = RolloutCollector(FireAfterLifeLoss(games, fire=1), agent, 14, 0, episodic_life=True).collect(0)
+    taken = games.envs[0].taken[:12]  # the game's actions up to its end (step 13 reset it)
+    # lives lost at steps 4 and 8: FIRE at 5 and 9; the game ends at 12 (no FIRE: 13 resets it), 14 is 0 again
+    np.testing.assert_array_equal(np.flatnonzero(np.array(taken) == 1) + 1, [5, 9])
+    np.testing.assert_array_equal(np.flatnonzero(~r.valid[:, 0]) + 1, [5, 9, 13])
+    assert r.num_steps == 2 * 11, "steps the agent did not choose are not counted, as SB3's reset does not"
+    np.testing.assert_array_equal(np.flatnonzero(r.terminated[:, 0]) + 1, [4, 8, 12])
+    np.testing.assert_array_equal(r.episode_lengths, [12, 12])  # the true game: FIRE steps included
+    np.testing.assert_array_equal(r.episode_returns, [60.0, 60.0])

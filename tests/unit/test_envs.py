@@ -54,3 +54,19 @@ def test_atari_is_preprocessed_to_stacked_84x84_uint8_frames_with_true_rewards()
     decoded = codec.decode_space(codec.encode_space(obs_space))
     assert decoded.dtype == np.uint8 and codec.same_space(decoded, obs_space)
     assert not codec.same_space(gym.spaces.Box(0, 255, (4, 84, 84), np.float32), obs_space)
+
+
+def test_breakout_presses_fire_after_each_lost_life():
+    """A policy that never presses FIRE still plays Breakout to its end: without FIRE after each lost life
+    the game would idle until its 27,000-step time limit."""
+    pytest.importorskip("ale_py")
+    env = make_vector_env("ALE/Breakout-v5", 1, {"repeat_action_probability": 0.0})
+    try:
+        env.reset(seed=0)
+        for _ in range(5000):
+            _, _, terminated, truncated, info = env.step(np.zeros(1, np.int64))
+            if terminated[0] or truncated[0]:
+                break
+        assert terminated[0] and not truncated[0] and info["lives"][0] == 0, "no game over in 5,000 steps"
+    finally:
+        env.close()
