@@ -30,15 +30,17 @@ from relayrl_cli.plot import render
 
 # rl-baselines3-zoo's A2C "atari" entry (hyperparams/a2c.yml); n_steps and gamma are SB3's defaults.
 SB3_ATARI = dict(n_envs=16, frame_stack=4, n_steps=5, ent_coef=0.01, vf_coef=0.25, rms_eps=1e-5)
+# SB3 is timed at both: one process stepping its envs in turn, its update may or may not gain from a second core.
+SB3_THREADS = (1, 2)
 
 
 def plan(quick: bool) -> dict:
     if quick:
-        return dict(ours_steps=1_000, sb3_steps=800, learn_seconds=20, random_episodes=4)
-    return dict(ours_steps=40_000, sb3_steps=12_000, learn_seconds=None, random_episodes=100)
+        return dict(ours_steps=1_000, sb3_steps=800, learn_seconds=20, random_episodes=4, cost_reps=3)
+    return dict(ours_steps=40_000, sb3_steps=12_000, learn_seconds=None, random_episodes=100, cost_reps=40)
 
 
-def sb3_child(game: str, seed: int, steps: int) -> dict:
+def sb3_child(game: str, seed: int, steps: int, threads: int) -> dict:
     """SB3 A2C on ``game`` as the zoo trains Atari; steady env steps/s of learn() after its first update."""
     import ale_py
     import gymnasium as gym
@@ -62,9 +64,7 @@ def sb3_child(game: str, seed: int, steps: int) -> dict:
             return True
 
     gym.register_envs(ale_py)
-    # One torch thread, as our services use and as the CartPole comparison runs SB3: on 2 cores its default of
-    # 2 threads was 3x slower here (35 against 117 env steps/s, beside other work).
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     # v5 ids skip 4 frames inside the env; SB3's AtariWrapper skips 4 itself, so the env must not.
     env = make_atari_env(game, n_envs=SB3_ATARI["n_envs"], seed=seed, env_kwargs={"frameskip": 1})
     env = VecFrameStack(env, n_stack=SB3_ATARI["frame_stack"])
@@ -82,9 +82,9 @@ def sb3_child(game: str, seed: int, steps: int) -> dict:
             "torch_threads": torch.get_num_threads(), "settings": SB3_ATARI}
 
 
-def sb3_run(game: str, seed: int, steps: int, timeout: float) -> dict:
+def sb3_run(game: str, seed: int, steps: int, threads: int, timeout: float) -> dict:
     result = run_group([sys.executable, "-m", "relayrl_cli.bench.atari", "--sb3", "--game", game, "--seed", str(seed),
-                        "--steps", str(steps)], timeout)
+                        "--steps", str(steps), "--threads", str(threads)], timeout)
     if result.returncode != 0:
         raise RuntimeError(f"SB3 Atari run failed ({result.returncode}):\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -100,7 +100,7 @@ def random_scores(game: str, episodes: int, seed: int = 0) -> list[float]:
     return scores.tolist()
 
 
-PARTS = ("throughput", "learning")
+PARTS = ("throughput", "costs", "learning")
 
 
 def results_path(out: Path, quick: bool) -> Path:
@@ -119,29 +119,85 @@ def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Pa
     results.update(quick=quick, game=game)
     if "throughput" in parts:
         results["throughput"] = throughput(game, seeds, p, machine)
+    if "costs" in parts:
+        results["costs"] = costs(game, p["cost_reps"])
     if "learning" in parts:
         results["learning"] = learning(game, learn_seconds, p["random_episodes"], quick, out, machine)
     return results
 
 
 def throughput(game: str, seeds: int, p: dict, machine: dict) -> dict:
-    ours, theirs = [], []
+    ours: list[dict] = []
+    theirs: dict[int, list[dict]] = {}
     for seed in range(seeds):  # interleaved, so that drift on this machine touches both sides alike
         log(f"relayrl {game} seed {seed}: {p['ours_steps']} env steps")
         ours.append(pipeline.train(["--env", game, "--max-env-steps", str(p["ours_steps"]), "--seed", str(seed)],
                                    timeout=1800))
-        log(f"SB3 A2C {game} seed {seed}: {p['sb3_steps']} env steps")
-        theirs.append(sb3_run(game, seed, p["sb3_steps"], timeout=1800))
+        for threads in SB3_THREADS:
+            log(f"SB3 A2C {game} seed {seed}, {threads} torch threads: {p['sb3_steps']} env steps")
+            theirs.setdefault(threads, []).append(sb3_run(game, seed, p["sb3_steps"], threads, timeout=1800))
     ours_speed = [r["steady_steps_per_second"] for r in ours]
-    theirs_speed = [r["steady_steps_per_second"] for r in theirs]
+    by_threads = {t: [r["steady_steps_per_second"] for r in runs] for t, runs in theirs.items()}
+    best = max(by_threads, key=lambda t: summary(by_threads[t])["median"])  # SB3 at its faster setting
+    theirs_speed = by_threads[best]
     return {
         "machine": machine, "env_steps": {"relayrl": p["ours_steps"], "sb3": p["sb3_steps"]},
         "relayrl": {"steady_steps_per_second": summary(ours_speed),
                     "updates_per_second": summary([r["updates_per_second"] for r in ours])},
-        "sb3": {"steady_steps_per_second": summary(theirs_speed), "torch_threads": theirs[0]["torch_threads"]},
+        "sb3": {"steady_steps_per_second": summary(theirs_speed), "torch_threads": best,
+                "by_threads": {str(t): summary(v) for t, v in by_threads.items()}},
         "ratio": paired_ratio(ours_speed, theirs_speed)["median"],
         "load_average_at_end": os.getloadavg(),
     }
+
+
+def costs(game: str, reps: int) -> dict:
+    """CPU milliseconds per env step of each part of the pipeline, in this process, the preset's shapes (an
+    actor's 8 envs, a round of 2 actors x 8 envs x 5 steps): what bounds env steps/s on a machine's cores."""
+    import torch
+
+    from learner_service.trainer import update_from_rollouts
+    from relayrl.envs import make_vector_env
+    from relayrl.loss import LossConfig
+    from relayrl.model import ActorCritic
+    from relayrl.rollout import Rollout
+
+    def ms_per_call(fn, n: int) -> float:
+        fn()  # warm-up
+        started = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - started) / n * 1e3
+
+    envs, steps, rng = 8, 5, np.random.default_rng(0)
+    env = make_vector_env(game, envs)
+    try:
+        obs, _ = env.reset(seed=0)
+        n_actions = env.single_action_space.n
+        emulation = ms_per_call(lambda: env.step(rng.integers(0, n_actions, envs)), 10 * reps) / envs
+        model = ActorCritic(env.single_observation_space, env.single_action_space, (64, 64))
+    finally:
+        env.close()
+    n = 2 * envs
+    round_ = Rollout(
+        observations=np.repeat(obs[None], steps, 0).repeat(2, 1), actions=rng.integers(0, n_actions, (steps, n)),
+        rewards=rng.random((steps, n)).astype(np.float32), terminated=np.zeros((steps, n), bool),
+        truncated=np.zeros((steps, n), bool), valid=np.ones((steps, n), bool),
+        log_probs=np.zeros((steps, n), np.float32), bootstrap_observations=np.repeat(obs, 2, 0), policy_version=0,
+    )
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=7e-4, eps=1e-5)
+    loss = LossConfig(gamma=0.99, value_coef=0.25, entropy_coef=0.01)
+    threads_before, result = torch.get_num_threads(), {"emulation": emulation}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                result[f"inference_{threads}"] = ms_per_call(lambda: model.act(torch.as_tensor(obs)), 5 * reps) / envs
+            result[f"learner_{threads}"] = ms_per_call(
+                lambda: update_from_rollouts(model, optimizer, [round_], loss, 0.5), reps) / (steps * n)
+    finally:
+        torch.set_num_threads(threads_before)
+    return {"ms_per_env_step": result, "cores": os.cpu_count()}
 
 
 def learning(game: str, learn_seconds: float, random_episodes: int, quick: bool, out: Path, machine: dict) -> dict:
@@ -175,6 +231,8 @@ def markdown(r: dict) -> str:
     lines = [f"# Atari: {r['game']}{' (quick: smoke-test budgets)' if r['quick'] else ''}", ""]
     if "throughput" in r:
         lines += throughput_lines(r["throughput"])
+    if "costs" in r:
+        lines += costs_lines(r["costs"])
     if "learning" in r:
         lines += learning_lines(r["learning"])
     return "\n".join(lines) + "\n"
@@ -193,6 +251,29 @@ def throughput_lines(t: dict) -> list[str]:
         f"| SB3 A2C, CnnPolicy, zoo Atari settings (16 envs), torch {t['sb3']['torch_threads']} threads | "
         f"{theirs['median']:.0f} | {', '.join(f'{v:.0f}' for v in theirs['runs'])} |",
         f"| **ratio (paired median)** | **{t['ratio']:.2f}x** | |",
+        "",
+        "SB3 ran with " + " and ".join(f"{k} torch thread{'s' if k != '1' else ''} ({v['median']:.0f} env steps/s)"
+                                       for k, v in t["sb3"].get("by_threads", {}).items())
+        + "; the ratio is against the faster.",
+        "",
+    ]
+
+
+def costs_lines(c: dict) -> list[str]:
+    ms = c["ms_per_env_step"]
+    serial = ms["emulation"] + ms["inference_1"] + ms["learner_1"]
+    return [
+        "CPU milliseconds per env step (one round: 2 actors x 8 envs x 5 steps):",
+        "",
+        "| part | 1 thread | 2 threads |",
+        "|---|---|---|",
+        f"| emulation and preprocessing (ale-py, 8 envs, one thread) | {ms['emulation']:.2f} | |",
+        f"| CNN inference (batch 8) | {ms['inference_1']:.2f} | {ms['inference_2']:.2f} |",
+        f"| learner forward and backward | {ms['learner_1']:.2f} | {ms['learner_2']:.2f} |",
+        "",
+        f"All of it on one thread: {serial:.2f} ms, so {c['cores']} cores compute at most "
+        f"{c['cores'] * 1e3 / serial:,.0f} env steps/s; the actors' share alone (a GPU learner): "
+        f"{c['cores'] * 1e3 / (ms['emulation'] + ms['inference_1']):,.0f}.",
         "",
     ]
 
@@ -224,5 +305,6 @@ if __name__ == "__main__":
     parser.add_argument("--game", default="ALE/Breakout-v5")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=1)
     a = parser.parse_args()
-    print(json.dumps(sb3_child(a.game, a.seed, a.steps)))
+    print(json.dumps(sb3_child(a.game, a.seed, a.steps, a.threads)))

@@ -193,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--game", default="ALE/Breakout-v5", help="atari: the ALE id [default: ALE/Breakout-v5]")
     parser.add_argument("--learn-minutes", type=float, default=30.0,
                         help="atari: minutes of the learning run [default: 30; --quick: 1/3]")
-    parser.add_argument("--parts", default="throughput,learning",
-                        help="atari: throughput, learning or both; a part left out keeps its earlier results")
+    parser.add_argument("--parts", default="throughput,costs,learning",
+                        help="atari: any of throughput, costs (CPU ms per env step of each part), learning; a "
+                             "part left out keeps its earlier results [default: all three]")
     args = parser.parse_args(argv)
     out = Path(args.out)
     seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
