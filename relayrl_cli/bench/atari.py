@@ -156,6 +156,7 @@ def costs(game: str, reps: int) -> dict:
     actor's 8 envs, a round of 2 actors x 8 envs x 5 steps): what bounds env steps/s on a machine's cores."""
     import torch
 
+    from learner_service.optim import make_optimizer
     from learner_service.trainer import update_from_rollouts
     from relayrl.envs import make_vector_env
     from relayrl.loss import LossConfig
@@ -185,7 +186,7 @@ def costs(game: str, reps: int) -> dict:
         truncated=np.zeros((steps, n), bool), valid=np.ones((steps, n), bool),
         log_probs=np.zeros((steps, n), np.float32), bootstrap_observations=np.repeat(obs, 2, 0), policy_version=0,
     )
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=7e-4, eps=1e-5)
+    optimizer = make_optimizer("rmsprop", model.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)  # the preset's
     loss = LossConfig(gamma=0.99, value_coef=0.25, entropy_coef=0.01)
     threads_before, result = torch.get_num_threads(), {"emulation": emulation}
     try:
