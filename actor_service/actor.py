@@ -22,6 +22,7 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from actor_service.policies import GradientPolicy, TrajectoryPolicy, make_policy
 from relayrl import __version__, codec
+from relayrl.architecture import architecture
 from relayrl.envs import env_kwargs, make_vector_env
 from relayrl.health import Health
 from relayrl.rollout import Rollout
@@ -97,8 +98,7 @@ class Actor:
             cfg.clip_rewards,
             cfg.episodic_life,
             cfg.n_steps,
-            tuple(cfg.hidden_sizes),
-            cfg.activation,
+            tuple(sorted(architecture(cfg).items())),
             cfg.transport,
             welcome.observation_space.SerializeToString(),
             welcome.action_space.SerializeToString(),

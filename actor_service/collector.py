@@ -8,7 +8,8 @@ step whose action the env chose for the agent (``info["fired"]``: FIRE after a l
 Atari's training signals (DeepMind's wrappers) are applied here, to what is trained on only: rewards
 clipped to their sign, and a lost life marked terminated (no bootstrap across it) while the game goes on.
 Episode returns and lengths are always the true ones, from the env's own rewards and episode ends.
-Observations keep the env's dtype: uint8 pixels are never widened to float32 on the actor.
+Observations keep their wire dtypes (relayrl/spaces.py): uint8 and bool pixels are never widened to float32 on
+the actor; a Dict observation is held as one buffer per key.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from relayrl.codec import box_dtype
 from relayrl.envs import env_action
 from relayrl.rollout import Rollout
+from relayrl.spaces import Observation, action_dtype, as_wire, assign, element_shape, empty_batch
 
 # A batch of observations -> (actions, their log-probabilities), all NumPy.
-ActFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+ActFn = Callable[[Observation], tuple[np.ndarray, np.ndarray]]
 
 
 class RolloutCollector:
@@ -40,19 +41,16 @@ class RolloutCollector:
         self.clip_rewards, self.episodic_life = clip_rewards, episodic_life
         self.action_space = env.single_action_space
         n = env.num_envs
-        obs_shape = env.single_observation_space.shape
-        act_shape = () if isinstance(self.action_space, gym.spaces.Discrete) else self.action_space.shape
-        act_dtype = np.int64 if isinstance(self.action_space, gym.spaces.Discrete) else np.float32
-        self.obs_dtype = np.dtype(box_dtype(env.single_observation_space))
-        self.obs = np.zeros((n_steps, n, *obs_shape), self.obs_dtype)
-        self.actions = np.zeros((n_steps, n, *act_shape), act_dtype)
+        self.observation_space = env.single_observation_space
+        self.obs = empty_batch(self.observation_space, (n_steps, n))
+        self.actions = np.zeros((n_steps, n, *element_shape(self.action_space)), action_dtype(self.action_space))
         self.rewards = np.zeros((n_steps, n), np.float32)
         self.terminated = np.zeros((n_steps, n), bool)
         self.truncated = np.zeros((n_steps, n), bool)
         self.valid = np.zeros((n_steps, n), bool)
         self.log_probs = np.zeros((n_steps, n), np.float32)
         obs, info = env.reset(seed=seed)
-        self.next_obs = np.asarray(obs, self.obs_dtype)
+        self.next_obs = as_wire(self.observation_space, obs)
         self.lives = self._lives(info)
         self.resetting = np.zeros(n, bool)  # the env's next step is an autoreset step
         self.episode_return = np.zeros(n, np.float64)
@@ -69,12 +67,12 @@ class RolloutCollector:
         finished_returns: list[np.ndarray] = []
         finished_lengths: list[np.ndarray] = []
         for t in range(self.n_steps):
-            self.obs[t] = self.next_obs
+            assign(self.obs, t, self.next_obs)
             actions, log_probs = self.act(self.next_obs)
             self.actions[t] = actions
             self.log_probs[t] = log_probs
             obs, reward, terminated, truncated, info = self.env.step(env_action(actions, self.action_space))
-            self.next_obs = np.asarray(obs, self.obs_dtype)
+            self.next_obs = as_wire(self.observation_space, obs)
             self.rewards[t] = np.sign(reward) if self.clip_rewards else reward
             self.terminated[t] = terminated
             self.truncated[t] = truncated

@@ -16,6 +16,7 @@ from learner_service.metrics import LearnerMetrics
 from learner_service.progress import Progress
 from learner_service.trainer import Trainer
 from relayrl import __version__
+from relayrl.architecture import architecture
 
 log = logging.getLogger("relayrl.learner")
 
@@ -38,8 +39,7 @@ class Checkpointer:
             "samples": p.samples,
             "env": c.env,
             "env_kwargs": c.env_kwargs,
-            "hidden_sizes": list(c.hidden_sizes),
-            "activation": c.activation,
+            **{name: list(v) if isinstance(v, tuple) else v for name, v in architecture(c).items()},
             "algo": c.algo,
             "optimizer_name": c.optimizer,
             "relayrl_version": __version__,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayrl import presets
+from relayrl.architecture import CNNS, features_kwargs, parse_net_arch
 from relayrl.config import ConfigError, check_credentials, coerce, describe, option, require
 from relayrl.envs import env_kwargs
 
@@ -17,6 +18,9 @@ from relayrl.envs import env_kwargs
 # --run-name auto names a run after these, so changing one starts a new run instead of a refused resume.
 RUN_IDENTITY = ("env", "hidden_sizes", "activation", "optimizer", "normalize_observations", "normalize_rewards",
                 "use_sde")
+# More of the model's identity, named only where they differ from these defaults (runs named before they existed
+# keep their names).
+MODEL_IDENTITY = {"net_arch": "", "cnn": "auto", "features_extractor": "", "features_kwargs": ""}
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -24,7 +28,9 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 class LearnerConfig:
     env: str = option(
         "CartPole-v1",
-        "Gymnasium environment id: vector or image (Atari: ALE/Pong-v5) observations; Discrete or Box actions. "
+        "Gymnasium environment id. Observations: Box of any shape (images: 3-D uint8, bool or [0, 1] floats, "
+        "channels first or last, e.g. ALE/Pong-v5), Discrete, MultiDiscrete, MultiBinary, or a Dict or Tuple of "
+        "those; actions: Discrete, MultiDiscrete, MultiBinary or a flat Box. "
         "Your own: my_pkg.envs:MyEnv-v0 imports my_pkg.envs first (it must register MyEnv-v0), here and on "
         "every actor.",
     )
@@ -51,8 +57,31 @@ class LearnerConfig:
     device: str = option("auto", "Torch device for model and optimizer: auto (CUDA when present), cpu, cuda, cuda:N.")
     threads: int = option(1, "Torch intra-op threads for updates.")
     seed: int = option(0, "Seed for the model's initialisation and, through actor indices, the actors' envs.")
-    hidden_sizes: tuple[int, ...] = option((64, 64), "Hidden layer sizes of the policy and value MLPs.")
+    hidden_sizes: tuple[int, ...] = option(
+        (64, 64), "Hidden layer sizes of the policy and value MLPs, each its own (SB3's net_arch=[64, 64])."
+    )
     activation: str = option("tanh", "Hidden-layer nonlinearity of both MLPs.", choices=("tanh", "relu"))
+    net_arch: str = option(
+        "",
+        "Separate or shared layers, in SB3's dict form: 'pi=64,64;vf=256,256' gives the policy and the value net "
+        "their own; 'shared=128;pi=64;vf=64' adds a trunk both read first. Default: --hidden-sizes for each "
+        "(none for a lone image: one linear layer per head over the CNN, as SB3's CnnPolicy).",
+    )
+    cnn: str = option(
+        "auto",
+        "The CNN for image observations (3-D uint8 or bool, or float in [0, 1]; channels first or last): nature "
+        "(Mnih et al. 2015, 36x36 and up), small (MinAtar's: one 3x3 convolution, 128 units), impala (Espeholt "
+        "et al. 2018's residual network, for 64x64); auto: nature from 36x36 up, small below.",
+        choices=CNNS,
+    )
+    features_extractor: str = option(
+        "",
+        "Your own features extractor, pkg.module:Class: a torch.nn.Module built as Class(observation_space, "
+        "**features_kwargs) with an int features_dim, mapping preprocessed observations (float; images channels "
+        "first in [0, 1]; Discrete one-hot; a dict for Dict spaces) to [batch, features_dim]. The module must be "
+        "importable here and on every actor; it is checked at start on the env's spaces.",
+    )
+    features_kwargs: str = option("", "Keyword arguments of --features-extractor, a JSON object.")
     n_steps: int = option(16, "Steps per environment in one rollout (the n of n-step returns).")
     gamma: float = option(0.98, "Discount factor (0.98, rl-zoo's CartPole value, needs fewer steps there than 0.99).")
     gae_lambda: float = option(1.0, "GAE lambda; 1.0 gives plain n-step returns.")
@@ -235,6 +264,19 @@ class LearnerConfig:
             "hidden_sizes",
             "needs one or more positive sizes, e.g. 64,64",
         )
+        try:
+            parse_net_arch(self.net_arch, self.hidden_sizes)
+        except ValueError as exc:
+            raise ConfigError(f"{describe('net_arch')}: {exc}") from None
+        try:
+            features_kwargs(self.features_kwargs)
+        except ValueError as exc:
+            raise ConfigError(f"{describe('features_kwargs')}: {exc}") from None
+        require(
+            not self.features_kwargs or bool(self.features_extractor),
+            "features_kwargs",
+            "needs --features-extractor",
+        )
         require(self.n_steps >= 1, "n_steps", "must be at least 1")
         require(self.sde_sample_freq >= 0, "sde_sample_freq", "must be 0 or more")
         require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
@@ -298,6 +340,8 @@ class LearnerConfig:
         kwargs = env_kwargs(self.env_kwargs)
         if kwargs:  # they may change the env's spaces; appended only when given, so older runs keep their names
             values.append(json.dumps(kwargs, sort_keys=True))
+        values += [[name, getattr(self, name)] for name, default in MODEL_IDENTITY.items()
+                   if getattr(self, name) != default]
         identity = json.dumps(values)
         env = re.sub(r"[^A-Za-z0-9._-]", "_", self.env)[:80]
         return f"{env}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"

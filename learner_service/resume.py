@@ -9,6 +9,7 @@ from learner_service import checkpoints
 from learner_service.config import LearnerConfig
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
+from relayrl.architecture import architecture
 from relayrl.config import ConfigError, describe
 from relayrl.envs import env_kwargs
 from relayrl.model import ActorCritic, layout
@@ -35,12 +36,12 @@ def resume(config: LearnerConfig, model: ActorCritic, optimizer: Optimizer, prog
 def check_fits(config: LearnerConfig, model: ActorCritic, path: Path, state: dict) -> None:
     """A ConfigError naming the option when the checkpoint at ``path`` was written for another env or
     network, with another optimizer, or with another model layout than ``model``'s."""
-    ours = (config.env, list(config.hidden_sizes), config.activation)
-    theirs = (state.get("env"), list(state.get("hidden_sizes", [])), state.get("activation"))
+    ours = {"env": config.env, **architecture(config)}
+    theirs = {"env": state.get("env"), **architecture(state)}
     if ours != theirs:
-        raise ConfigError(
-            f"{describe('resume')}: {path} holds env, hidden sizes, activation {theirs}, this run asks for {ours}"
-        )
+        differ = {name: theirs[name] for name in ours if ours[name] != theirs[name]}
+        asked = {name: ours[name] for name in differ}
+        raise ConfigError(f"{describe('resume')}: {path} holds {differ}, this run asks for {asked}")
     # The env's keyword arguments may change its spaces (checkpoints from before them hold none).
     if env_kwargs(state.get("env_kwargs") or "") != env_kwargs(config.env_kwargs):
         raise ConfigError(

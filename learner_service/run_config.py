@@ -28,4 +28,8 @@ def run_config_message(config: LearnerConfig) -> pb.RunConfig:
         normalize_rewards=config.normalize_rewards,
         use_sde=config.use_sde,
         sde_sample_freq=config.sde_sample_freq,
+        net_arch=config.net_arch,
+        cnn=config.cnn,
+        features_extractor=config.features_extractor,
+        features_kwargs=config.features_kwargs,
     )

@@ -16,6 +16,7 @@ import numpy as np
 from relayrl.model import ActorCritic
 from relayrl.normalization import discounted_returns, scale_rewards
 from relayrl.rollout import Rollout
+from relayrl.spaces import map_observation
 
 
 class RunningStatistics:
@@ -42,4 +43,5 @@ class RunningStatistics:
     def after_update(self, rollouts: Sequence[Rollout]) -> None:
         if self.model.normalize_observations:
             for rollout in rollouts:
-                self.model.update_observation_stats(rollout.observations[rollout.valid])
+                valid = rollout.valid
+                self.model.update_observation_stats(map_observation(rollout.observations, lambda a, v=valid: a[v]))

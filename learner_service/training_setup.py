@@ -10,6 +10,7 @@ import torch
 
 from learner_service.config import LearnerConfig
 from learner_service.optim import Optimizer, linear_schedule, make_optimizer
+from relayrl.architecture import architecture
 from relayrl.config import ConfigError, describe
 from relayrl.envs import EnvError, env_kwargs, single_spaces
 from relayrl.model import ActorCritic
@@ -40,16 +41,18 @@ def build_model(
         model = ActorCritic(
             observation_space,
             action_space,
-            config.hidden_sizes,
-            config.activation,
+            **architecture(config),
             normalize_observations=config.normalize_observations,
             normalize_rewards=config.normalize_rewards,
             ortho_init=config.ortho_init,
             log_std_init=config.log_std_init,
             use_sde=config.use_sde,
         )
+    except ImportError as exc:  # the features extractor's module
+        raise ConfigError(f"{describe('features_extractor')}: {exc}") from None
     except ValueError as exc:  # options the env's spaces cannot take (observation normalisation of pixels...)
-        raise ConfigError(f"{describe('env')} {config.env}: {exc}") from None
+        culprit = "features_extractor" if config.features_extractor and "features extractor" in str(exc) else "env"
+        raise ConfigError(f"{describe(culprit)} {getattr(config, culprit)}: {exc}") from None
     return model.to(device)
 
 

@@ -9,6 +9,7 @@ accepted wherever arrays are.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from relayrl.errors import CodecError
+from relayrl.spaces import wire_dtype
 from relayrl.v1 import relayrl_pb2 as pb
 
 # The dtypes that may cross the wire, by their NumPy names; always little-endian.
@@ -24,8 +26,9 @@ DTYPES: dict[str, np.dtype] = {
     for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 }
 MAX_DIMS = 8
-# Box spaces' element dtypes: vectors travel as float32 (float64 envs are narrowed), images as uint8.
-BOX_DTYPES = ("float32", "uint8")
+# Box spaces' element dtypes: vectors travel as float32 (float64 envs are narrowed), images as uint8 or bool.
+BOX_DTYPES = ("float32", "uint8", "bool")
+MAX_SPACE_SIZE = 1 << 16  # dimensions of a MultiDiscrete, bits of a MultiBinary: far beyond any env's
 __all__ = ["CodecError"]  # re-exported: callers catch codec.CodecError
 
 
@@ -100,10 +103,23 @@ def encode_space(space: gym.Space) -> pb.Space:
             high=encode(space.high.astype(np.float32)),
             dtype=box_dtype(space),
         )
-    raise CodecError(f"unsupported space {space}: RelayRL handles Discrete and Box")
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        if space.nvec.ndim != 1 or np.any(space.start != 0):
+            raise CodecError(f"MultiDiscrete spaces must be 1-D and start at 0, got {space}")
+        return pb.Space(kind=pb.Space.MULTI_DISCRETE, nvec=space.nvec.tolist())
+    if isinstance(space, gym.spaces.MultiBinary):
+        return pb.Space(kind=pb.Space.MULTI_BINARY, shape=space.shape)
+    if isinstance(space, gym.spaces.Dict):
+        message = pb.Space(kind=pb.Space.DICT)
+        for key, sub in space.spaces.items():
+            if isinstance(sub, (gym.spaces.Dict, gym.spaces.Tuple)):
+                raise CodecError(f"Dict space: {key!r} is a nested {type(sub).__name__}")
+            message.spaces.add(name=key, space=encode_space(sub))
+        return message
+    raise CodecError(f"unsupported space {space}: RelayRL handles Discrete, Box, MultiDiscrete, MultiBinary and Dict")
 
 
-def decode_space(message: pb.Space) -> gym.Space:
+def decode_space(message: pb.Space, nested: bool = False) -> gym.Space:
     if message.kind == pb.Space.DISCRETE:
         if message.n <= 0:
             raise CodecError(f"Discrete space with n={message.n}")
@@ -117,22 +133,46 @@ def decode_space(message: pb.Space) -> gym.Space:
         if dtype not in BOX_DTYPES:
             raise CodecError(f"Box dtype {dtype!r}: expected one of {', '.join(BOX_DTYPES)}")
         return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.dtype(dtype))
-    raise CodecError(f"unknown space kind {message.kind}")
+    if message.kind == pb.Space.MULTI_DISCRETE:
+        if not message.nvec or min(message.nvec) <= 0 or len(message.nvec) > MAX_SPACE_SIZE:
+            raise CodecError(f"MultiDiscrete space with nvec={list(message.nvec)[:8]}")
+        return gym.spaces.MultiDiscrete(np.asarray(message.nvec, np.int64))
+    if message.kind == pb.Space.MULTI_BINARY:
+        shape = tuple(message.shape)
+        if not shape or min(shape) <= 0 or len(shape) > MAX_DIMS or math.prod(shape) > MAX_SPACE_SIZE:
+            raise CodecError(f"MultiBinary space of shape {shape}")
+        return gym.spaces.MultiBinary(list(shape))
+    if message.kind == pb.Space.DICT and not nested:
+        names = [item.name for item in message.spaces]
+        if not names or len(set(names)) != len(names) or not all(names):
+            raise CodecError(f"Dict space with keys {names[:8]}: needs distinct, non-empty keys")
+        # an OrderedDict keeps the sender's key order (a plain dict would be sorted by gym.spaces.Dict)
+        subspaces = OrderedDict((item.name, decode_space(item.space, nested=True)) for item in message.spaces)
+        return gym.spaces.Dict(subspaces)
+    raise CodecError(f"unknown space kind {message.kind}" + (" (nested)" if nested else ""))
 
 
 def same_space(a: gym.Space, b: gym.Space) -> bool:
-    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, gym.spaces.Discrete):
         return int(a.n) == int(b.n)
-    if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
+    if isinstance(a, gym.spaces.Box):
         return (
             a.shape == b.shape
             and box_dtype(a) == box_dtype(b)
             and np.array_equal(a.low.astype(np.float32), b.low.astype(np.float32))
             and np.array_equal(a.high.astype(np.float32), b.high.astype(np.float32))
         )
+    if isinstance(a, gym.spaces.MultiDiscrete):
+        return np.array_equal(a.nvec, b.nvec)
+    if isinstance(a, gym.spaces.MultiBinary):
+        return a.shape == b.shape
+    if isinstance(a, gym.spaces.Dict):
+        return list(a.spaces) == list(b.spaces) and all(same_space(a[k], b[k]) for k in a.spaces)
     return False
 
 
 def box_dtype(space: gym.Space) -> str:
-    """The dtype a Box's elements travel in: uint8 stays uint8 (pixels), anything else is float32."""
-    return "uint8" if space.dtype == np.uint8 else "float32"
+    """The dtype a Box's elements travel in: uint8 and bool stay as they are (pixels), anything else is float32."""
+    return wire_dtype(space)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,6 +132,8 @@ def make_vector_env(env_id: str, num_envs: int, env_kwargs: Mapping[str, Any] | 
             env = gym.make_vec(spec.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
     except TypeError as exc:  # an unknown keyword argument
         raise EnvError(f"env {env_id!r} with kwargs {kwargs}: {exc}") from None
+    if isinstance(env.single_observation_space, gym.spaces.Tuple):
+        env = TupleAsDict(env)
     autoreset = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
     if autoreset != gym.vector.AutoresetMode.NEXT_STEP:
         env.close()
@@ -147,13 +150,25 @@ def single_spaces(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> t
         env.close()
 
 
-def is_image(space: gym.Space) -> bool:
-    """Observations the model reads with its CNN: a 3-D Box, channels first."""
-    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
-
-
 def env_action(actions: np.ndarray, action_space: gym.Space) -> np.ndarray:
-    """What the environment receives: Gaussian samples are clipped to the Box (the raw sample is trained on)."""
+    """What the environment receives: Gaussian samples are clipped to the Box (the raw sample is trained on);
+    MultiDiscrete and MultiBinary actions in the space's own dtype."""
     if isinstance(action_space, gym.spaces.Box):
         return np.clip(actions, action_space.low, action_space.high)
+    if isinstance(action_space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+        return actions.astype(action_space.dtype, copy=False)
     return actions
+
+
+class TupleAsDict(gym.vector.VectorObservationWrapper):
+    """A Tuple observation space as a Dict keyed "0", "1", ... (in order), so that it travels and is encoded as
+    a Dict is: one tensor and one extractor per part."""
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        super().__init__(env)
+        single = env.single_observation_space
+        self.single_observation_space = gym.spaces.Dict(OrderedDict((str(i), s) for i, s in enumerate(single)))
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
+
+    def observations(self, observations):
+        return {str(i): part for i, part in enumerate(observations)}

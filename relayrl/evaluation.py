@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from relayrl.envs import env_action, make_vector_env
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, as_tensors
+from relayrl.spaces import Observation
 
 
 @torch.inference_mode()
@@ -20,14 +21,14 @@ def play_greedy(
     """Returns and lengths of the first episode of each of ``episodes`` parallel envs under the policy's mode
     actions (see play_first_episodes). ``model`` must be on the CPU."""
 
-    def greedy(obs: np.ndarray) -> np.ndarray:
-        return model.act(torch.as_tensor(obs, dtype=torch.float32), greedy=True)[0].numpy()
+    def greedy(obs: Observation) -> np.ndarray:
+        return model.act(as_tensors(obs), greedy=True)[0].numpy()
 
     return play_first_episodes(greedy, env_id, episodes, seed, env_kwargs)
 
 
 def play_first_episodes(
-    act: Callable[[np.ndarray], np.ndarray],
+    act: Callable[[Observation], np.ndarray],
     env_id: str,
     episodes: int,
     seed: int = 0,

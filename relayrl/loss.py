@@ -8,16 +8,17 @@ averaged over valid transitions only. A_t and R_t come from returns.py and are c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, as_tensors
 from relayrl.returns import gae_advantages
 from relayrl.rollout import Rollout
+from relayrl.spaces import Observation
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,31 @@ class LossTerms:
     explained_variance: float = float("nan")  # 1 - Var(R - V) / Var(R) over valid steps (SB3's diagnostic)
 
 
-def _stack(rollouts: Sequence[Rollout], name: str, axis: int = 1) -> np.ndarray:
-    """Concatenate one field of several rollouts along the environment axis (writable, for torch)."""
-    arrays = [getattr(r, name) for r in rollouts]
+def _concatenate(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray:
     if len(arrays) > 1:
         return np.concatenate(arrays, axis=axis)
     return arrays[0] if arrays[0].flags.writeable else arrays[0].copy()
+
+
+def _stack(rollouts: Sequence[Rollout], name: str, axis: int = 1) -> Observation:
+    """Concatenate one field of several rollouts along the environment axis (writable, for torch); a Dict
+    observation key by key."""
+    values = [getattr(r, name) for r in rollouts]
+    if isinstance(values[0], Mapping):
+        return {key: _concatenate([v[key] for v in values], axis) for key in values[0]}
+    return _concatenate(values, axis)
+
+
+def _observation_batch(
+    obs: Observation, bootstrap: Observation, device: torch.device
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """[T, N, ...] observations and the [N, ...] bootstrap ones as one [T*N + N, ...] batch on ``device``."""
+    def joined(steps: np.ndarray, after: np.ndarray) -> np.ndarray:
+        return np.concatenate([steps.reshape(-1, *steps.shape[2:]), after])
+
+    if isinstance(obs, Mapping):
+        return as_tensors({key: joined(obs[key], bootstrap[key]) for key in obs}, device)
+    return as_tensors(joined(obs, bootstrap), device)
 
 
 def actor_critic_loss(
@@ -58,15 +78,13 @@ def actor_critic_loss(
 ) -> LossTerms:
     """The loss over rollouts that share n_steps (their environments are batched side by side)."""
     device = device or next(model.parameters()).device
-    obs = _stack(rollouts, "observations")
-    T, N = obs.shape[:2]
-    flat_obs = torch.as_tensor(obs.reshape(T * N, *obs.shape[2:]), device=device)
-    bootstrap = torch.as_tensor(_stack(rollouts, "bootstrap_observations", axis=0), device=device)
     terminated = _stack(rollouts, "terminated")
+    T, N = terminated.shape
     ended = terminated | _stack(rollouts, "truncated")
 
     # One embedding (the CNN, for images) and one critic pass over every observation and the bootstrap ones.
-    embedded = model.embed(torch.cat([flat_obs, bootstrap]))
+    batch = _observation_batch(_stack(rollouts, "observations"), _stack(rollouts, "bootstrap_observations", 0), device)
+    embedded = model.embed(batch)
     all_values = model.value_of(embedded)
     values = all_values[: T * N].reshape(T, N)
     values_np = all_values.detach().cpu().numpy()

@@ -1,20 +1,22 @@
-"""The one model definition every side uses: an actor-critic for vector or image observations.
+"""The one model definition every side uses: an actor-critic for any observation and action space RelayRL reads.
 
-Vector observations: separate policy and value MLPs (as Stable-Baselines3 and the A3C paper's feed-forward
-agents). Images (a 3-D Box, channels first, e.g. Atari's 4x84x84 uint8 stacks): the Nature CNN (Mnih et al.
-2015) shared by a linear policy head and a linear value head, as SB3's CnnPolicy; uint8 pixels travel and
-reach the device as they are and are scaled by 1/255 here. Both use
-orthogonal initialisation (optional), and a categorical head for Discrete actions or a diagonal Gaussian
-head for Box actions: with a state-independent log-std (initialised at ``log_std_init``), or with
+An observation is preprocessed and encoded into features (relayrl/extractors.py: vectors flattened, Discrete
+values one-hot, images through a CNN, a Dict's keys each through their own and concatenated, or a user's own
+extractor); then an optional ``shared`` MLP trunk, and separate policy and value MLPs, each ending in its output
+layer (SB3's ``net_arch``; relayrl/architecture.py). Vector observations by default: separate 64-64 policy and
+value MLPs (as SB3 and the A3C paper's feed-forward agents); a lone image: the CNN shared by a linear policy
+head and a linear value head, as SB3's CnnPolicy. Orthogonal initialisation (optional). Heads: a categorical
+(Discrete), one categorical per dimension (MultiDiscrete), a Bernoulli per bit (MultiBinary; relayrl/heads.py),
+or a diagonal Gaussian (Box): with a state-independent log-std (initialised at ``log_std_init``), or with
 generalised state-dependent exploration (``use_sde``, gSDE: Raffin et al. 2022), where the noise is a
 linear function of the policy's last hidden features, eps = z(s) . theta, theta ~ N(0, sigma^2) resampled
 per env every few steps, so that the action's std is sqrt(z(s)^2 . sigma^2). With
-``normalize_observations`` the model holds the running observation statistics as buffers and normalises
-its inputs itself: the statistics then travel with the weights and live in checkpoints, so the learner,
-every actor and ``relayrl eval`` see the same ones. With ``normalize_rewards`` it also holds the variance
-of the discounted return that rewards are scaled by (the value net predicts returns in that scale).
-The distribution maths is written out by hand: it is short, and torch.distributions costs more than the
-MLP at these sizes.
+``normalize_observations`` the model holds running statistics of its vector observations (every vector key of
+a Dict) as buffers and normalises them itself: the statistics then travel with the weights and live in
+checkpoints, so the learner, every actor and ``relayrl eval`` see the same ones. With ``normalize_rewards``
+it also holds the variance of the discounted return that rewards are scaled by (the value net predicts returns
+in that scale). The distribution maths is written out by hand: it is short, and torch.distributions costs more
+than the MLP at these sizes.
 """
 
 from __future__ import annotations
@@ -27,30 +29,42 @@ import numpy as np
 import torch
 from torch import nn
 
+from relayrl import heads
+from relayrl.architecture import CNNS, features_kwargs, parse_net_arch
 from relayrl.distributions import LOG_2PI, SDE_EPSILON
-from relayrl.envs import is_image
-from relayrl.normalization import CLIP, EPSILON, merge_moments
+from relayrl.extractors import built_in_extractor, preprocess, user_extractor
+from relayrl.normalization import CLIP, EPSILON, merge_moments, statistic_name
+from relayrl.spaces import (
+    BERNOULLI,
+    CATEGORICAL,
+    GAUSSIAN,
+    Observation,
+    action_kind,
+    action_sizes,
+    check_observation_space,
+    flat_dim,
+    head_width,
+    is_image_space,
+    parts,
+    select,
+    vector_keys,
+)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-def nature_cnn(channels: int, height: int, width: int, ortho_init: bool = True) -> nn.Sequential:
-    """Three convolutions and a 512-unit layer (Mnih et al. 2015), ReLUs between; orthogonal gain sqrt 2."""
-    convs = nn.Sequential(
-        nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
-        nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
-        nn.Flatten(),
-    )
-    with torch.no_grad():
-        flat = convs(torch.zeros(1, channels, height, width)).shape[1]
-    net = nn.Sequential(*convs, nn.Linear(flat, 512), nn.ReLU())
-    if ortho_init:
-        for layer in net:
-            if isinstance(layer, (nn.Conv2d, nn.Linear)):
-                nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
-                nn.init.zeros_(layer.bias)
-    return net
+def as_tensors(obs: Observation, device: torch.device | str | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+    """An observation batch as torch tensors in their own dtypes (float64 narrowed to float32), one per key of a
+    Dict observation."""
+    def convert(array: np.ndarray) -> torch.Tensor:
+        array = np.asarray(array)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        return torch.as_tensor(array, device=device)
+
+    if isinstance(obs, Mapping):
+        return {key: convert(value) for key, value in obs.items()}
+    return convert(obs)
 
 
 def mlp(sizes: Sequence[int], out_gain: float, activation: str = "tanh", ortho_init: bool = True) -> nn.Sequential:
@@ -69,81 +83,119 @@ def mlp(sizes: Sequence[int], out_gain: float, activation: str = "tanh", ortho_i
     return nn.Sequential(*layers)
 
 
+def trunk(sizes: Sequence[int], activation: str = "tanh", ortho_init: bool = True) -> nn.Sequential:
+    """Hidden layers only (``activation`` after each, the last included): the shared trunk of net_arch."""
+    net = mlp(sizes, math.sqrt(2), activation, ortho_init)
+    return nn.Sequential(*net, ACTIVATIONS[activation]())
+
+
 class ActorCritic(nn.Module):
     def __init__(
         self,
         observation_space: gym.Space,
         action_space: gym.Space,
-        hidden_sizes: Sequence[int],
+        hidden_sizes: Sequence[int] = (64, 64),
         activation: str = "tanh",
         normalize_observations: bool = False,
         normalize_rewards: bool = False,
         ortho_init: bool = True,
         log_std_init: float = 0.0,
         use_sde: bool = False,
+        net_arch: str = "",
+        cnn: str = "auto",
+        features_extractor: str = "",
+        features_kwargs: str = "",
     ):
+        """A ValueError (SpaceError) says which option or space part cannot be built; an ImportError names a
+        features extractor's module that is not installed here."""
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.image = is_image(observation_space)
-        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) not in (1, 3):
-            raise ValueError(f"observations must be a flat Box or an image Box [C, H, W], got {observation_space}")
-        if self.image and (normalize_observations or use_sde):
-            raise ValueError("image observations are scaled by 1/255: no observation normalisation or gSDE")
-        if self.image and min(observation_space.shape[1:]) < 36:
-            raise ValueError(f"the Nature CNN needs images of at least 36x36 [C, H, W], got {observation_space.shape}")
-        obs_dim = observation_space.shape[0]
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        if self.discrete:
-            out_dim = int(action_space.n)
-        elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-            out_dim = action_space.shape[0]
-            # gSDE: one log-std per (last hidden feature, action dimension)
-            shape = (hidden_sizes[-1], out_dim) if use_sde else (out_dim,)
-            self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
+        if cnn not in CNNS:
+            raise ValueError(f"cnn must be one of {', '.join(CNNS)}, got {cnn!r}")
+        check_observation_space(observation_space)
+        self.observation_space, self.action_space = observation_space, action_space
+        self.subspaces = parts(observation_space)
+        self.action_kind = action_kind(action_space)
+        self.action_sizes = action_sizes(action_space)
+        self.action_shape = tuple(getattr(action_space, "shape", None) or ())
+        self.discrete = self.action_kind != GAUSSIAN
+        self.image = is_image_space(observation_space)  # a lone image (a Dict with images is not)
+        self.normalized_keys = vector_keys(observation_space) if normalize_observations else []
+        if normalize_observations and not self.normalized_keys:
+            raise ValueError("observation normalisation covers vector observations, and these have none "
+                             "(images are scaled by 1/255)")
+        if self.image and use_sde:
+            raise ValueError("gSDE reads the policy's hidden features: not for a lone image observation")
+        if features_extractor:
+            self.encoder = user_extractor(features_extractor, observation_space, features_kwargs_of(features_kwargs))
         else:
-            raise ValueError(f"actions must be Discrete or a flat Box, got {action_space}")
+            self.encoder = built_in_extractor(observation_space, cnn, ortho_init)
+        try:
+            arch = parse_net_arch(net_arch, hidden_sizes, linear_heads=self.image)
+        except ValueError as exc:
+            raise ValueError(f"net_arch {net_arch!r}: {exc}") from None
+        latent = self.encoder.features_dim
+        if arch.shared:
+            self.shared = trunk([latent, *arch.shared], activation, ortho_init)
+            latent = arch.shared[-1]
+        else:
+            self.shared = None
+        out_dim = head_width(action_space)
+        self.policy = mlp([latent, *arch.pi, out_dim], 0.01, activation, ortho_init)
+        self.value_net = mlp([latent, *arch.vf, 1], 1.0, activation, ortho_init)
         self.use_sde = use_sde and not self.discrete
-        if self.image:
-            self.encoder = nature_cnn(*observation_space.shape, ortho_init=ortho_init)
-            self.policy = mlp([512, out_dim], 0.01, activation, ortho_init)  # one linear layer each
-            self.value_net = mlp([512, 1], 1.0, activation, ortho_init)
-        else:
-            self.policy = mlp([obs_dim, *hidden_sizes, out_dim], 0.01, activation, ortho_init)
-            self.value_net = mlp([obs_dim, *hidden_sizes, 1], 1.0, activation, ortho_init)
-        self.normalize_observations, self.normalize_rewards = normalize_observations, normalize_rewards
-        if normalize_observations:
-            self.register_buffer("obs_mean", torch.zeros(obs_dim))
-            self.register_buffer("obs_var", torch.ones(obs_dim))
-            self.register_buffer("obs_count", torch.zeros((), dtype=torch.float64))
+        if not self.discrete:
+            # gSDE: one log-std per (last hidden feature of the policy, action dimension)
+            features = arch.pi[-1] if arch.pi else latent
+            shape = (features, out_dim) if use_sde else (out_dim,)
+            self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
+        self.normalize_observations, self.normalize_rewards = bool(self.normalized_keys), normalize_rewards
+        for key in self.normalized_keys:
+            dim = flat_dim(observation_space if key is None else self.subspaces[key])
+            self.register_buffer(statistic_name("mean", key), torch.zeros(dim))
+            self.register_buffer(statistic_name("var", key), torch.ones(dim))
+            self.register_buffer(statistic_name("count", key), torch.zeros((), dtype=torch.float64))
         if normalize_rewards:
             self.register_buffer("return_mean", torch.zeros((), dtype=torch.float64))
             self.register_buffer("return_var", torch.ones((), dtype=torch.float64))
             self.register_buffer("return_count", torch.zeros((), dtype=torch.float64))
 
-    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw observations as the networks see them (unchanged without observation normalisation)."""
-        if not self.normalize_observations:
-            return obs
-        return ((obs - self.obs_mean) / torch.sqrt(self.obs_var + EPSILON)).clamp(-CLIP, CLIP)
+    def _statistic(self, stat: str, key: str | None) -> torch.Tensor:
+        return getattr(self, statistic_name(stat, key))
 
-    def embed(self, obs: torch.Tensor) -> torch.Tensor:
-        """What both heads read: the CNN's features of images scaled to [0, 1], or the (normalised) vector.
+    def preprocess(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Raw observations as the extractors read them (relayrl/extractors.py), vector ones normalised."""
+        if self.subspaces is None:
+            return self._preprocess_part(None, self.observation_space, obs)
+        return {key: self._preprocess_part(key, sub, obs[key]) for key, sub in self.subspaces.items()}
+
+    def _preprocess_part(self, key: str | None, space: gym.Space, obs: torch.Tensor) -> torch.Tensor:
+        x = preprocess(space, obs)
+        if not self.normalize_observations or key not in self.normalized_keys:
+            return x
+        mean, var = self._statistic("mean", key), self._statistic("var", key)
+        return ((x - mean) / torch.sqrt(var + EPSILON)).clamp(-CLIP, CLIP)
+
+    def embed(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """What both heads read: the features of the preprocessed observations, through the shared trunk if any.
         Computed once per observation where both heads are needed (the loss)."""
-        if self.image:
-            return self.encoder(obs.float() / 255.0)
-        return self.normalize(obs)
+        features = self.encoder(self.preprocess(obs))
+        return features if self.shared is None else self.shared(features)
 
     @torch.no_grad()
-    def update_observation_stats(self, observations: np.ndarray) -> None:
-        """Fold a batch of raw observations [..., obs_dim] into the running mean and variance."""
-        batch = np.asarray(observations, np.float64).reshape(-1, self.obs_mean.shape[0])
-        count, mean, var = merge_moments(
-            float(self.obs_count), self.obs_mean.double().cpu().numpy(), self.obs_var.double().cpu().numpy(), batch
-        )
-        self.obs_count.fill_(count)
-        self.obs_mean.copy_(torch.as_tensor(mean))
-        self.obs_var.copy_(torch.as_tensor(var))
+    def update_observation_stats(self, observations: Observation) -> None:
+        """Fold a batch of raw observations (any leading axes; a dict for Dict spaces) into the running mean and
+        variance of each normalised part."""
+        for key in self.normalized_keys:
+            mean, var, count = (self._statistic(stat, key) for stat in ("mean", "var", "count"))
+            batch = np.asarray(select(observations, key), np.float64).reshape(-1, mean.shape[0])
+            new_count, new_mean, new_var = merge_moments(
+                float(count), mean.double().cpu().numpy(), var.double().cpu().numpy(), batch
+            )
+            count.fill_(new_count)
+            mean.copy_(torch.as_tensor(new_mean))
+            var.copy_(torch.as_tensor(new_var))
 
     @torch.no_grad()
     def update_return_stats(self, discounted_returns: np.ndarray) -> None:
@@ -156,7 +208,7 @@ class ActorCritic(nn.Module):
         self.return_mean.fill_(float(mean))
         self.return_var.fill_(float(var))
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
+    def value(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.value_of(self.embed(obs))
 
     def value_of(self, embedded: torch.Tensor) -> torch.Tensor:
@@ -172,33 +224,37 @@ class ActorCritic(nn.Module):
         variance = features.detach().pow(2) @ self.log_std.exp().pow(2)
         return mean, 0.5 * torch.log(variance + SDE_EPSILON), features
 
-    def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_entropy(
+        self, obs: torch.Tensor | Mapping[str, torch.Tensor], actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of ``actions`` and entropy of the policy, one per observation."""
         return self.log_prob_entropy_of(self.embed(obs), actions)
 
     def log_prob_entropy_of(self, embedded: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.action_kind == BERNOULLI:
+            return heads.bernoulli(self.policy(embedded), actions)
         if self.discrete:
-            log_p = torch.log_softmax(self.policy(embedded), dim=-1)
-            chosen = log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-            entropy = -(log_p.exp() * log_p).sum(-1)
-            return chosen, entropy
+            return heads.categorical(self.policy(embedded), self.action_sizes, actions)
         mean, log_std, _ = self._gaussian(embedded)
         z = (actions - mean) / log_std.exp()
         chosen = (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
         entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
         return chosen, entropy
 
-    def act(self, obs: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample actions (or take the mode) and their log-probabilities. With gSDE each call draws one
-        exploration matrix for the whole batch (actors draw one per env, see NumpyPolicy)."""
+    def act(
+        self, obs: torch.Tensor | Mapping[str, torch.Tensor], greedy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample actions (or take the mode) and their log-probabilities; actions shaped as the action space's
+        elements ([B] for Discrete). With gSDE each call draws one exploration matrix for the whole batch (actors
+        draw one per env, see NumpyPolicy)."""
         embedded = self.embed(obs)
         if self.discrete:
-            log_p = torch.log_softmax(self.policy(embedded), dim=-1)
-            if greedy:
-                actions = log_p.argmax(-1)
-            else:
-                actions = torch.multinomial(log_p.exp(), 1).squeeze(-1)
-            return actions, log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+            logits = self.policy(embedded)
+            if self.action_kind == BERNOULLI:
+                bits, log_p = heads.bernoulli_sample(logits, greedy)
+                return bits.reshape(-1, *self.action_shape), log_p
+            actions, log_p = heads.categorical_sample(logits, self.action_sizes, greedy)
+            return (actions[:, 0] if self.action_kind == CATEGORICAL else actions), log_p
         mean, log_std, features = self._gaussian(embedded)
         if greedy:
             noise = torch.zeros_like(mean)
@@ -210,11 +266,18 @@ class ActorCritic(nn.Module):
         return mean + noise, (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
 
 
+def features_kwargs_of(text: str) -> dict:
+    try:
+        return features_kwargs(text)
+    except ValueError as exc:
+        raise ValueError(f"features_kwargs: {exc}") from None
+
+
 def layout(state: Mapping[str, torch.Tensor]) -> dict[str, bool]:
     """The ActorCritic options a saved model state was built with, read from what it holds: the
     normalisation statistics' buffers, and gSDE's log-std matrix (one row per feature)."""
     return {
-        "normalize_observations": "obs_mean" in state,
+        "normalize_observations": any(name.startswith("obs_mean") for name in state),
         "normalize_rewards": "return_var" in state,
         "use_sde": "log_std" in state and state["log_std"].dim() == 2,
     }

@@ -14,6 +14,12 @@ EPSILON = 1e-8
 CLIP = 10.0
 
 
+def statistic_name(stat: str, key: str | None) -> str:
+    """The model buffer holding one observation statistic ("mean", "var", "count") of a vector observation (key
+    None) or of one key of a Dict observation: the name it travels under in every weights message."""
+    return f"obs_{stat}" if key is None else f"obs_{stat}_{key}"
+
+
 def merge_moments(
     count: float, mean: np.ndarray, var: np.ndarray, batch: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from relayrl.spaces import Observation
+
 
 class RolloutError(ValueError):
     """A rollout message is inconsistent with itself or with the run's spaces; ``kind`` says which way."""
@@ -24,14 +26,14 @@ class RolloutError(ValueError):
 class Rollout:
     """n_steps transitions from num_envs environments, time-major [T, N, ...]."""
 
-    observations: np.ndarray  # [T, N, *obs]
+    observations: Observation  # [T, N, *obs], or one such array per key of a Dict observation space
     actions: np.ndarray  # [T, N] or [T, N, *act]
     rewards: np.ndarray  # [T, N]
     terminated: np.ndarray  # [T, N] bool
     truncated: np.ndarray  # [T, N] bool
     valid: np.ndarray  # [T, N] bool; False on next-step autoreset transitions and FIRE pressed for the agent
     log_probs: np.ndarray  # [T, N]
-    bootstrap_observations: np.ndarray  # [N, *obs]
+    bootstrap_observations: Observation  # [N, *obs] (per key, for Dict spaces)
     policy_version: int
     episode_returns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     episode_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))

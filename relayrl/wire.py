@@ -7,6 +7,7 @@ trusts the sender. torch is imported only to load weights into a model, so actin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
@@ -15,6 +16,7 @@ import numpy as np
 from relayrl import codec
 from relayrl.errors import CodecError
 from relayrl.rollout import Rollout, RolloutError
+from relayrl.spaces import Observation, element_shape, parts, wire_dtype
 from relayrl.v1 import relayrl_pb2 as pb
 
 if TYPE_CHECKING:
@@ -39,8 +41,13 @@ def rollout_to_proto(rollout: Rollout, into: pb.Rollout | None = None) -> pb.Rol
     """The wire form of ``rollout`` (filled into ``into`` when given, e.g. an ActorMessage's field)."""
     message = pb.Rollout() if into is None else into
     message.policy_version = rollout.policy_version
-    for name in ("observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs",
-                 "bootstrap_observations"):
+    for name in ("observations", "bootstrap_observations"):
+        obs = getattr(rollout, name)
+        if isinstance(obs, Mapping):  # a Dict space: one tensor per key, each in its own dtype
+            codec.add_named(getattr(message, name.replace("observations", "observation_parts")), obs)
+        else:
+            codec.fill(getattr(message, name), obs)
+    for name in ("actions", "rewards", "terminated", "truncated", "valid", "log_probs"):
         codec.fill(getattr(message, name), getattr(rollout, name))
     message.episodes.returns[:] = rollout.episode_returns.tolist()
     message.episodes.lengths[:] = rollout.episode_lengths.tolist()
@@ -64,51 +71,88 @@ def _expect(
     return array
 
 
+def _observations(array: pb.NDArray, named, space: gym.Space, what: str) -> Observation:
+    """Decode one field of observations (its parts, for a Dict space) without checking shapes yet."""
+    subspaces = parts(space)
+    if subspaces is None:
+        if len(named):
+            raise RolloutError(f"{what}: per-key parts for a space that is not a Dict", RolloutError.SPACE_MISMATCH)
+        return codec.decode(array, what)
+    if array.ByteSize():
+        raise RolloutError(f"{what}: one tensor for a Dict space, expected one per key", RolloutError.SPACE_MISMATCH)
+    decoded = codec.decode_named(named, what)
+    if list(decoded) != list(subspaces):
+        raise RolloutError(f"{what}: keys {list(decoded)}, expected {list(subspaces)}", RolloutError.SPACE_MISMATCH)
+    return decoded
+
+
+def _check_observations(obs: Observation, space: gym.Space, leading: tuple[int, ...], what: str) -> Observation:
+    """Shapes and dtypes against the space (every key of a Dict), and discrete values within their ranges."""
+    subspaces = parts(space)
+    if subspaces is not None:
+        return {key: _check_observations(obs[key], sub, leading, f"{what}[{key}]") for key, sub in subspaces.items()}
+    _expect(obs, what, (*leading, *element_shape(space)), (wire_dtype(space),), RolloutError.SPACE_MISMATCH)
+    bound = None
+    if isinstance(space, gym.spaces.Discrete):
+        bound = int(space.n)
+    elif isinstance(space, gym.spaces.MultiDiscrete):
+        bound = space.nvec
+    if bound is not None and obs.size and (obs.min() < 0 or np.any(obs >= bound)):
+        raise RolloutError(f"{what}: values outside {space}", RolloutError.SPACE_MISMATCH)
+    return obs
+
+
+def _first(obs: Observation) -> np.ndarray:
+    return next(iter(obs.values())) if isinstance(obs, Mapping) else obs
+
+
+def _check_actions(message: pb.NDArray, action_space: gym.Space, T: int, N: int) -> np.ndarray:
+    """Actions against the space: discrete values within their ranges; Gaussian samples finite (they may lie
+    outside the Box: the env sees them clipped)."""
+    actions = codec.decode(message, "actions")
+    if isinstance(action_space, gym.spaces.Box):
+        return _expect(actions, "actions", (T, N, *action_space.shape), ("float32",), RolloutError.SPACE_MISMATCH)
+    shape = (T, N, *element_shape(action_space))
+    _expect(actions, "actions", shape, ("int64", "int32"), RolloutError.SPACE_MISMATCH)
+    if isinstance(action_space, gym.spaces.MultiBinary):
+        high = 2
+    elif isinstance(action_space, gym.spaces.MultiDiscrete):
+        high = action_space.nvec
+    else:
+        high = int(action_space.n)
+    if actions.size and (actions.min() < 0 or np.any(actions >= high)):
+        raise RolloutError(f"actions: outside {action_space}", RolloutError.BAD_ACTION)
+    return actions
+
+
 def rollout_from_proto(
     message: pb.Rollout, observation_space: gym.Space, action_space: gym.Space, n_steps: int
 ) -> Rollout:
     """Decode and check a rollout against the run's spaces and n_steps; raise RolloutError/CodecError."""
-    obs = codec.decode(message.observations, "observations")
-    if obs.ndim < 2 or obs.shape[0] != n_steps:
+    obs = _observations(message.observations, message.observation_parts, observation_space, "observations")
+    first = _first(obs)
+    if first.ndim < 2 or first.shape[0] != n_steps:
         raise RolloutError(
-            f"observations: shape {obs.shape}, expected [{n_steps}, N, ...]", RolloutError.SPACE_MISMATCH
+            f"observations: shape {first.shape}, expected [{n_steps}, N, ...]", RolloutError.SPACE_MISMATCH
         )
-    T, N = obs.shape[:2]
+    T, N = first.shape[:2]
     if N == 0:
         raise RolloutError("observations: no environments", RolloutError.SPACE_MISMATCH)
-    obs_shape, obs_dtype = tuple(observation_space.shape), (codec.box_dtype(observation_space),)
-    _expect(obs, "observations", (T, N, *obs_shape), obs_dtype, RolloutError.SPACE_MISMATCH)
-    if isinstance(action_space, gym.spaces.Discrete):
-        actions = _expect(
-            codec.decode(message.actions, "actions"), "actions", (T, N), ("int64", "int32"), RolloutError.SPACE_MISMATCH
-        )
-        if actions.size and (actions.min() < 0 or actions.max() >= action_space.n):
-            raise RolloutError(f"actions: outside Discrete({action_space.n})", RolloutError.BAD_ACTION)
-    else:
-        # Raw Gaussian samples may lie outside the Box (the env sees them clipped); they must be finite.
-        actions = _expect(
-            codec.decode(message.actions, "actions"),
-            "actions",
-            (T, N, *action_space.shape),
-            ("float32",),
-            RolloutError.SPACE_MISMATCH,
-        )
+    obs = _check_observations(obs, observation_space, (T, N), "observations")
+    bootstrap = _observations(
+        message.bootstrap_observations, message.bootstrap_observation_parts, observation_space,
+        "bootstrap_observations",
+    )
     returns, lengths = episodes_from_proto(message.episodes)
     return Rollout(
         observations=obs,
-        actions=actions,
+        actions=_check_actions(message.actions, action_space, T, N),
         rewards=_expect(codec.decode(message.rewards, "rewards"), "rewards", (T, N), ("float32",)),
         terminated=_expect(codec.decode(message.terminated, "terminated"), "terminated", (T, N), ("bool",)),
         truncated=_expect(codec.decode(message.truncated, "truncated"), "truncated", (T, N), ("bool",)),
         valid=_expect(codec.decode(message.valid, "valid"), "valid", (T, N), ("bool",)),
         log_probs=_expect(codec.decode(message.log_probs, "log_probs"), "log_probs", (T, N), ("float32",)),
-        bootstrap_observations=_expect(
-            codec.decode(message.bootstrap_observations, "bootstrap_observations"),
-            "bootstrap_observations",
-            (N, *obs_shape),
-            obs_dtype,
-            RolloutError.SPACE_MISMATCH,
-        ),
+        bootstrap_observations=_check_observations(bootstrap, observation_space, (N,), "bootstrap_observations"),
         policy_version=message.policy_version,
         episode_returns=returns,
         episode_lengths=lengths,

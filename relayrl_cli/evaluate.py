@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from relayrl.architecture import architecture
 from relayrl.evaluation import play_greedy
 from relayrl.model import ActorCritic, layout
 
@@ -39,9 +40,7 @@ def load_policy_and_env(checkpoint_path: str | os.PathLike) -> tuple[ActorCritic
     state = load(checkpoint_path)
     kwargs = env_kwargs(state.get("env_kwargs") or "")
     obs_space, act_space = single_spaces(state["env"], kwargs)
-    model = ActorCritic(
-        obs_space, act_space, tuple(state["hidden_sizes"]), state.get("activation", "tanh"), **layout(state["model"])
-    )
+    model = ActorCritic(obs_space, act_space, **architecture(state), **layout(state["model"]))
     model.load_state_dict(state["model"])
     model.eval()
     return model, state["env"], kwargs

@@ -12,10 +12,12 @@ class ProtoVersion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTO_VERSION_UNSPECIFIED: _ClassVar[ProtoVersion]
     PROTO_VERSION_1: _ClassVar[ProtoVersion]
     PROTO_VERSION_2: _ClassVar[ProtoVersion]
+    PROTO_VERSION_3: _ClassVar[ProtoVersion]
     PROTO_VERSION_CURRENT: _ClassVar[ProtoVersion]
 PROTO_VERSION_UNSPECIFIED: ProtoVersion
 PROTO_VERSION_1: ProtoVersion
 PROTO_VERSION_2: ProtoVersion
+PROTO_VERSION_3: ProtoVersion
 PROTO_VERSION_CURRENT: ProtoVersion
 
 class NDArray(_message.Message):
@@ -37,28 +39,46 @@ class NamedTensor(_message.Message):
     def __init__(self, name: _Optional[str] = ..., tensor: _Optional[_Union[NDArray, _Mapping]] = ...) -> None: ...
 
 class Space(_message.Message):
-    __slots__ = ("kind", "n", "shape", "low", "high", "dtype")
+    __slots__ = ("kind", "n", "shape", "low", "high", "dtype", "nvec", "spaces")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Space.Kind]
         DISCRETE: _ClassVar[Space.Kind]
         BOX: _ClassVar[Space.Kind]
+        MULTI_DISCRETE: _ClassVar[Space.Kind]
+        MULTI_BINARY: _ClassVar[Space.Kind]
+        DICT: _ClassVar[Space.Kind]
     KIND_UNSPECIFIED: Space.Kind
     DISCRETE: Space.Kind
     BOX: Space.Kind
+    MULTI_DISCRETE: Space.Kind
+    MULTI_BINARY: Space.Kind
+    DICT: Space.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     LOW_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
+    NVEC_FIELD_NUMBER: _ClassVar[int]
+    SPACES_FIELD_NUMBER: _ClassVar[int]
     kind: Space.Kind
     n: int
     shape: _containers.RepeatedScalarFieldContainer[int]
     low: NDArray
     high: NDArray
     dtype: str
-    def __init__(self, kind: _Optional[_Union[Space.Kind, str]] = ..., n: _Optional[int] = ..., shape: _Optional[_Iterable[int]] = ..., low: _Optional[_Union[NDArray, _Mapping]] = ..., high: _Optional[_Union[NDArray, _Mapping]] = ..., dtype: _Optional[str] = ...) -> None: ...
+    nvec: _containers.RepeatedScalarFieldContainer[int]
+    spaces: _containers.RepeatedCompositeFieldContainer[NamedSpace]
+    def __init__(self, kind: _Optional[_Union[Space.Kind, str]] = ..., n: _Optional[int] = ..., shape: _Optional[_Iterable[int]] = ..., low: _Optional[_Union[NDArray, _Mapping]] = ..., high: _Optional[_Union[NDArray, _Mapping]] = ..., dtype: _Optional[str] = ..., nvec: _Optional[_Iterable[int]] = ..., spaces: _Optional[_Iterable[_Union[NamedSpace, _Mapping]]] = ...) -> None: ...
+
+class NamedSpace(_message.Message):
+    __slots__ = ("name", "space")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    space: Space
+    def __init__(self, name: _Optional[str] = ..., space: _Optional[_Union[Space, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("proto_version", "actor_id", "run_id", "env_id", "observation_space", "action_space", "num_envs")
@@ -79,7 +99,7 @@ class Hello(_message.Message):
     def __init__(self, proto_version: _Optional[_Union[ProtoVersion, str]] = ..., actor_id: _Optional[str] = ..., run_id: _Optional[str] = ..., env_id: _Optional[str] = ..., observation_space: _Optional[_Union[Space, _Mapping]] = ..., action_space: _Optional[_Union[Space, _Mapping]] = ..., num_envs: _Optional[int] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation", "normalize_observations", "normalize_rewards", "use_sde", "sde_sample_freq", "env_kwargs", "clip_rewards", "episodic_life")
+    __slots__ = ("env_id", "algo", "transport", "n_steps", "gamma", "gae_lambda", "value_coef", "entropy_coef", "max_grad_norm", "hidden_sizes", "seed", "normalize_advantage", "activation", "normalize_observations", "normalize_rewards", "use_sde", "sde_sample_freq", "env_kwargs", "clip_rewards", "episodic_life", "net_arch", "cnn", "features_extractor", "features_kwargs")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     ALGO_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +120,10 @@ class RunConfig(_message.Message):
     ENV_KWARGS_FIELD_NUMBER: _ClassVar[int]
     CLIP_REWARDS_FIELD_NUMBER: _ClassVar[int]
     EPISODIC_LIFE_FIELD_NUMBER: _ClassVar[int]
+    NET_ARCH_FIELD_NUMBER: _ClassVar[int]
+    CNN_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_EXTRACTOR_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_KWARGS_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     algo: str
     transport: str
@@ -120,7 +144,11 @@ class RunConfig(_message.Message):
     env_kwargs: str
     clip_rewards: bool
     episodic_life: bool
-    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ..., normalize_observations: _Optional[bool] = ..., normalize_rewards: _Optional[bool] = ..., use_sde: _Optional[bool] = ..., sde_sample_freq: _Optional[int] = ..., env_kwargs: _Optional[str] = ..., clip_rewards: _Optional[bool] = ..., episodic_life: _Optional[bool] = ...) -> None: ...
+    net_arch: str
+    cnn: str
+    features_extractor: str
+    features_kwargs: str
+    def __init__(self, env_id: _Optional[str] = ..., algo: _Optional[str] = ..., transport: _Optional[str] = ..., n_steps: _Optional[int] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., entropy_coef: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., hidden_sizes: _Optional[_Iterable[int]] = ..., seed: _Optional[int] = ..., normalize_advantage: _Optional[bool] = ..., activation: _Optional[str] = ..., normalize_observations: _Optional[bool] = ..., normalize_rewards: _Optional[bool] = ..., use_sde: _Optional[bool] = ..., sde_sample_freq: _Optional[int] = ..., env_kwargs: _Optional[str] = ..., clip_rewards: _Optional[bool] = ..., episodic_life: _Optional[bool] = ..., net_arch: _Optional[str] = ..., cnn: _Optional[str] = ..., features_extractor: _Optional[str] = ..., features_kwargs: _Optional[str] = ...) -> None: ...
 
 class Weights(_message.Message):
     __slots__ = ("version", "tensors")
@@ -153,7 +181,7 @@ class EpisodeStats(_message.Message):
     def __init__(self, returns: _Optional[_Iterable[float]] = ..., lengths: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("policy_version", "observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs", "bootstrap_observations", "episodes")
+    __slots__ = ("policy_version", "observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs", "bootstrap_observations", "episodes", "observation_parts", "bootstrap_observation_parts")
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +192,8 @@ class Rollout(_message.Message):
     LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
     BOOTSTRAP_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
     EPISODES_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_PARTS_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_OBSERVATION_PARTS_FIELD_NUMBER: _ClassVar[int]
     policy_version: int
     observations: NDArray
     actions: NDArray
@@ -174,7 +204,9 @@ class Rollout(_message.Message):
     log_probs: NDArray
     bootstrap_observations: NDArray
     episodes: EpisodeStats
-    def __init__(self, policy_version: _Optional[int] = ..., observations: _Optional[_Union[NDArray, _Mapping]] = ..., actions: _Optional[_Union[NDArray, _Mapping]] = ..., rewards: _Optional[_Union[NDArray, _Mapping]] = ..., terminated: _Optional[_Union[NDArray, _Mapping]] = ..., truncated: _Optional[_Union[NDArray, _Mapping]] = ..., valid: _Optional[_Union[NDArray, _Mapping]] = ..., log_probs: _Optional[_Union[NDArray, _Mapping]] = ..., bootstrap_observations: _Optional[_Union[NDArray, _Mapping]] = ..., episodes: _Optional[_Union[EpisodeStats, _Mapping]] = ...) -> None: ...
+    observation_parts: _containers.RepeatedCompositeFieldContainer[NamedTensor]
+    bootstrap_observation_parts: _containers.RepeatedCompositeFieldContainer[NamedTensor]
+    def __init__(self, policy_version: _Optional[int] = ..., observations: _Optional[_Union[NDArray, _Mapping]] = ..., actions: _Optional[_Union[NDArray, _Mapping]] = ..., rewards: _Optional[_Union[NDArray, _Mapping]] = ..., terminated: _Optional[_Union[NDArray, _Mapping]] = ..., truncated: _Optional[_Union[NDArray, _Mapping]] = ..., valid: _Optional[_Union[NDArray, _Mapping]] = ..., log_probs: _Optional[_Union[NDArray, _Mapping]] = ..., bootstrap_observations: _Optional[_Union[NDArray, _Mapping]] = ..., episodes: _Optional[_Union[EpisodeStats, _Mapping]] = ..., observation_parts: _Optional[_Iterable[_Union[NamedTensor, _Mapping]]] = ..., bootstrap_observation_parts: _Optional[_Iterable[_Union[NamedTensor, _Mapping]]] = ...) -> None: ...
 
 class Gradient(_message.Message):
     __slots__ = ("policy_version", "grads", "env_steps", "episodes", "policy_loss", "value_loss", "entropy")

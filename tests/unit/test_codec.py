@@ -109,8 +109,12 @@ def test_space_round_trip(space):
 def test_space_mismatch_detected():
     assert not codec.same_space(gym.spaces.Discrete(2), gym.spaces.Discrete(3))
     assert not codec.same_space(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-2, 1, (2,)))
-    with pytest.raises(codec.CodecError):
-        codec.encode_space(gym.spaces.MultiBinary(3))
+    assert not codec.same_space(gym.spaces.MultiDiscrete([2, 3]), gym.spaces.MultiDiscrete([3, 2]))
+    assert not codec.same_space(gym.spaces.MultiBinary(3), gym.spaces.MultiDiscrete([2, 2, 2]))
+    with pytest.raises(codec.CodecError, match="unsupported"):
+        codec.encode_space(gym.spaces.Text(5))
+    with pytest.raises(codec.CodecError, match="nested"):
+        codec.encode_space(gym.spaces.Dict({"a": gym.spaces.Dict({"b": gym.spaces.Discrete(2)})}))
 
 
 def test_pixel_rollouts_travel_as_uint8_and_widened_ones_are_refused():

@@ -257,9 +257,11 @@ def test_the_loss_trains_the_cnn_through_both_heads_from_uint8_rollouts():
 @pytest.mark.parametrize(
     "space, options, message",
     [
-        (ATARI_OBS, {"normalize_observations": True}, "no observation normalisation"),
-        (gym.spaces.Box(0, 255, (4, 20, 20), np.uint8), {}, "at least 36x36"),
-        (gym.spaces.Box(0, 1, (2, 3), np.float32), {}, "flat Box or an image"),
+        (ATARI_OBS, {"normalize_observations": True}, "normalisation covers vector observations"),
+        (gym.spaces.Box(0, 255, (4, 20, 20), np.uint8), {"cnn": "nature"}, "at least 36x36"),
+        (gym.spaces.Text(5), {}, "unsupported observation space"),
+        (gym.spaces.Dict({"a": gym.spaces.Tuple([gym.spaces.Discrete(2)])}), {}, "nested Tuple"),
+        (gym.spaces.Box(-1, 1, (3,)), {"net_arch": "pi=64;q=3"}, "expected shared"),
     ],
 )
 def test_unsupported_observation_spaces_are_refused(space, options, message):
