@@ -2,6 +2,7 @@
 
 - ``module:EnvId`` ids import ``module`` first (Gymnasium's own form), so a user's package registers its
   envs wherever the run is made; keyword arguments (``--env-kwargs``) go to the env's constructor.
+- ``MinAtar/...`` ids register MinAtar's envs first (its package does not on import).
 - Atari (``ALE/...`` and the ``...NoFrameskip-v4`` ids): ale-py's C++ ``AtariVectorEnv`` with the
   DeepMind preprocessing (no-op starts, frame skip 4 with max-pooling, 84x84 grayscale, 4 stacked frames;
   FIRE pressed to start each game and, in games that wait for it, each new life: see FireAfterLifeLoss).
@@ -59,6 +60,12 @@ def _register(env_id: str) -> gym.envs.registration.EnvSpec:
         except ImportError:
             raise EnvError(f"env {env_id!r}: Atari needs ale-py: pip install 'relayrl[atari]'") from None
         gym.register_envs(ale_py)
+    elif name.startswith("MinAtar/") and name not in gym.registry:
+        try:
+            import minatar.gym
+        except ImportError:
+            raise EnvError(f"env {env_id!r}: MinAtar needs its package: pip install minatar") from None
+        minatar.gym.register_envs()  # the package registers its ids only when asked
     try:
         return gym.spec(name)
     except gym.error.Error as exc:
