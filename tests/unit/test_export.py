@@ -82,3 +82,33 @@ def test_export_help_documents_both_formats():
     assert result.returncode == 0
     for fragment in ("--format", "onnx", "torchscript", "--out", "normalisation"):
         assert fragment in result.stdout
+
+
+def test_a_dict_observation_exports_one_named_input_per_key(tmp_path):
+    import tests.space_envs  # noqa: F401  (registers MatchDict-v0)
+
+    env_id = "tests.space_envs:MatchDict-v0"
+    space = gym.spec("MatchDict-v0").make().observation_space
+    torch.manual_seed(3)
+    model = ActorCritic(space, gym.spaces.Discrete(3), (16,), normalize_observations=True)
+    model.update_observation_stats({"noise": np.random.default_rng(0).normal(2.0, 3.0, (100, 2))})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 2.0)
+    checkpoint = tmp_path / "ckpt-000000000001.pt"
+    save_file(checkpoint, {"model": model.state_dict(), "version": 1, "env": env_id, "hidden_sizes": [16],
+                           "activation": "tanh"})
+    assert export_main([str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "policy.onnx")]) == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "policy.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["goal", "noise"]
+    assert json.loads(session.get_modelmeta().custom_metadata_map["inputs"]) == ["goal", "noise"]
+    rng = np.random.default_rng(1)
+    obs = {"goal": rng.integers(0, 3, 17).astype(np.int64), "noise": rng.uniform(-1, 1, (17, 2)).astype(np.float32)}
+    action, log_prob, value = session.run(None, obs)
+    with torch.no_grad():
+        want_action, want_log_prob = model.act({k: torch.as_tensor(v) for k, v in obs.items()}, greedy=True)
+        want_value = model.value({k: torch.as_tensor(v) for k, v in obs.items()})
+    np.testing.assert_array_equal(action, want_action.numpy())
+    np.testing.assert_allclose(log_prob, want_log_prob.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(value, want_value.numpy(), rtol=1e-4, atol=1e-5)
+    assert len(set(action.tolist())) > 1, "the test needs observations that choose different actions"

@@ -69,8 +69,8 @@ def test_spaces_travel_and_come_back_the_same(space):
         (pb.Space(kind=pb.Space.MULTI_BINARY), "MultiBinary"),
         (pb.Space(kind=pb.Space.DICT), "Dict space with keys"),
         (pb.Space(kind=pb.Space.DICT, spaces=[pb.NamedSpace(name="a", space=pb.Space(kind=pb.Space.DICT))]), "nested"),
-        (pb.Space(kind=pb.Space.DICT, spaces=[pb.NamedSpace(name="a", space=pb.Space(kind=pb.Space.DISCRETE, n=2))] * 2),
-         "distinct"),
+        (pb.Space(kind=pb.Space.DICT, spaces=[pb.NamedSpace(name="a", space=pb.Space(kind=pb.Space.DISCRETE, n=2))]
+                  * 2), "distinct"),
     ],
 )
 def test_hostile_spaces_are_refused(message, match):
