@@ -43,7 +43,7 @@ class EnvError(ValueError):
     """An env that cannot be made here: an unknown id, a module that does not import, bad keyword arguments."""
 
 
-def _register(env_id: str) -> gym.envs.registration.EnvSpec:
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     """The spec of ``env_id``, importing what registers it: the id's module, or ale-py for Atari ids."""
     module, _, name = env_id.rpartition(":")
     if module:
@@ -73,7 +73,7 @@ def _register(env_id: str) -> gym.envs.registration.EnvSpec:
 
 
 def is_atari(env_id: str) -> bool:
-    return str(_register(env_id).entry_point).startswith("ale_py")
+    return str(env_spec(env_id).entry_point).startswith("ale_py")
 
 
 def _atari_vector_env(spec: gym.envs.registration.EnvSpec, num_envs: int, kwargs: Mapping[str, Any]):
@@ -129,7 +129,7 @@ def _fire_action(env) -> int | None:
 
 
 def make_vector_env(env_id: str, num_envs: int, env_kwargs: Mapping[str, Any] | None = None) -> gym.vector.VectorEnv:
-    spec = _register(env_id)
+    spec = env_spec(env_id)
     kwargs = dict(env_kwargs or {})
     try:
         if str(spec.entry_point).startswith("ale_py"):

@@ -4,7 +4,9 @@ against rl-baselines3-zoo's A2C results (relayrl_cli.bench.learning).
 `relayrl bench --suite hold [--quick] [--shapes 1x16,8x256] [--seeds N] [--out DIR]`: whether CartPole's solve
 holds at every fleet shape (relayrl_cli.bench.hold).
 `relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-minutes M]`: Atari throughput
-against SB3 A2C and a bounded-time learning run (relayrl_cli.bench.atari)."""
+against SB3 A2C and a bounded-time learning run (relayrl_cli.bench.atari).
+`relayrl bench --suite domains [--quick] [--envs A,B] [--seeds N]`: each domain's standard task (driving, games,
+robots, MultiDiscrete) against SB3 A2C at equal env steps (relayrl_cli.bench.domains)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl_cli.bench import atari, ceilings, hold, learning, pipeline, sb3, transport, zoo
+from relayrl_cli.bench import atari, ceilings, domains, hold, learning, pipeline, sb3, transport, zoo
 from relayrl_cli.bench.report import markdown
 from relayrl_cli.bench.solve import HOLD
 from relayrl_cli.bench.stats import paired_ratio, summary
@@ -174,17 +176,19 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
-    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari"), default="performance",
+    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari", "domains"),
+                        default="performance",
                         help="performance (default): speed and time to a held solve against SB3 on CartPole; "
                              "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C; "
                              "hold: whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs; "
-                             "atari: pixels' env steps/s against SB3 A2C, and a bounded-time learning run")
+                             "atari: pixels' env steps/s against SB3 A2C, and a bounded-time learning run; "
+                             "domains: highway-env, MinAtar, PointMaze and a MultiDiscrete task against SB3 A2C")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
     parser.add_argument("--out", default="benchmarks/results",
                         help="folder for bench.json and bench.md (learning: learning.json and learning.md, "
                              "merged with what is there) [default: benchmarks/results]")
-    parser.add_argument("--envs", default=",".join(zoo.ENVS),
-                        help="learning: comma-separated env ids [default: all of them]")
+    parser.add_argument("--envs", default=None,
+                        help="learning, domains: comma-separated env ids [default: all of the suite's]")
     parser.add_argument("--seeds", type=int, default=None,
                         help="learning, hold: seeds 0..N-1 [default: 3; --quick: 1]")
     parser.add_argument("--shapes", default=",".join(hold.key(a, e) for a, e in hold.SHAPES),
@@ -223,8 +227,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(atari.markdown(results))
         log(f"wrote {path} and its .md")
         return 0
+    if args.suite == "domains":
+        envs = [e.strip() for e in (args.envs or ",".join(domains.BY_ENV)).split(",") if e.strip()]
+        unknown = [e for e in envs if e not in domains.BY_ENV]
+        if unknown or not envs:
+            parser.error(f"--envs: {', '.join(unknown) or 'none given'}; the suite's envs are "
+                         f"{', '.join(domains.BY_ENV)}")
+        results = domains.run(envs, seeds, args.quick, out, args.timeout, args.rerun)
+        print(domains.markdown(results))
+        return 0
     if args.suite == "learning":
-        envs = [e.strip() for e in args.envs.split(",") if e.strip()]
+        envs = [e.strip() for e in (args.envs or ",".join(zoo.ENVS)).split(",") if e.strip()]
         unknown = [e for e in envs if e not in zoo.ENVS]
         if unknown or not envs:
             parser.error(f"--envs: {', '.join(unknown) or 'none given'}; the suite's envs are {', '.join(zoo.ENVS)}")
