@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from relayrl.envs import env_action, is_atari
-from relayrl.model import ActorCritic
+from relayrl.model import ActorCritic, as_tensors
+from relayrl.spaces import map_observation
 
 INSTALL_HINT = "videos need moviepy: pip install 'relayrl[video]'"
 
@@ -58,7 +59,7 @@ def record_greedy(
             obs, _ = env.reset(seed=seed + episode)
             done = False
             while not done:
-                batch = torch.as_tensor(np.asarray(obs, np.float32)[None])
+                batch = as_tensors(map_observation(obs, lambda part: np.asarray(part)[None]))
                 action, _ = model.act(batch, greedy=True)
                 obs, _, terminated, truncated, _ = env.step(env_action(action.numpy()[0], env.action_space))
                 done = terminated or truncated
