@@ -84,3 +84,11 @@ def test_a_pattern_preset_covers_every_atari_id_and_an_own_entry_comes_first(mon
     own = presets.Preset("ALE/Pong-v5", "a2c", "test.toml", {"n_steps": 7})
     monkeypatch.setitem(presets.all_presets(), ("ALE/Pong-v5", "a2c"), own)
     assert load(TrainConfig, ["--env", "ALE/Pong-v5"], environ={}).n_steps == 7
+
+
+def test_an_env_given_as_module_and_id_takes_the_ids_entry_and_patterns_match_the_bare_id():
+    driving = load(LearnerConfig, ["--env", "highway_env:highway-fast-v0"], environ={})
+    assert driving.preset == "highway-fast-v0" and driving.gamma == 0.8
+    games = load(LearnerConfig, ["--env", "MinAtar/SpaceInvaders-v1"], environ={})
+    assert games.preset == "MinAtar/*" and games.optimizer == "rmsprop_torch"
+    assert load(LearnerConfig, ["--env", "my_pkg:Other-v0"], environ={}).preset == "none"
