@@ -52,14 +52,16 @@ class Task:
     why: str  # the budget's reason
 
 
+# In the order they run: the quick ones first.
 TASKS = [
-    Task("driving", "highway_env:highway-fast-v0", 6_000, "MlpPolicy",
-         "highway-env steps ~20 times a second here (its traffic model in Python): 6k steps is ~5 min a run"),
-    Task("games", "MinAtar/Breakout-v1", 200_000, "MlpPolicy", "~1 min a run at RelayRL's speed"),
-    Task("games", "MinAtar/SpaceInvaders-v1", 200_000, "MlpPolicy", "~1 min a run at RelayRL's speed"),
-    Task("robots", "gymnasium_robotics:PointMaze_UMazeDense-v3", 100_000, "MultiInputPolicy",
-         "333 episodes of 300 steps"),
     Task("multi-discrete", "relayrl_cli.bench.tasks:TwoWalkers-v0", 50_000, "MlpPolicy", "3k episodes of 16 steps"),
+    Task("robots", "gymnasium_robotics:PointMaze_UMazeDense-v3", 100_000, "MultiInputPolicy",
+         "333 episodes of 300 steps, a few minutes a run"),
+    Task("games", "MinAtar/Breakout-v1", 200_000, "MlpPolicy", "1-4 min a run"),
+    Task("games", "MinAtar/SpaceInvaders-v1", 200_000, "MlpPolicy", "1-4 min a run"),
+    Task("driving", "highway_env:highway-fast-v0", 4_000, "MlpPolicy",
+         "highway-env steps 10-30 times a second here (its traffic model is Python): 4k steps (about 150 episodes) "
+         "is several minutes a run"),
 ]
 BY_ENV = {t.env: t for t in TASKS}
 

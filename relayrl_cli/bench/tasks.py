@@ -4,7 +4,7 @@
 Two walkers on a line of 9 cells, each with its own goal cell. Observation: MultiDiscrete([9, 9, 9, 9]), the
 walkers' cells and their goals (one-hot for the network). Action: MultiDiscrete([3, 3]), each walker steps left,
 stays or steps right, at once: a joint action of 9. Reward each step: minus the walkers' summed distance to
-their goals over 8, so 0 is the best a step can earn; 16 steps an episode. A random policy scores about -17.
+their goals over 8, so 0 is the best a step can earn; 16 steps an episode. A random policy scores about -11.
 """
 
 from __future__ import annotations
