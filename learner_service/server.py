@@ -243,10 +243,14 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             raise Rejection(INVALID, Reason.PROTOCOL, "the first message on a stream must be a Hello")
         hello = message.hello
         if hello.proto_version != pb.PROTO_VERSION_CURRENT:
+            known = hello.proto_version in pb.ProtoVersion.values()
+            name = pb.ProtoVersion.Name(hello.proto_version) if known else str(hello.proto_version)
+            older = 0 < hello.proto_version < pb.PROTO_VERSION_CURRENT
+            older = " (an older RelayRL actor: upgrade it)" if older else ""
             raise Rejection(
                 PRECONDITION,
                 Reason.WRONG_PROTO_VERSION,
-                f"proto version {hello.proto_version}; this learner speaks {pb.PROTO_VERSION_CURRENT}",
+                f"proto version {name}{older}; this learner speaks {pb.PROTO_VERSION_CURRENT} (PROTO_VERSION_CURRENT)",
             )
         if not hello.actor_id or not hello.run_id:
             raise Rejection(INVALID, Reason.MALFORMED, "Hello needs an actor_id and a run_id")

@@ -25,7 +25,7 @@ def run(*args, timeout=120, env=None):
         (["learner", "--env", "NoSuchEnv-v9"], {}, "--env"),
         (["learner", "--env", "no_such_pkg.envs:Thing-v0"], {}, "cannot import module 'no_such_pkg.envs'"),
         (["learner", "--env", "CartPole-v1", "--env-kwargs", "[1]"], {}, "--env-kwargs"),
-        (["learner", "--env", "ALE/Pong-v5", "--normalize-observations"], {}, "normalisation covers vector observations"),
+        (["learner", "--env", "ALE/Pong-v5", "--normalize-observations"], {}, "covers vector observations"),
         (["learner", "--net-arch", "pi=64;q=1"], {}, "--net-arch"),
         (["learner", "--cnn", "resnet"], {}, "--cnn"),
         (["learner", "--features-kwargs", '{"width": 8}'], {}, "--features-kwargs"),

@@ -54,6 +54,12 @@ def good_rollout(learner, **changes) -> pb.Rollout:
     return message
 
 
+def with_parts(message: pb.Rollout) -> pb.Rollout:
+    """A rollout that also carries its observations as a Dict's per-key parts: the learner's space is no Dict."""
+    message.observation_parts.add(name="observations", tensor=message.observations)
+    return message
+
+
 def poked(learner, field: str, index: tuple, value) -> pb.ActorMessage:
     """A well-formed rollout with one element of one tensor replaced."""
     message = good_rollout(learner)
@@ -198,6 +204,11 @@ ROLLOUT_CASES = {
         INVALID,
         "future_version",
     ),
+    "per-key observation parts for a vector space": (
+        lambda L: rollout(with_parts(good_rollout(L))),
+        INVALID,
+        "space_mismatch",
+    ),
     "gradients to a trajectories learner": (lambda L: gradient(L), INVALID, "protocol"),
     "a second Hello": (lambda L: hello_message(), INVALID, "protocol"),
     "an empty message": (lambda L: pb.ActorMessage(), INVALID, "protocol"),
@@ -275,6 +286,7 @@ def test_bad_gradients_are_refused_counted_and_harmless(gradients, case):
 HELLO_CASES = {
     "first message is not a Hello": (lambda L: rollout(good_rollout(L)), INVALID, "protocol"),
     "another proto version": (lambda L: hello_message(proto_version=7), PRECONDITION, "wrong_proto_version"),
+    "an actor from before Dict spaces": (lambda L: hello_message(proto_version=3), PRECONDITION, "wrong_proto_version"),
     "unspecified proto version": (lambda L: hello_message(proto_version=0), PRECONDITION, "wrong_proto_version"),
     "another environment": (lambda L: hello_message(env_id="Pendulum-v1"), PRECONDITION, "wrong_env"),
     "another observation space": (
