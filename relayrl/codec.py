@@ -101,7 +101,7 @@ def encode_space(space: gym.Space) -> pb.Space:
             shape=space.shape,
             low=encode(space.low.astype(np.float32)),
             high=encode(space.high.astype(np.float32)),
-            dtype=box_dtype(space),
+            dtype=wire_dtype(space),
         )
     if isinstance(space, gym.spaces.MultiDiscrete):
         if space.nvec.ndim != 1 or np.any(space.start != 0):
@@ -160,7 +160,7 @@ def same_space(a: gym.Space, b: gym.Space) -> bool:
     if isinstance(a, gym.spaces.Box):
         return (
             a.shape == b.shape
-            and box_dtype(a) == box_dtype(b)
+            and wire_dtype(a) == wire_dtype(b)
             and np.array_equal(a.low.astype(np.float32), b.low.astype(np.float32))
             and np.array_equal(a.high.astype(np.float32), b.high.astype(np.float32))
         )
@@ -171,8 +171,3 @@ def same_space(a: gym.Space, b: gym.Space) -> bool:
     if isinstance(a, gym.spaces.Dict):
         return list(a.spaces) == list(b.spaces) and all(same_space(a[k], b[k]) for k in a.spaces)
     return False
-
-
-def box_dtype(space: gym.Space) -> str:
-    """The dtype a Box's elements travel in: uint8 and bool stay as they are (pixels), anything else is float32."""
-    return wire_dtype(space)
