@@ -68,6 +68,11 @@ class NumpyPolicy:
             self.normalized_keys: list[str | None] = [None] if normalize else []
         else:
             self.normalized_keys = vector_keys(observation_space) if normalize else []
+        # what each part of an observation is, worked out once: the keys of a Dict, the parts read one-hot
+        subspaces = parts(observation_space) if observation_space is not None else None
+        self.dict_keys = None if subspaces is None else list(subspaces)
+        self.one_hot_spaces = {key: sub for key, sub in (subspaces or {None: observation_space}).items()
+                               if sub is not None and observation_kind(sub) == ONE_HOT}
         self.sde_rollout_steps, self.sde_sample_freq = sde_rollout_steps, sde_sample_freq
         self.exploration: np.ndarray | None = None  # gSDE: [N, features, actions], one matrix per env
         self.calls = 0
@@ -119,14 +124,13 @@ class NumpyPolicy:
 
     def features(self, obs: Observation) -> np.ndarray:
         """Observations as the first layer reads them: flattened, one-hot, normalised; a Dict's keys concatenated."""
-        space = self.observation_space
-        subspaces = parts(space) if space is not None else None
-        if subspaces is None:
-            return self._part(None, space, obs)
-        return np.concatenate([self._part(key, sub, obs[key]) for key, sub in subspaces.items()], axis=1)
+        if self.dict_keys is None:
+            return self._part(None, obs)
+        return np.concatenate([self._part(key, obs[key]) for key in self.dict_keys], axis=1)
 
-    def _part(self, key: str | None, space: gym.Space | None, obs: np.ndarray) -> np.ndarray:
-        if space is not None and observation_kind(space) == ONE_HOT:
+    def _part(self, key: str | None, obs: np.ndarray) -> np.ndarray:
+        space = self.one_hot_spaces.get(key)
+        if space is not None:
             return one_hot(obs, space)
         x = np.asarray(obs).reshape(len(obs), -1)
         stats = self.obs_stats.get(key)
