@@ -167,3 +167,31 @@ def test_fire_after_a_lost_life_is_pressed_for_the_agent_and_not_trained_on():
     np.testing.assert_array_equal(np.flatnonzero(r.terminated[:, 0]) + 1, [4, 8, 12])
     np.testing.assert_array_equal(r.episode_lengths, [12, 12])  # the true game: FIRE steps included
     np.testing.assert_array_equal(r.episode_returns, [60.0, 60.0])
+
+
+def test_dict_observations_and_bool_grids_are_held_per_key_in_their_own_dtypes():
+    import tests.space_envs  # noqa: F401  (registers the Match envs)
+    from actor_service.policies import TrajectoryPolicy
+    from learner_service.config import LearnerConfig
+    from learner_service.run_config import run_config_message
+    from relayrl.config import load
+
+    for env_id, dtypes in [("tests.space_envs:MatchDict-v0", {"goal": np.int64, "noise": np.float32}),
+                           ("tests.space_envs:MatchImage-v0", np.uint8)]:
+        env = make_vector_env(env_id, 3)
+        config = run_config_message(load(LearnerConfig, ["--env", env_id, "--n-steps", "4"], environ={}))
+        model = ActorCritic(env.single_observation_space, env.single_action_space)
+        policy = TrajectoryPolicy(config, env.single_observation_space, env.single_action_space, seed=0)
+        policy.load(encode_weights(model, 0))
+        rollout = RolloutCollector(env, policy.act, 4, seed=0).collect(0)
+        if isinstance(dtypes, dict):
+            assert policy.model is None, "a Dict of vectors acts with the torch-free NumPy policy"
+            assert {k: v.dtype for k, v in rollout.observations.items()} == dtypes
+            assert rollout.observations["goal"].shape == (4, 3)
+            assert rollout.bootstrap_observations["noise"].shape == (3, 2)
+            # each step's reward scores its action against the goal its observation showed: keys stay aligned
+            np.testing.assert_array_equal(rollout.rewards, rollout.actions == rollout.observations["goal"])
+        else:
+            assert policy.model is not None, "images act with the torch model"
+            assert rollout.observations.dtype == dtypes and rollout.observations.shape == (4, 3, 6, 6, 2)
+        env.close()
