@@ -7,10 +7,11 @@ sent, eval and export from a checkpoint. ``architecture(settings)`` reads them f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from relayrl.envs import env_kwargs
 
 # The settings that name a model's architecture (its weights' layout follows from these and the spaces).
 DEFAULTS: dict[str, Any] = {
@@ -74,12 +75,4 @@ def parse_net_arch(text: str, hidden_sizes: Sequence[int], linear_heads: bool = 
 
 def features_kwargs(text: str) -> dict[str, Any]:
     """A features extractor's keyword arguments from their JSON form; a ValueError when not a JSON object."""
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"must be a JSON object, got {text!r}")
-    return value
+    return env_kwargs(text)  # the same form as the env's keyword arguments
