@@ -19,6 +19,13 @@ class ActorConfig:
     actor_id: str | None = option(None, "Stable actor name (default: HOSTNAME-PID).")
     threads: int = option(1, "Torch intra-op threads for inference and local gradients.")
     seed: int | None = option(None, "Env seed (default: the learner's seed plus 1000 x this actor's index).")
+    when_finished: str = option(
+        "exit",
+        "When the learner says the run is over: exit (status 0; for Compose, whose restart policy leaves it "
+        "stopped) or wait (stop acting and stay idle, healthy, until SIGTERM; for a Kubernetes Deployment, "
+        "which would restart an exited actor into a crash loop).",
+        choices=("exit", "wait"),
+    )
     metrics_host: str = option("0.0.0.0", "Address the /metrics endpoint binds.")
     metrics_port: int = option(9401, "Prometheus /metrics port; 0 picks a free one, negative disables.")
     health_port: int = option(50052, "gRPC health-check port (grpc.health.v1); 0 picks a free one, negative disables.")
