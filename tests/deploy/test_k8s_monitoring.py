@@ -16,8 +16,14 @@ MONITORING_TARGETS = ["overlays/monitoring", "all-components"]
 def settings(target: str) -> dict[str, str]:
     if target == "all-components":
         return ALL_COMPONENTS_MONITORING
-    kustomization = yaml.safe_load((K8S / target / "kustomization.yaml").read_text())
-    (generator,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "relayrl-monitoring"]
+    folder = K8S / target
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    generators = [g for g in kustomization.get("configMapGenerator", []) if g["name"] == "relayrl-monitoring"]
+    if not generators:  # an overlay on overlays/monitoring (autoscaling): the setting is there
+        (parent,) = [r for r in kustomization["resources"] if (folder / r / "kustomization.yaml").is_file()
+                     and "overlays" in (folder / r).resolve().parts]
+        return settings(str((folder / parent).resolve().relative_to(K8S)))
+    (generator,) = generators
     return dict(literal.split("=", 1) for literal in generator["literals"])
 
 

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from .kustomize import TARGETS, by_kind, container_env, learner_workload, pod_config, pods, secret_files, service_of
+from .kustomize import (
+    TARGETS,
+    by_kind,
+    container_env,
+    learner_workload,
+    pod_config,
+    pods,
+    render_copy,
+    secret_files,
+    service_of,
+)
 
 TLS_TARGETS = [t for t in TARGETS if t in ("overlays/tls", "all-components")]
 
@@ -85,3 +95,11 @@ def test_without_the_component_nothing_needs_a_secret(rendered, target, tmp_path
         container = template["spec"]["containers"][0]
         config = pod_config(rendered[target], template, container, tmp_path)
         assert config.auth_token is None and not secret_files(template, container)
+
+
+def test_the_certificate_holds_no_other_namespace(tmp_path):
+    """Copied under another namespace, the certificate names nothing of the first one's."""
+    objects = render_copy(tmp_path, "overlays/tls", namespace="second-run")
+    (certificate,) = [c for c in by_kind(objects, "Certificate").values() if not c["spec"].get("isCA")]
+    for name in certificate["spec"]["dnsNames"]:
+        assert "." not in name or ".second-run.svc" in name, name
