@@ -52,6 +52,11 @@ class ActorConfig:
         "Prefer the variable over the flag (flags show in ps).",
         secret=True,
     )
+    auth_token_file: str | None = option(
+        None,
+        "Read the token from this file instead (a mounted Kubernetes Secret: never in the environment or ps); "
+        "surrounding whitespace is dropped.",
+    )
 
     def validate(self) -> None:
         host, _, port = self.learner.rpartition(":")

@@ -135,6 +135,11 @@ class LearnerConfig:
         "Prefer the variable over the flag (flags show in ps); pair it with TLS off a trusted network.",
         secret=True,
     )
+    auth_token_file: str | None = option(
+        None,
+        "Read the token from this file instead (a mounted Kubernetes Secret: never in the environment or ps); "
+        "surrounding whitespace is dropped.",
+    )
     health_port: int | None = option(
         None,
         "Also serve grpc.health.v1, alone and in plaintext, on this port (for probes that cannot speak TLS, "

@@ -110,7 +110,7 @@ def pod_config(objects, template, container, scratch: Path):
     for name, value in env.items():
         if value in files:
             stand_in = scratch / value.strip("/").replace("/", "_")
-            stand_in.write_text("stand-in")
+            stand_in.write_text(SECRET_STAND_IN)  # a token file must hold a token; certificates only exist
             env[name] = str(stand_in)
     return load_config(service_of(container), env)
 

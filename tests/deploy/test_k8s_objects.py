@@ -153,3 +153,41 @@ def test_dashboard_configmap_carries_the_dashboard(rendered):
     dashboard = configmaps["relayrl-grafana-dashboard"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dashboard["data"]["relayrl.json"] == (DEPLOY / "grafana" / "dashboards" / "relayrl.json").read_text()
+
+
+DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+       "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_egress_is_dns_and_for_actors_the_learner(rendered, target):
+    """Actors run environment code: their egress is DNS and the learner's gRPC port, nothing else (no node
+    metadata service, no other pod); the learner's is DNS alone."""
+    objects = rendered[target]
+    templates = {service_of(t["spec"]["containers"][0]): t for _, t in pods(objects)}
+    for service, template in templates.items():
+        labels = template["metadata"]["labels"]
+        (policy,) = [p for p in by_kind(objects, "NetworkPolicy").values()
+                     if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert "Egress" in policy["spec"]["policyTypes"], service
+        rules = policy["spec"]["egress"]
+        dns = [r for r in rules if r["to"] == [DNS]]
+        assert len(dns) == 1 and {(p["port"], p["protocol"]) for p in dns[0]["ports"]} == {(53, "UDP"), (53, "TCP")}
+        others = [r for r in rules if r not in dns]
+        if service == "learner":
+            assert not others, others
+        else:
+            (to_learner,) = others
+            (peer,) = to_learner["to"]
+            assert set(peer) == {"podSelector"}, "only pods of this namespace"
+            assert peer["podSelector"]["matchLabels"].items() <= templates["learner"]["metadata"]["labels"].items()
+            assert to_learner["ports"] == [{"port": "grpc"}]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_empty_dir_has_a_size_limit(rendered, target):
+    """An emptyDir without sizeLimit can fill the node's disk (a runaway env writing to /tmp)."""
+    for name, template in pods(rendered[target]):
+        for volume in template["spec"].get("volumes", []):
+            if "emptyDir" in volume:
+                assert volume["emptyDir"].get("sizeLimit"), f"{name}: {volume['name']}"

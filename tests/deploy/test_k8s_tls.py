@@ -79,22 +79,27 @@ def test_health_port_is_declared_probed_and_not_exposed(rendered, target):
     assert grpc.get("appProtocol") != "kubernetes.io/h2c", "the gRPC port speaks TLS, not cleartext HTTP/2"
 
 
-@pytest.mark.parametrize("target", TLS_TARGETS)
-def test_token_from_one_secret_on_both_sides(rendered, target):
-    refs = set()
-    for _, template in pods(rendered[target]):
-        (var,) = [v for v in template["spec"]["containers"][0]["env"] if v["name"] == "RELAYRL_AUTH_TOKEN"]
-        ref = var["valueFrom"]["secretKeyRef"]
-        refs.add((ref["name"], ref["key"]))
-    assert len(refs) == 1
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_takes_the_token_from_one_secret_file(rendered, target, tmp_path):
+    """Secure by default: in every overlay both services read the token (--auth-token-file) from a file the
+    one Secret provides, never from the environment."""
+    objects = rendered[target]
+    sources = set()
+    for _, template in pods(objects):
+        container = template["spec"]["containers"][0]
+        config = pod_config(objects, template, container, tmp_path)
+        assert config.auth_token and config.auth_token_file, service_of(container)
+        assert not any(v["name"] == "RELAYRL_AUTH_TOKEN" for v in container.get("env", []))
+        sources.add(secret_files(template, container)[container_env(objects, container)["RELAYRL_AUTH_TOKEN_FILE"]])
+    assert sources == {("relayrl-auth", "token")}
 
 
 @pytest.mark.parametrize("target", [t for t in TARGETS if t not in TLS_TARGETS])
-def test_without_the_component_nothing_needs_a_secret(rendered, target, tmp_path):
+def test_without_the_component_no_tls(rendered, target, tmp_path):
     for _, template in pods(rendered[target]):
         container = template["spec"]["containers"][0]
         config = pod_config(rendered[target], template, container, tmp_path)
-        assert config.auth_token is None and not secret_files(template, container)
+        assert not (config.tls_cert or config.tls_ca)
 
 
 def test_the_certificate_holds_no_other_namespace(tmp_path):

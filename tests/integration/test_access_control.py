@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
-from relayrl.config import build_parser, load
+from relayrl.config import ConfigError, build_parser, load
 from tests import clients
 from tests.conftest import metric, wait_until
 from tests.pki import CA
@@ -127,3 +127,26 @@ def test_secrets_stay_out_of_logs_summary_metrics_and_help(start_learner, start_
     for where, text in exposed.items():
         assert TOKEN not in text, f"the token shows in {where}"
     assert "--auth-token" in exposed["learner --help"]
+
+
+def test_the_token_from_a_file_as_a_mounted_secret_gives_it(start_learner, start_actor, tmp_path):
+    """--auth-token-file (Kubernetes mounts the Secret as a file): both services read it, a trailing newline
+    (as `kubectl create secret --from-file` keeps it) is dropped, an actor with another file's token is
+    refused; a missing, short or doubled token fails at start naming the flag."""
+    good, wrong = tmp_path / "token", tmp_path / "wrong"
+    good.write_text(TOKEN + "\n")
+    wrong.write_text("another-token-0123456789abcdef")
+    learner = start_learner(algo="a2c", n_steps=4, auth_token_file=good)
+    trains(learner, start_actor, auth_token_file=good)
+    refused = start_actor(learner.address, auth_token_file=wrong)
+    wait_until(lambda: metric(learner.metrics.registry, "relayrl_rejected_total", {"reason": "unauthenticated"}) > 0,
+               30, "the actor with the wrong token to be refused")
+    refused.close()
+    short = tmp_path / "short"
+    short.write_text("short")
+    for cls in (LearnerConfig, ActorConfig):
+        for argv, message in ((["--auth-token-file", str(tmp_path / "missing")], "--auth-token-file.*not a readable"),
+                              (["--auth-token-file", str(short)], "--auth-token-file.*at least 16"),
+                              (["--auth-token-file", str(good), "--auth-token", TOKEN], "not both")):
+            with pytest.raises(ConfigError, match=message):
+                load(cls, argv, environ={})
