@@ -254,7 +254,9 @@ class Actor:
         connections = 0
         c = self.config
         while not self.stop.is_set():
-            channel = open_channel(c.learner, channel_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name)
+            channel = open_channel(
+                c.learner, channel_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name, tls=c.tls
+            )
             try:
                 link = LearnerLink(
                     channel,

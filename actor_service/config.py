@@ -38,6 +38,11 @@ class ActorConfig:
         "Seconds between HTTP/2 keepalive pings to the learner; no answer within as long again closes the "
         "connection and reconnects, so a silent network cut is noticed within about twice this.",
     )
+    tls: bool = option(
+        False,
+        "Dial the learner with TLS, verifying its certificate against the system trust store (one from a public "
+        "CA, e.g. ACME) unless --tls-ca is given. --tls-ca or --tls-cert turn TLS on too.",
+    )
     tls_ca: str | None = option(
         None, "PEM CA bundle to verify the learner's certificate with; turns TLS on (as do --tls-cert/--tls-key)."
     )
@@ -76,7 +81,3 @@ class ActorConfig:
         require(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
         require(self.keepalive_seconds >= 1, "keepalive_seconds", "must be at least 1")
         check_credentials(self)
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_ca is not None or self.tls_cert is not None
