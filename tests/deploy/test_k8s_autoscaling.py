@@ -14,11 +14,11 @@ from .conftest import debian_prometheus, run
 from .kustomize import K8S, TARGETS, by_kind, render_copy
 from .test_k8s_monitoring import settings as monitoring_settings
 
-SCALED = [t for t in TARGETS if t in ("overlays/autoscaling", "all-components")]
+SCALED = [t for t in TARGETS if t in ("overlays/autoscaling", "overlays/production", "all-components")]
 
 
 def test_autoscaled_targets_exist():
-    assert SCALED == ["overlays/autoscaling", "all-components"]
+    assert SCALED == ["overlays/autoscaling", "overlays/production", "all-components"]
 
 
 def scaled_object(objects) -> dict:

@@ -10,7 +10,7 @@ import yaml
 
 from .kustomize import ALL_COMPONENTS_MONITORING, K8S, by_kind
 
-MONITORING_TARGETS = ["overlays/monitoring", "all-components"]
+MONITORING_TARGETS = ["overlays/monitoring", "overlays/autoscaling", "overlays/production", "all-components"]
 
 
 def settings(target: str) -> dict[str, str]:

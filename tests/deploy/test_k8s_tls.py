@@ -19,11 +19,11 @@ from .kustomize import (
     service_of,
 )
 
-TLS_TARGETS = [t for t in TARGETS if t in ("overlays/tls", "all-components")]
+TLS_TARGETS = [t for t in TARGETS if t in ("overlays/production", "overlays/tls", "all-components")]
 
 
 def test_tls_targets_exist():
-    assert TLS_TARGETS == ["overlays/tls", "all-components"]
+    assert TLS_TARGETS == ["overlays/production", "overlays/tls", "all-components"]
 
 
 @pytest.mark.parametrize("target", TLS_TARGETS)
