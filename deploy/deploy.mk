@@ -86,8 +86,12 @@ deploy-check: deploy-tools
 	$(PY) -m pytest -q tests/deploy
 
 # The alerting rules in the Prometheus Operator's form; a test fails when it is stale.
+# The one place for the alerts' runbook links: the URL of docs/DEPLOY.md as your people browse it (your fork
+# on GitHub, an internal docs site). `make prometheus-rule` writes it into every runbook_url (rules, their
+# unit tests, the PrometheusRule); .invalid until you set it.
+RUNBOOK_BASE ?= https://relayrl.invalid/docs/DEPLOY.md
 prometheus-rule: $(STAMP)
-	$(PY) deploy/tools/prometheus-rule.py > deploy/k8s/components/prometheus-operator/prometheusrule.yaml
+	$(PY) deploy/tools/prometheus-rule.py --runbook-base "$(RUNBOOK_BASE)" > deploy/k8s/components/prometheus-operator/prometheusrule.yaml
 
 # Built by Compose from its build sections (Dockerfile for the learner, Dockerfile.actor for actors), so the
 # names and Dockerfiles are those `make up` runs.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,14 +59,43 @@ def test_every_alert_is_tested_firing_and_quiet():
         assert spared or any(not c["exp_alerts"] for _, c in cases), f"{name}: no case where it stays quiet"
 
 
-def test_every_alert_has_a_runbook_section():
+def runbook_base() -> str:
+    """RUNBOOK_BASE in deploy/deploy.mk: the one place for the runbooks' URL."""
+    (base,) = re.findall(r"(?m)^RUNBOOK_BASE \?= (\S+)$", (DEPLOY / "deploy.mk").read_text())
+    return base
+
+
+def test_every_alert_has_a_runbook_url_to_its_section():
+    """runbook_url (the annotation Alertmanager templates and kube-prometheus-stack use), a URL: the base set
+    in one place, then the alert's section of docs/DEPLOY.md."""
     headings = {re.sub(r"[^a-z0-9-]", "", line.lstrip("#").strip().lower().replace(" ", "-"))
                 for line in DEPLOY_DOC.read_text().splitlines() if line.startswith("#")}
+    base = runbook_base()
+    assert re.fullmatch(r"https?://[^#\s]+/DEPLOY\.md", base), base
     for name, rule in alerts().items():
-        path, _, anchor = rule["annotations"]["runbook"].partition("#")
-        assert path == "docs/DEPLOY.md" and anchor == name.lower(), name
-        assert anchor in headings, f"{name}: docs/DEPLOY.md has no section '### {name}'"
+        assert set(rule["annotations"]) == {"summary", "runbook_url"}, name
+        assert rule["annotations"]["runbook_url"] == f"{base}#{name.lower()}", name
+        assert name.lower() in headings, f"{name}: docs/DEPLOY.md has no section '### {name}'"
         assert rule["labels"]["severity"] in ("warning", "critical"), name
+
+
+def test_the_runbook_base_is_set_in_one_place(tmp_path, promtool):
+    """`make prometheus-rule RUNBOOK_BASE=...` rewrites every runbook_url of the rules and of their unit tests
+    (which still pass) and the PrometheusRule carries them."""
+    rules, rules_test = tmp_path / "rules.yml", tmp_path / "rules_test.yml"
+    rules.write_text(RULES.read_text())
+    rules_test.write_text(RULES_TEST.read_text().replace("../../deploy/prometheus/rules/relayrl.yml", str(rules)))
+    base = "https://docs.example.com/ops/relayrl/DEPLOY.md"
+    result = run([sys.executable, str(GENERATOR), "--runbook-base", base, "--rules", str(rules),
+                  "--rules-test", str(rules_test)])
+    assert result.returncode == 0, result.stderr
+    generated = yaml.safe_load(result.stdout)
+    urls = [r["annotations"]["runbook_url"] for g in generated["spec"]["groups"] for r in g["rules"]]
+    assert urls and all(u.startswith(base + "#") for u in urls)
+    assert RULES.read_text().count("runbook_url: ") == rules.read_text().count(f"runbook_url: {base}#") == len(alerts())
+    assert rules_test.read_text().count(f"runbook_url: {base}#") == RULES_TEST.read_text().count("runbook_url: ")
+    result = run([promtool, "test", "rules", str(rules_test)])
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_alerts_read_metrics_the_learner_exports(exported):
