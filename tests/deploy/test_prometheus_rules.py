@@ -9,6 +9,7 @@ import importlib.util
 import json
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,81 @@ def test_the_prometheus_rule_holds_the_same_groups(rendered):
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     assert generator.prometheus_rule()["spec"] == rule["spec"]
+
+
+COMPARISON = re.compile(r"(==|>=|<=|>|<)\s*(\d+(?:\.\d+)?)")
+
+
+def number(value: float) -> str:
+    return f"{value:g}"
+
+
+def duration(minutes: float) -> str:
+    """Prometheus' form: whole minutes, else whole seconds (it takes no "2.5m")."""
+    return f"{number(minutes)}m" if minutes == int(minutes) else f"{round(minutes * 60)}s"
+
+
+def minutes(text: str) -> float:
+    (amount, unit), = re.findall(r"^(\d+(?:\.\d+)?)([smh])$", text)
+    return float(amount) * {"s": 1 / 60, "m": 1, "h": 60}[unit]
+
+
+def mutants() -> list[tuple[str, str, str]]:
+    """(alert, what changed, the rules file with that one change): every threshold moved to each side (half
+    and one and a half times it; 0 to -0.5 and 2; `== v` to `>= v` and `<= v + 1`) and every `for:` halved and
+    doubled (absent: 5m). The unit tests must fail on each: a case on each side of every threshold and of every
+    duration."""
+    text = RULES.read_text()
+    out = []
+    for name, rule in alerts().items():
+        expr = rule["expr"]
+        for match in COMPARISON.finditer(expr):
+            op, value = match.group(1), float(match.group(2))
+            if op == "==":
+                changed = [f">= {number(value)}", f"<= {number(value + 1)}"]
+            elif value == 0:
+                changed = [f"{op} -0.5", f"{op} 2"]
+            else:
+                changed = [f"{op} {number(value / 2)}", f"{op} {number(value * 1.5)}"]
+            for change in changed:
+                mutated = expr[:match.start()] + change + expr[match.end():]
+                out.append((name, f"{match.group(0)} -> {change}", yaml_replace(text, name, "expr", mutated)))
+        if "for" in rule:
+            for factor in (0.5, 2):
+                change = duration(minutes(rule["for"]) * factor)
+                out.append((name, f"for: {rule['for']} -> {change}", yaml_replace(text, name, "for", change)))
+        else:
+            out.append((name, "for: (none) -> 5m", yaml_replace(text, name, "for", "5m")))
+    return out
+
+
+def yaml_replace(text: str, alert: str, key: str, value: str) -> str:
+    """The rules file with ``key`` of ``alert`` set to ``value``, through YAML (comments do not matter here)."""
+    doc = yaml.safe_load(text)
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == alert:
+                rule[key] = value
+    return yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def test_the_unit_tests_fail_when_a_threshold_or_duration_moves(promtool, tmp_path):
+    """Mutation testing of the rules' numbers: thresholds and `for:` durations are what the alerts mean, and a
+    unit test that still passes with one of them moved does not pin it."""
+    cases = mutants()
+    assert len(cases) >= 2 * len(alerts())
+
+    def passes(index: int) -> bool:
+        rules, test = tmp_path / f"rules-{index}.yml", tmp_path / f"rules_test-{index}.yml"
+        rules.write_text(cases[index][2])
+        test.write_text(RULES_TEST.read_text().replace("../../deploy/prometheus/rules/relayrl.yml", str(rules)))
+        result = run([promtool, "test", "rules", str(test)])
+        # A failing case, not a broken file: promtool prints FAILED with the expected and the got alerts.
+        assert result.returncode == 0 or "exp:" in result.stdout + result.stderr, result.stdout + result.stderr
+        return result.returncode == 0
+
+    # promtool mostly waits (about 2 s a run here, a fraction of it on the CPU): run them side by side.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        passed = list(pool.map(passes, range(len(cases))))
+    survivors = [f"{alert}: {change}" for (alert, change, _), ok in zip(cases, passed, strict=True) if ok]
+    assert not survivors, "the unit tests still pass with:\n" + "\n".join(survivors)
