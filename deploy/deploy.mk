@@ -103,11 +103,16 @@ images-cuda:
 	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) build learner
 	@echo "built $(RELAYRL_CUDA_IMAGE)"
 
+# Pushing records the digests (deploy/images/digests.txt, commit it with the release): `make k8s-run` pins
+# the run's images to them. DOCKER is the engine's CLI record-digests.sh asks.
+DOCKER ?= docker
 push-images: images
 	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) push learner actor
+	DOCKER=$(DOCKER) bash deploy/tools/record-digests.sh $(RELAYRL_IMAGE) $(RELAYRL_ACTOR_IMAGE)
 
 push-images-cuda: images-cuda
 	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) push learner
+	DOCKER=$(DOCKER) bash deploy/tools/record-digests.sh $(RELAYRL_CUDA_IMAGE)
 
 KIND_CLUSTER ?= kind
 kind-load: images

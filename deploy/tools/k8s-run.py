@@ -118,6 +118,12 @@ def run_overlay(k8s: Path, overlay: str, run: str, namespace: str) -> Path:
         generators.append(learner)
     learner["literals"] = [x for x in learner.get("literals", []) if not x.startswith("RELAYRL_RUN_NAME=")]
     learner["literals"].append(f"RELAYRL_RUN_NAME={run}")
+    # The images pinned to the digests `make push-images` recorded: a tag can be pushed over, a digest cannot.
+    digests = k8s.parent / "images" / "digests.txt"
+    if digests.is_file():
+        pins = [line.strip().split("@", 1) for line in digests.read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+        kustomization["images"] = [{"name": name, "digest": digest} for name, digest in pins]
     # Not in selectors: those are immutable, and a run's objects are replaced, not edited, between runs.
     kustomization.setdefault("labels", []).append(
         {"pairs": {INSTANCE: run}, "includeSelectors": False, "includeTemplates": True})

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from .conftest import DEPLOY, REPO, run, tool
-from .kustomize import by_kind, learner_workload, pod_config, service_of
+from .kustomize import by_kind, learner_workload, pod_config, pods, service_of
 
 TOOL = DEPLOY / "tools" / "k8s-run.py"
 
@@ -130,3 +130,34 @@ def test_actors_of_a_run_wait_when_it_ends(k8s_run, tmp_path, overlay):
         container = template["spec"]["containers"][0]
         if service_of(container) == "actor":
             assert pod_config(objects, template, container, tmp_path).when_finished == "wait"
+
+
+def test_a_run_pins_the_recorded_digests(k8s_run, tmp_path):
+    """After `make push-images` recorded digests (deploy/images/digests.txt), a run's pods name their images
+    by digest: what runs is exactly what was pushed, whatever happens to the tag later."""
+    shutil.copytree(DEPLOY, tmp_path / "deploy", symlinks=True, ignore=shutil.ignore_patterns("runs"))
+    env = dict(line.split("=", 1) for line in (DEPLOY / "images" / "images.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    learner_digest, actor_digest = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    (tmp_path / "deploy" / "images" / "digests.txt").write_text(
+        f"{env['RELAYRL_REGISTRY']}/relayrl@{learner_digest}\n{env['RELAYRL_REGISTRY']}/relayrl-actor@{actor_digest}\n")
+    objects = render_run(k8s_run, tmp_path, "job", "pinned")
+    images = {service_of(t["spec"]["containers"][0]): t["spec"]["containers"][0]["image"] for _, t in pods(objects)}
+    assert images == {"learner": f"{env['RELAYRL_REGISTRY']}/relayrl@{learner_digest}",
+                      "actor": f"{env['RELAYRL_REGISTRY']}/relayrl-actor@{actor_digest}"}
+
+
+def test_record_digests_writes_one_line_per_repository(tmp_path):
+    """deploy/tools/record-digests.sh with an engine CLI that answers `image inspect` as docker does after
+    a push (a stand-in script: no engine or registry here), run twice: the newer digest replaces the older."""
+    shutil.copytree(DEPLOY / "tools", tmp_path / "tools")
+    (tmp_path / "images").mkdir()
+    engine = tmp_path / "engine"
+    engine.write_text('#!/bin/sh\necho "other.example/relayrl@sha256:0000"\necho "reg.example/relayrl@$DIGEST"\n')
+    engine.chmod(0o755)
+    for digest in ("sha256:aaaa", "sha256:bbbb"):
+        result = subprocess.run(["bash", str(tmp_path / "tools" / "record-digests.sh"), "reg.example/relayrl:0.1.0"],
+                                env={"DOCKER": str(engine), "DIGEST": digest, "PATH": "/usr/bin:/bin"},
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "images" / "digests.txt").read_text() == "reg.example/relayrl@sha256:bbbb\n"
