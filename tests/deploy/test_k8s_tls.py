@@ -5,8 +5,14 @@ the token from one Secret."""
 
 from __future__ import annotations
 
-import pytest
+import re
+import shutil
+import textwrap
 
+import pytest
+import yaml
+
+from .conftest import DEPLOY, REPO, run, tool
 from .kustomize import (
     TARGETS,
     by_kind,
@@ -108,3 +114,26 @@ def test_the_certificate_holds_no_other_namespace(tmp_path):
     (certificate,) = [c for c in by_kind(objects, "Certificate").values() if not c["spec"].get("isCA")]
     for name in certificate["spec"]["dnsNames"]:
         assert "." not in name or ".second-run.svc" in name, name
+
+
+def test_the_documented_public_ca_overlay_drops_the_ca(tmp_path):
+    """docs/DEPLOY.md's snippet for an issuer that fills no ca.crt, applied over overlays/tls: actors dial
+    with TLS against the system trust store, and mount nothing of the learner's Secret."""
+    doc = (REPO / "docs" / "DEPLOY.md").read_text()
+    section = doc[doc.index("**An issuer that fills no `ca.crt`**"):]
+    snippet = textwrap.dedent(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy, symlinks=True)
+    overlay = copy / "k8s" / "overlays" / "public-ca"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: relayrl\n"
+        "resources:\n  - ../tls\n" + snippet)
+    result = run([tool("kubectl"), "kustomize", str(overlay)])
+    assert result.returncode == 0, result.stderr
+    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    (template,) = [t for _, t in pods(objects) if service_of(t["spec"]["containers"][0]) == "actor"]
+    container = template["spec"]["containers"][0]
+    config = pod_config(objects, template, container, tmp_path)
+    assert config.tls and config.tls_ca is None and config.auth_token
+    assert {name for name, _ in secret_files(template, container).values()} == {"relayrl-auth"}
