@@ -17,7 +17,7 @@ help:
 	@echo "make bench-learning  the learning benchmark against rl-baselines3-zoo's A2C (hours; see benchmarks/)"
 	@echo "make bench-hold  whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs (about 40 min)"
 	@echo "make chaos   the chaos soak: faults together for CHAOS_SECONDS (600), seeded by CHAOS_SEED (1); see tests/e2e/chaos.py"
-	@echo "make up / down / logs / k8s-apply / k8s-delete   deploy (see docs/DEPLOY.md)"
+	@echo "make up / down / logs / k8s-run / k8s-finish / k8s-new-run   deploy (see docs/DEPLOY.md)"
 	@echo "make test-containers  opt-in: build the image and run Compose + kube play in podman (minutes, ~1.5 GB)"
 
 $(STAMP): pyproject.toml

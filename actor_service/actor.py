@@ -75,6 +75,7 @@ class Actor:
         self.sent = 0  # contributions handed to gRPC over all connections
         self._last: Sent | None = None  # the newest contribution handed to the open stream
         self._kept: Sent | None = None  # the last one no learner acknowledged, carried to the next stream
+        self.run_over: str | None = None  # the learner's reason once it said the run is over
         self.health: Health | None = None  # set by main(); SERVING once the env and model are built
 
     def hello(self) -> pb.Hello:
@@ -253,7 +254,9 @@ class Actor:
         connections = 0
         c = self.config
         while not self.stop.is_set():
-            channel = open_channel(c.learner, channel_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name)
+            channel = open_channel(
+                c.learner, channel_options(c), c.tls_ca, c.tls_cert, c.tls_key, c.tls_server_name, tls=c.tls
+            )
             try:
                 link = LearnerLink(
                     channel,
@@ -300,7 +303,14 @@ class Actor:
                 self.metrics.learner_connected.set(0)
                 self._settle(link)
             if link.stop_reason is not None:
-                log.info("learner finished training (%s); exiting", link.stop_reason)
+                self.run_over = link.stop_reason
+                if self.config.when_finished == "wait":
+                    # Never dial again: the run is over, and a new run's learner at the same address is not ours.
+                    log.info("learner finished training (%s); idle until SIGTERM (--when-finished wait)",
+                             link.stop_reason)
+                    self.stop.wait()
+                else:
+                    log.info("learner finished training (%s); exiting", link.stop_reason)
                 break
             if not self.stop.is_set():
                 self.stop.wait(backoff.next())

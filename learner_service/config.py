@@ -164,6 +164,11 @@ class LearnerConfig:
         "Prefer the variable over the flag (flags show in ps); pair it with TLS off a trusted network.",
         secret=True,
     )
+    auth_token_file: str | None = option(
+        None,
+        "Read the token from this file instead (a mounted Kubernetes Secret: never in the environment or ps); "
+        "surrounding whitespace is dropped.",
+    )
     health_port: int | None = option(
         None,
         "Also serve grpc.health.v1, alone and in plaintext, on this port (for probes that cannot speak TLS, "
@@ -181,6 +186,12 @@ class LearnerConfig:
     checkpoint_every: float = option(60.0, "Seconds between checkpoints; a final one is written at shutdown.")
     keep_checkpoints: int = option(3, "How many checkpoints to keep.")
     resume: bool = option(False, "Continue from the newest good checkpoint in the checkpoint directory.")
+    resume_finished: bool = option(
+        False,
+        "With --resume, also continue a run whose newest checkpoint marks it finished (it met its stop target). "
+        "Without it such a resume is refused (exit 2): a restarted or re-applied finished run never trains on by "
+        "accident; start a new run with another --run-name instead.",
+    )
     run_dir: str | None = option(None, "Folder for summary.json, the learning curve and (by default) checkpoints.")
     target_return: float | None = option(None, "Stop when the mean return of the last 100 episodes reaches this.")
     max_env_steps: int | None = option(None, "Stop after this many environment steps.")

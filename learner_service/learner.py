@@ -254,6 +254,8 @@ class Learner:
             if self.config.checkpoint_dir is not None:
                 log.error("no final checkpoint after the trainer's failure; the newest one on disk is kept")
         else:
+            if self.finished:
+                self.checkpointer.finished = self.stop_reason
             try:
                 path = self.checkpoint()
             except Exception as exc:  # noqa: BLE001 - still end the streams and write the summary

@@ -21,8 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     learner = Learner(config)  # a ConfigError here too: what only the model or the checkpoint can tell
     learner.start()
 
+    signalled: list[int] = []
+
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
+        signalled.append(signum)
         learner.request_stop("signal")
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -33,4 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = "the trainer failed" if learner.trainer_failed else "the final checkpoint was not written"
         log.error("exiting with status 1: %s", why)
         return 1
+    if signalled and not learner.finished and has_stop_target(config):
+        # A run with a stop target that has not met it is not over: exit 0 would make a Kubernetes Job (a
+        # drain, an eviction) Complete and its run look finished. 128 + the signal, as a shell reports it, so the
+        # Job starts a pod that resumes from the final checkpoint just written.
+        log.warning("stopped by signal %d before the stop target; exiting with status %d", signalled[0],
+                    128 + signalled[0])
+        return 128 + signalled[0]
     return 0
+
+
+def has_stop_target(config: LearnerConfig) -> bool:
+    return any(v is not None for v in (config.target_return, config.max_env_steps, config.max_seconds))

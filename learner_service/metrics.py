@@ -45,7 +45,9 @@ class LearnerMetrics:
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
         self.dropped_stale = Counter(
-            "relayrl_dropped_stale", "Contributions dropped as older than the allowed lag.", registry=r
+            "relayrl_dropped_stale",
+            "Contributions dropped as older than the allowed lag (duplicates are counted apart, by outcome).",
+            registry=r,
         )
         # The ledger of contributions (tests/e2e/chaos.py checks it): every one received is settled (applied,
         # or dropped with a reason, and acknowledged), or discarded unapplied and unacknowledged, so that the

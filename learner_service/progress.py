@@ -28,7 +28,7 @@ class Progress:
     updates: int = 0
     samples: int = 0
     version: int = 0
-    dropped: int = 0  # contributions dropped as stale (relayrl_dropped_stale_total)
+    dropped: int = 0  # contributions dropped: stale (relayrl_dropped_stale_total) or duplicate
     baseline: dict[str, int] = field(default_factory=dict)  # the counters this process resumed from
     returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
     lengths: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))

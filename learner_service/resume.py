@@ -25,6 +25,12 @@ def resume(config: LearnerConfig, model: ActorCritic, optimizer: Optimizer, prog
         log.warning("--resume: no usable checkpoint in %s; starting fresh", config.checkpoint_dir)
         return 0
     path, state = found
+    if state.get("finished") and not config.resume_finished:
+        raise ConfigError(
+            f"{describe('resume')}: {path} ends a run that finished ({state['finished']}, at {state['env_steps']} "
+            f"env steps); start a new run with another {describe('run_name')}, or pass "
+            f"{describe('resume_finished')} to train this one further"
+        )
     check_fits(config, model, path, state)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

@@ -21,15 +21,53 @@ log = logging.getLogger(__name__)
 BEARER = "bearer "
 
 
+class CertificateFiles:
+    """The learner's certificate, key and (mutual TLS) client CA as files that may be replaced while it runs:
+    cert-manager renews the Secret and the kubelet swaps the mounted files. gRPC asks ``fetch`` at every new
+    connection's handshake; it re-reads the files when one changed (size or modification time) and hands
+    gRPC the new configuration, so new connections get the renewed certificate and open ones go on. A
+    renewal caught half-written (or a broken one) keeps the last good configuration and is logged."""
+
+    def __init__(self, cert: str, key: str, ca: str | None) -> None:
+        self.paths = [Path(p) for p in (cert, key, ca) if p is not None]
+        self.cert, self.key, self.ca = Path(cert), Path(key), Path(ca) if ca else None
+        self._seen = self._stamp()
+        self.initial = self._configuration()
+        self.reloads = 0
+
+    def _stamp(self) -> list[tuple[int, int]]:
+        stats = [p.stat() for p in self.paths]
+        return [(st.st_mtime_ns, st.st_size) for st in stats]
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.ca.read_bytes() if self.ca else None,
+        )
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """None: keep serving the current certificate; else the renewed one."""
+        try:
+            stamp = self._stamp()
+            if stamp == self._seen:
+                return None
+            configuration = self._configuration()
+        except Exception as exc:  # noqa: BLE001 - gRPC would drop the handshake; keep the last good one
+            log.warning("TLS files changed but cannot be read (%s); serving the previous certificate", exc)
+            return None
+        self._seen = stamp
+        self.reloads += 1
+        log.info("TLS certificate reloaded from %s (reload %d)", self.cert, self.reloads)
+        return configuration
+
+
 def server_credentials(cert: str | None, key: str | None, ca: str | None) -> grpc.ServerCredentials | None:
-    """TLS credentials for the gRPC port (None: plaintext); with ``ca``, client certificates are required."""
+    """TLS credentials for the gRPC port (None: plaintext) that follow renewals of the files (CertificateFiles);
+    with ``ca``, client certificates are required."""
     if cert is None or key is None:
         return None
-    return grpc.ssl_server_credentials(
-        [(Path(key).read_bytes(), Path(cert).read_bytes())],
-        root_certificates=Path(ca).read_bytes() if ca else None,
-        require_client_auth=ca is not None,
-    )
+    files = CertificateFiles(cert, key, ca)
+    return grpc.dynamic_ssl_server_credentials(files.initial, files.fetch, require_client_authentication=ca is not None)
 
 
 def bearer(metadata: tuple | None) -> bytes:

@@ -201,7 +201,8 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 if outcome == "accepted":
                     session.accepted += 1
                 elif outcome in ("stale", "duplicate"):
-                    self.metrics.dropped_stale.inc()
+                    if outcome == "stale":  # a duplicate is no sign of lag: the stale-drops alert must not see it
+                        self.metrics.dropped_stale.inc()
                     self.metrics.contributions.labels(f"dropped_{outcome}").inc()
                     self.progress.record_drop()
                     item.done()

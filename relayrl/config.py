@@ -185,12 +185,22 @@ def token_ok(token: str) -> bool:
 
 
 def check_credentials(config: Any) -> None:
-    """The TLS files and bearer token both services take (fields tls_cert, tls_key, tls_ca, auth_token):
-    the certificate and its key go together, every file is readable, the token is fit to send."""
+    """The TLS files and bearer token both services take (fields tls_cert, tls_key, tls_ca, auth_token,
+    auth_token_file): the certificate and its key go together, every file is readable, a token file is read
+    into auth_token (one of the two, not both), the token is fit to send."""
     require((config.tls_cert is None) == (config.tls_key is None), "tls_cert", "--tls-cert and --tls-key go together")
-    for name in ("tls_ca", "tls_cert", "tls_key"):
+    for name in ("tls_ca", "tls_cert", "tls_key", "auth_token_file"):
         path = getattr(config, name)
         require(path is None or os.path.isfile(path), name, f"{path!r} is not a readable file")
+    if config.auth_token_file is not None:
+        require(config.auth_token is None, "auth_token_file", "give the token or its file, not both")
+        path = config.auth_token_file
+        try:
+            with open(path, encoding="ascii") as file:
+                config.auth_token = file.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{describe('auth_token_file')}: cannot read {path!r} ({exc})") from None
+        require(token_ok(config.auth_token), "auth_token_file", f"the token in {path!r} {TOKEN_RULE}")
     require(config.auth_token is None or token_ok(config.auth_token), "auth_token", TOKEN_RULE)
 
 

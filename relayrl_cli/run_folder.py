@@ -20,7 +20,10 @@ from relayrl.config import REDACTED, ConfigError, env_name, redacted
 
 # Not repeated from a config file: where the old run lived (a repeat gets its own folder), how it was
 # started, and secrets (never written in the first place).
-NOT_REPEATED = ("run_dir", "checkpoint_dir", "config", "resume", "port", "metrics_port", "auth_token")
+NOT_REPEATED = (
+    "run_dir", "checkpoint_dir", "config", "resume", "resume_finished", "port", "metrics_port", "auth_token",
+    "auth_token_file",
+)
 
 
 def write_config(run_dir: Path, config: Any) -> Path:

@@ -12,9 +12,12 @@
 #   3. the real Compose binary over podman's Docker API: learner + 2 slim actor replicas healthy, training
 #      (the learner's published /metrics), `compose stop` exits 0 everywhere with a final checkpoint that
 #      is in the named volume after `down`;
-#   4. `podman kube play` of the rendered actor Deployment (deploy/k8s/base) joined to Compose's network:
-#      its pods run as the manifest says (UID 10001, read-only root, writable /tmp), pass the grpc probe's
-#      check, are counted by the learner, and stop with exit code 0.
+#   4. `podman kube play` of the rendered actor Deployment (deploy/k8s/base) joined to Compose's network,
+#      with its token Secret: its pods run as the manifest says (UID 10001, read-only root, writable /tmp),
+#      pass the grpc probe's check, are counted by the learner, and stop with exit code 0;
+#   5. a run's life: run `first` with a stop target finishes (learner and actors exit 0 and stay stopped),
+#      started again it refuses to resume (exit 2), and run `second` trains beside first's untouched
+#      checkpoints in the same volume.
 # Podman workarounds from shared/TOOLING.md: runc instead of crun, explicit ulimits, healthchecks run by
 # this script (no systemd timers), CMD-SHELL healthchecks (already in compose.yaml).
 #
@@ -173,6 +176,7 @@ compose() { "${COMPOSE[@]}" "$@"; }
 cleanup() {
     set +e
     if [ -f "$KUBE_YAML" ]; then podman kube down "$KUBE_YAML" >/dev/null 2>&1; fi
+    podman secret rm relayrl-auth >/dev/null 2>&1
     if [ -n "$SERVICE_PID" ] && [ "${KEEP:-0}" != 1 ]; then compose down -v >/dev/null 2>&1; fi
     if [ -n "$HEALTH_PID" ]; then kill "$HEALTH_PID" 2>/dev/null; wait "$HEALTH_PID" 2>/dev/null; fi
     if [ -n "$SERVICE_PID" ] && [ "${KEEP:-0}" != 1 ]; then kill "$SERVICE_PID" 2>/dev/null; wait "$SERVICE_PID" 2>/dev/null; fi
@@ -242,6 +246,20 @@ EOF
 )
 configmaps=()
 for f in "$WORK"/configmap-*.yaml; do configmaps+=(--configmap "$f"); done
+# The token Secret the pods mount (make k8s-run creates it in a cluster): played first, as podman makes a
+# podman secret of a Secret object, which the Deployment's secret volume then finds.
+"$PY" - "$WORK/secret-relayrl-auth.yaml" <<'EOF'
+import base64, secrets, sys
+
+import yaml
+
+token = base64.b64encode(secrets.token_hex(32).encode()).decode()
+secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "relayrl-auth"}, "data": {"token": token}}
+open(sys.argv[1], "w").write(yaml.safe_dump(secret))
+EOF
+podman secret rm relayrl-auth >/dev/null 2>&1 || true
+podman kube play "$WORK/secret-relayrl-auth.yaml" >"$WORK/kube-play-secret.log" 2>&1 \
+    || { cat "$WORK/kube-play-secret.log"; fail "podman kube play of the token Secret"; }
 podman kube play --network "${PROJECT}_default" "${configmaps[@]}" "$KUBE_YAML" >"$WORK/kube-play.log" 2>&1 \
     || { cat "$WORK/kube-play.log"; fail "podman kube play"; }
 pods=$(podman pod ps --filter name=relayrl-actor-pod --format '{{.Name}}' | sort)
@@ -288,4 +306,47 @@ kept=${final#/data/checkpoints/}
 [ -f "$volume/$kept" ] || fail "$kept is not in the volume ${PROJECT}_checkpoints after down"
 ok "$kept kept in the volume ${PROJECT}_checkpoints after \`down\`"
 
-say "PASS: images built ($IMAGE, slim $ACTOR_IMAGE), Compose learner + $ACTOR_REPLICAS actors trained, kube play actor pods, clean shutdown"
+# ---------------------------------------------------------------------------------------------------------
+say "a run's life: it finishes and stays down, is not resumed, and a new run starts beside it"
+# The same project and volume, with a stop target and the run's name from the shell (a test-only override).
+cat >"$WORK/compose.run.yaml" <<'EOF'
+services:
+  learner:
+    environment:
+      RELAYRL_RUN_NAME: ${RELAYRL_RUN_NAME:?}
+      RELAYRL_MAX_ENV_STEPS: "20000"
+EOF
+RUN_COMPOSE=("${COMPOSE[@]}" -f "$WORK/compose.run.yaml")
+state() { podman inspect --format '{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}' "$1"; }
+stopped_with() { set -- "$1" "$2" "$(state "$1")"; [[ "$3" == "exited $2 "* ]]; }
+files_of() { (cd "$volume/$1" && sha256sum -- * | sort); }
+
+RELAYRL_RUN_NAME=first timeout 300 "${RUN_COMPOSE[@]}" up -d --no-build >"$WORK/run-first.log" 2>&1 \
+    || { cat "$WORK/run-first.log"; fail "compose up (run first)"; }
+poll 300 "run first's learner to meet its target and exit 0" stopped_with "$LEARNER" 0
+podman logs "$LEARNER" 2>&1 | grep -q "stopped: max_env_steps" || fail "run first did not stop at its target"
+for i in $(seq 1 "$ACTOR_REPLICAS"); do
+    poll 60 "$PROJECT-actor-$i to exit 0 (the run is over)" stopped_with "$PROJECT-actor-$i" 0
+done
+first=$(files_of first) && [ -n "$first" ] || fail "run first left no checkpoint in its folder"
+ok "run first finished: learner and actors exited 0 and stay stopped (restart: on-failure)"
+
+RELAYRL_RUN_NAME=first timeout 300 "${RUN_COMPOSE[@]}" up -d --no-build --force-recreate learner \
+    >"$WORK/run-first-again.log" 2>&1 || { cat "$WORK/run-first-again.log"; fail "compose up (run first again)"; }
+poll 120 "run first, started again, to refuse (exit 2)" stopped_with "$LEARNER" 2
+podman logs "$LEARNER" 2>&1 | grep -q "finished (max_env_steps" || fail "the refusal does not say the run finished"
+[ "$(files_of first)" = "$first" ] || fail "run first's checkpoints changed"
+ok "run first is not resumed: exit 2, naming --resume-finished"
+
+RELAYRL_RUN_NAME=second timeout 300 "${RUN_COMPOSE[@]}" up -d --no-build --force-recreate \
+    >"$WORK/run-second.log" 2>&1 || { cat "$WORK/run-second.log"; fail "compose up (run second)"; }
+poll 120 "run second's learner healthy" health "$LEARNER"
+poll 60 "run second's actors connected" metric_is relayrl_actors_connected "$ACTOR_REPLICAS"
+poll 60 "run second to train" metric_above relayrl_updates_total 2
+compose stop >/dev/null 2>&1 || fail "compose stop (run second)"
+[ -n "$(files_of second)" ] || fail "run second left no checkpoint"
+[ "$(files_of first)" = "$first" ] || fail "run first's checkpoints changed while run second trained"
+ok "run second trained beside run first, whose checkpoints are untouched"
+compose down >/dev/null 2>&1
+
+say "PASS: images built ($IMAGE, slim $ACTOR_IMAGE), Compose learner + $ACTOR_REPLICAS actors trained, kube play actor pods, clean shutdown, a run finished, refused again and a new run started beside it"

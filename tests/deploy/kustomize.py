@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -11,7 +13,8 @@ from .conftest import DEPLOY, load_config, run, tool
 
 K8S = DEPLOY / "k8s"
 TARGETS = ["base", *sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir() if p.is_dir()), "all-components"]
-ALL_COMPONENTS_MONITORING = {"release": "prom-test", "namespace": "observability"}
+ALL_COMPONENTS_MONITORING = {"release": "prom-test", "namespace": "observability",
+                             "prometheus": "http://prom-test-prometheus.observability.svc:9090"}
 FROM_POD = "set-per-pod"  # stands in for a value the downward API fills in
 SECRET_STAND_IN = "stand-in-for-a-secret-value-0123456789"  # a Secret's value (long enough for a token)
 # What a Secret made by cert-manager's Certificate holds (components/tls mounts such Secrets whole).
@@ -107,6 +110,20 @@ def pod_config(objects, template, container, scratch: Path):
     for name, value in env.items():
         if value in files:
             stand_in = scratch / value.strip("/").replace("/", "_")
-            stand_in.write_text("stand-in")
+            stand_in.write_text(SECRET_STAND_IN)  # a token file must hold a token; certificates only exist
             env[name] = str(stand_in)
     return load_config(service_of(container), env)
+
+
+def render_copy(tmp: Path, target: str, namespace: str) -> list[dict]:
+    """Render ``target`` from a copy of deploy/ whose kustomization there has ``namespace`` instead: how a
+    second run goes beside the first (docs/DEPLOY.md)."""
+    copy = tmp / "deploy"
+    shutil.copytree(DEPLOY, copy, symlinks=True)
+    kustomization = copy / "k8s" / target / "kustomization.yaml"
+    text, edits = re.subn(r"(?m)^namespace: .*$", f"namespace: {namespace}", kustomization.read_text())
+    assert edits == 1, f"{target} sets no namespace of its own"
+    kustomization.write_text(text)
+    result = run([tool("kubectl"), "kustomize", str(kustomization.parent)])
+    assert result.returncode == 0, f"{target} under {namespace}: {result.stderr}"
+    return [o for o in yaml.safe_load_all(result.stdout) if o]

@@ -4,13 +4,23 @@ the monitoring add-ons."""
 
 from __future__ import annotations
 
+import re
+
 import kubernetes_validate
 import pytest
 
-from .conftest import DEPLOY
+from .conftest import DEPLOY, REPO
 from .kustomize import CERTIFICATE_KEYS, TARGETS, by_kind, pods, service_of, workloads
 
-K8S_VERSION = "1.30.0"
+
+def documented_minimum() -> str:
+    """The minimum Kubernetes version docs/DEPLOY.md's Requirements table states: what the objects are
+    validated against, so that nothing newer sneaks in unannounced."""
+    (version,) = re.findall(r"(?m)^\| Kubernetes \| (\d+\.\d+) \|", (REPO / "docs" / "DEPLOY.md").read_text())
+    return f"{version}.0"
+
+
+K8S_VERSION = documented_minimum()
 # Custom resources: kubernetes-validate bundles only the core API's schemas. Their shape is checked in
 # test_podmonitor_selects_both_services instead.
 CRD_GROUPS = ("monitoring.coreos.com/", "cert-manager.io/", "keda.sh/")
@@ -146,6 +156,8 @@ def test_podmonitor_selects_both_services(rendered):
         ports = {p["name"] for c in template["spec"]["containers"] for p in c["ports"]}
         for endpoint in spec["podMetricsEndpoints"]:
             assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+            # finished pods (a completed learner Job) must stay no targets: no TargetDown for a finished run
+            assert endpoint.get("filterRunning", True) is True
 
 
 def test_dashboard_configmap_carries_the_dashboard(rendered):
@@ -153,3 +165,51 @@ def test_dashboard_configmap_carries_the_dashboard(rendered):
     dashboard = configmaps["relayrl-grafana-dashboard"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dashboard["data"]["relayrl.json"] == (DEPLOY / "grafana" / "dashboards" / "relayrl.json").read_text()
+
+
+DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+       "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_egress_is_dns_and_for_actors_the_learner(rendered, target):
+    """Actors run environment code: their egress is DNS and the learner's gRPC port, nothing else (no node
+    metadata service, no other pod); the learner's is DNS alone."""
+    objects = rendered[target]
+    templates = {service_of(t["spec"]["containers"][0]): t for _, t in pods(objects)}
+    for service, template in templates.items():
+        labels = template["metadata"]["labels"]
+        (policy,) = [p for p in by_kind(objects, "NetworkPolicy").values()
+                     if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert "Egress" in policy["spec"]["policyTypes"], service
+        rules = policy["spec"]["egress"]
+        dns = [r for r in rules if r["to"] == [DNS]]
+        assert len(dns) == 1 and {(p["port"], p["protocol"]) for p in dns[0]["ports"]} == {(53, "UDP"), (53, "TCP")}
+        others = [r for r in rules if r not in dns]
+        if service == "learner":
+            assert not others, others
+        else:
+            (to_learner,) = others
+            (peer,) = to_learner["to"]
+            assert set(peer) == {"podSelector"}, "only pods of this namespace"
+            assert peer["podSelector"]["matchLabels"].items() <= templates["learner"]["metadata"]["labels"].items()
+            assert to_learner["ports"] == [{"port": "grpc"}]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_empty_dir_has_a_size_limit(rendered, target):
+    """An emptyDir without sizeLimit can fill the node's disk (a runaway env writing to /tmp)."""
+    for name, template in pods(rendered[target]):
+        for volume in template["spec"].get("volumes", []):
+            if "emptyDir" in volume:
+                assert volume["emptyDir"].get("sizeLimit"), f"{name}: {volume['name']}"
+
+
+def test_the_documented_minimum_is_needed(rendered):
+    """The learner Job's podReplacementPolicy and podFailurePolicy as written are not the API of 1.27 (the
+    first is unknown there, the second's schema differs): an older stated minimum would be wrong."""
+    job = next(o for o in rendered["overlays/job"] if o["kind"] == "Job")
+    assert job["spec"]["podReplacementPolicy"] == "Failed"
+    kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+    with pytest.raises(kubernetes_validate.ValidationError, match="podReplacementPolicy|podFailurePolicy"):
+        kubernetes_validate.validate(job, "1.27.0", strict=True)

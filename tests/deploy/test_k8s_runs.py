@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from .kustomize import TARGETS, by_kind, learner_workload, pod_config
+from .kustomize import TARGETS, by_kind, learner_workload, pod_config, service_of
 
 STOP_TARGETS = ("target_return", "max_env_steps", "max_seconds")
 CONFIG_ERROR_EXIT = 2  # relayrl.config.config_errors_exit_2
@@ -66,3 +66,16 @@ def test_a_refused_configuration_fails_the_job_once(rendered):
     assert fail and fail[0]["onExitCodes"] == {"containerName": container, "operator": "In",
                                                "values": [CONFIG_ERROR_EXIT]}
     assert 1 <= job["spec"]["backoffLimit"] <= 10
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_actors_of_a_deployment_stay_idle_when_the_run_ends(rendered, target, tmp_path):
+    """A Deployment restarts a container that exits, even with status 0: an actor that exits when the
+    learner says the run is over would be restarted, never welcomed, killed by its startup probe and
+    crash-loop (KubePodCrashLooping for every actor). So actors there wait, idle and healthy, until deleted."""
+    objects = rendered[target]
+    for name, deployment in by_kind(objects, "Deployment").items():
+        template = deployment["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        if service_of(container) == "actor":
+            assert pod_config(objects, template, container, tmp_path).when_finished == "wait", name

@@ -5,15 +5,31 @@ the token from one Secret."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import textwrap
+
 import pytest
+import yaml
 
-from .kustomize import TARGETS, by_kind, container_env, learner_workload, pod_config, pods, secret_files, service_of
+from .conftest import DEPLOY, REPO, run, tool
+from .kustomize import (
+    TARGETS,
+    by_kind,
+    container_env,
+    learner_workload,
+    pod_config,
+    pods,
+    render_copy,
+    secret_files,
+    service_of,
+)
 
-TLS_TARGETS = [t for t in TARGETS if t in ("overlays/tls", "all-components")]
+TLS_TARGETS = [t for t in TARGETS if t in ("overlays/production", "overlays/tls", "all-components")]
 
 
 def test_tls_targets_exist():
-    assert TLS_TARGETS == ["overlays/tls", "all-components"]
+    assert TLS_TARGETS == ["overlays/production", "overlays/tls", "all-components"]
 
 
 @pytest.mark.parametrize("target", TLS_TARGETS)
@@ -69,19 +85,55 @@ def test_health_port_is_declared_probed_and_not_exposed(rendered, target):
     assert grpc.get("appProtocol") != "kubernetes.io/h2c", "the gRPC port speaks TLS, not cleartext HTTP/2"
 
 
-@pytest.mark.parametrize("target", TLS_TARGETS)
-def test_token_from_one_secret_on_both_sides(rendered, target):
-    refs = set()
-    for _, template in pods(rendered[target]):
-        (var,) = [v for v in template["spec"]["containers"][0]["env"] if v["name"] == "RELAYRL_AUTH_TOKEN"]
-        ref = var["valueFrom"]["secretKeyRef"]
-        refs.add((ref["name"], ref["key"]))
-    assert len(refs) == 1
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_takes_the_token_from_one_secret_file(rendered, target, tmp_path):
+    """Secure by default: in every overlay both services read the token (--auth-token-file) from a file the
+    one Secret provides, never from the environment."""
+    objects = rendered[target]
+    sources = set()
+    for _, template in pods(objects):
+        container = template["spec"]["containers"][0]
+        config = pod_config(objects, template, container, tmp_path)
+        assert config.auth_token and config.auth_token_file, service_of(container)
+        assert not any(v["name"] == "RELAYRL_AUTH_TOKEN" for v in container.get("env", []))
+        sources.add(secret_files(template, container)[container_env(objects, container)["RELAYRL_AUTH_TOKEN_FILE"]])
+    assert sources == {("relayrl-auth", "token")}
 
 
 @pytest.mark.parametrize("target", [t for t in TARGETS if t not in TLS_TARGETS])
-def test_without_the_component_nothing_needs_a_secret(rendered, target, tmp_path):
+def test_without_the_component_no_tls(rendered, target, tmp_path):
     for _, template in pods(rendered[target]):
         container = template["spec"]["containers"][0]
         config = pod_config(rendered[target], template, container, tmp_path)
-        assert config.auth_token is None and not secret_files(template, container)
+        assert not (config.tls_cert or config.tls_ca)
+
+
+def test_the_certificate_holds_no_other_namespace(tmp_path):
+    """Copied under another namespace, the certificate names nothing of the first one's."""
+    objects = render_copy(tmp_path, "overlays/tls", namespace="second-run")
+    (certificate,) = [c for c in by_kind(objects, "Certificate").values() if not c["spec"].get("isCA")]
+    for name in certificate["spec"]["dnsNames"]:
+        assert "." not in name or ".second-run.svc" in name, name
+
+
+def test_the_documented_public_ca_overlay_drops_the_ca(tmp_path):
+    """docs/DEPLOY.md's snippet for an issuer that fills no ca.crt, applied over overlays/tls: actors dial
+    with TLS against the system trust store, and mount nothing of the learner's Secret."""
+    doc = (REPO / "docs" / "DEPLOY.md").read_text()
+    section = doc[doc.index("**An issuer that fills no `ca.crt`**"):]
+    snippet = textwrap.dedent(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy, symlinks=True)
+    overlay = copy / "k8s" / "overlays" / "public-ca"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: relayrl\n"
+        "resources:\n  - ../tls\n" + snippet)
+    result = run([tool("kubectl"), "kustomize", str(overlay)])
+    assert result.returncode == 0, result.stderr
+    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    (template,) = [t for _, t in pods(objects) if service_of(t["spec"]["containers"][0]) == "actor"]
+    container = template["spec"]["containers"][0]
+    config = pod_config(objects, template, container, tmp_path)
+    assert config.tls and config.tls_ca is None and config.auth_token
+    assert {name for name, _ in secret_files(template, container).values()} == {"relayrl-auth"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ import yaml
 
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
+from tests.conftest import wait_until
 
 from .conftest import DEPLOY, debian_prometheus, default, run, tool
+from .services import Service, free_port
 
 COMPOSE_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 K8S_CONFIG = DEPLOY / "prometheus" / "prometheus-k8s.yml"
@@ -76,3 +79,46 @@ def test_k8s_job_label_comes_from_the_component_label():
     (job,) = [j for j in jobs(K8S_CONFIG).values() if "kubernetes_sd_configs" in j]
     to_job = [r for r in job["relabel_configs"] if r.get("target_label") == "job"]
     assert to_job and to_job[0]["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+
+
+def test_k8s_config_drops_finished_pods(tmp_path, services):
+    """A real Prometheus with the Kubernetes job's relabelling, fed the labels pod discovery gives (static
+    targets stand in for discovery, which Debian's build lacks): a Running learner pod is a target, a
+    Succeeded one (the learner Job of a finished run) is not, so RelayRLLearnerDown never fires for it."""
+    config = yaml.safe_load(K8S_CONFIG.read_text())
+    (job,) = config["scrape_configs"]
+    del job["kubernetes_sd_configs"]
+    dead_port = free_port()  # nothing listens: the running pod's target is down, which is what it must show
+
+    def pod(name: str, phase: str) -> dict:
+        return {"targets": [f"127.0.0.1:{dead_port}"], "labels": {
+            "__meta_kubernetes_namespace": "relayrl", "__meta_kubernetes_pod_name": name,
+            "__meta_kubernetes_pod_phase": phase,
+            "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+            "__meta_kubernetes_pod_annotation_prometheus_io_port": "9400",
+            "__meta_kubernetes_pod_annotation_prometheus_io_path": "/metrics",
+            "__meta_kubernetes_pod_label_app_kubernetes_io_component": "learner"}}
+
+    job["static_configs"] = [pod("learner-running", "Running"), pod("learner-finished", "Succeeded")]
+    config.pop("rule_files", None)
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    services.append(Service("prometheus", [debian_prometheus("prometheus"), f"--config.file={path}",
+                                           f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                           f"--web.listen-address=127.0.0.1:{port}"], {}, tmp_path, cwd=tmp_path))
+
+    def targets() -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5) as response:
+                data = json.loads(response.read())["data"]
+        except OSError:
+            return None
+        return data if data["activeTargets"] or data["droppedTargets"] else None
+
+    wait_until(lambda: targets() is not None, 30, "Prometheus to load its targets", 0.2)
+    data = targets()
+    active = [t["discoveredLabels"]["__meta_kubernetes_pod_name"] for t in data["activeTargets"]]
+    dropped = [t["discoveredLabels"]["__meta_kubernetes_pod_name"] for t in data["droppedTargets"]]
+    assert active == ["learner-running"] and dropped == ["learner-finished"], data
+    assert data["activeTargets"][0]["labels"]["job"] == "learner"
