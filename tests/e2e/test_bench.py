@@ -3,7 +3,6 @@ learning --quick` trains, evaluates and tabulates both sides (never asserts a sp
 
 import json
 import math
-import statistics
 import subprocess
 import sys
 
@@ -65,7 +64,6 @@ def test_quick_learning_suite_trains_evaluates_and_tabulates_both_sides(tmp_path
             run = entry[side]["0"]
             assert "error" not in run, run.get("error")
             assert len(run["eval_returns"]) == 3 and all(low <= r <= high for r in run["eval_returns"])
-            assert run["final_return"] == pytest.approx(statistics.fmean(run["eval_returns"]), rel=1e-12)
             assert run["env_steps"] >= entry["budget"] == 3000 and run["wall_seconds"] > 0
         config = entry["relayrl"]["0"]["config"]  # trained with the env's preset: no flag but the budget and seed
         assert config["env"] == env_id and config["max_env_steps"] == 3000 and config["seed"] == 0
@@ -96,8 +94,14 @@ def test_quick_hold_suite_watches_a_run_past_its_crossing_and_tabulates_it(tmp_p
     target, span = results["plan"]["target"], results["plan"]["span"]
     assert run["crossed_at"] is not None  # a return100 of 30 takes seconds
     rows = run["rows"]
-    crossing = next(r for r in rows if r[2] >= target)
-    assert crossing[0] == run["crossed_at"] and run["crossed_at_env_steps"] == crossing[1]
+    at = [i for i, r in enumerate(rows) if r[0] == run["crossed_at"]]
+    assert len(at) == 1 and rows[at[0]][2] >= target and rows[at[0]][1] == run["crossed_at_env_steps"]
+    assert all(r[2] < target or r[2] != r[2] for r in rows[: at[0]]), "crossed_at is the first crossing"
     assert rows[-1][0] >= run["crossed_at"] + span  # watched for the whole span, then stopped
-    assert 0.0 <= run["fraction"] <= 1.0 and run["held"] == (run["fraction"] >= 0.95)
-    assert "| 1x8 |" in (tmp_path / "hold-quick.md").read_text()
+    # the fraction held, by another method than the harness's: the step curve sampled on a fine grid
+    start, grid = run["crossed_at"], 10_000
+    times = [start + span * (k + 0.5) / grid for k in range(grid)]
+    value_at = [next(r[2] for r in reversed(rows) if r[0] <= t) for t in times]
+    assert run["fraction"] == pytest.approx(sum(v >= target for v in value_at) / grid, abs=2 / grid * len(rows))
+    held = "1 of 1" if run["fraction"] >= 0.95 else "0 of 1"
+    assert f"| 1x8 | {held} |" in (tmp_path / "hold-quick.md").read_text()
