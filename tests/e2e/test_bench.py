@@ -16,6 +16,8 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     bench = json.loads((tmp_path / "bench.json").read_text())
+    assert bench["provenance"]["command"].endswith(f"bench --quick --out {tmp_path}")
+    assert all(len(figures["run_stamps"]) == 1 for figures in bench["pipeline"].values())
     assert bench["machine"]["cpu_count"] >= 1 and bench["machine"]["torch_threads_services"] == 1
     ratios = bench["vs_sb3"]
     for key in ("steps_per_second_ratio", "solve_time_ratio", "first_crossing_time_ratio"):
@@ -65,6 +67,9 @@ def test_quick_learning_suite_trains_evaluates_and_tabulates_both_sides(tmp_path
             assert "error" not in run, run.get("error")
             assert len(run["eval_returns"]) == 3 and all(low <= r <= high for r in run["eval_returns"])
             assert run["env_steps"] >= entry["budget"] == 3000 and run["wall_seconds"] > 0
+            assert run["run"]["started_at"] <= run["run"]["finished_at"]
+        # the pair ran together: SB3's run started once RelayRL's had ended
+        assert entry["relayrl"]["0"]["run"]["finished_at"] <= entry["sb3"]["0"]["run"]["started_at"]
         config = entry["relayrl"]["0"]["config"]  # trained with the env's preset: no flag but the budget and seed
         assert config["env"] == env_id and config["max_env_steps"] == 3000 and config["seed"] == 0
     rows = {r["env"]: r for r in results["table"]}
@@ -91,6 +96,7 @@ def test_quick_hold_suite_watches_a_run_past_its_crossing_and_tabulates_it(tmp_p
     results = json.loads((tmp_path / "hold-quick.json").read_text())
     run = results["shapes"]["1x8"]["0"]
     assert "error" not in run, run.get("error")
+    assert "--suite hold" in run["run"]["command"] and results["provenance"]["finished_at"] >= run["run"]["finished_at"]
     target, span = results["plan"]["target"], results["plan"]["span"]
     assert run["crossed_at"] is not None  # a return100 of 30 takes seconds
     rows = run["rows"]
