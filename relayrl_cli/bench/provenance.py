@@ -78,6 +78,10 @@ def timed(measure: Callable[..., dict], *args: Any, **kwargs: Any) -> dict:
     the load average at both."""
     started, load_before = time.time(), load_average()
     result = measure(*args, **kwargs)
-    stamp = {**code(), "command": command(), "started_at": started, "finished_at": time.time(),
-             "load_average_at_start": load_before, "load_average_at_end": load_average()}
-    return {**result, "run": stamp}
+    return {**result, "run": stamp_since(started, load_before)}
+
+
+def stamp_since(started: float, load_before: list[float]) -> dict[str, Any]:
+    """The ``run`` stamp of a run that began at ``started`` (time.time()) under ``load_before`` and ends now."""
+    return {**code(), "command": command(), "started_at": started, "finished_at": time.time(),
+            "load_average_at_start": load_before, "load_average_at_end": load_average()}
