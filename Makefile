@@ -63,11 +63,19 @@ chaos: $(STAMP)
 	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_OUT=$(CHAOS_OUT) $(PY) -m tests.e2e.chaos
 
 # Mutation testing ([tool.mutmut] in pyproject.toml names the modules and the tests): slow (hours on 2 cores),
-# not part of `make test`. ARGS narrows it to mutant names, e.g. ARGS='"relayrl.loss.*"'. Survivors and why
+# not part of `make test`. MUTANTS='"relayrl.loss.*"' narrows it. Survivors and why
 # each is equivalent or which test now kills it: docs/MUTATION.md.
+# The scope (issue 22): the loss, returns, normalisation, the model's heads (acting, log-probabilities and
+# entropy, the Gaussian, the critic), the collector's rollout and lives, the trainer's clip-and-step.
+# (relayrl/distributions.py holds constants only: mutmut mutates functions.)
+MUTANTS ?= 'relayrl.loss.*' 'relayrl.returns.*' 'relayrl.normalization.*' 'relayrl.model.*ActorCritic*act__mutmut_*' \
+	'relayrl.model.*log_prob_entropy*' 'relayrl.model.*_gaussian*' 'relayrl.model.*ActorCritic*value*' \
+	'actor_service.collector.*collect__mutmut_*' 'actor_service.collector.*_lives*' \
+	'learner_service.trainer.x_clip_and_step*' 'learner_service.trainer.x_update_from_rollouts*' \
+	'learner_service.trainer.x_apply_gradients*'
 mutation: $(STAMP)
 	$(PY) -m pip install -q -e '.[mutation]'
-	$(VENV)/bin/mutmut run $(ARGS)
+	$(VENV)/bin/mutmut run $(MUTANTS) $(ARGS)
 	$(VENV)/bin/mutmut results
 
 clean:
