@@ -75,7 +75,7 @@ MUTANTS ?= 'relayrl.loss.*' 'relayrl.returns.*' 'relayrl.normalization.*' 'relay
 	'learner_service.trainer.x_apply_gradients*'
 mutation: $(STAMP)
 	$(PY) -m pip install -q -e '.[mutation]'
-	$(VENV)/bin/mutmut run $(MUTANTS) $(ARGS)
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run $(MUTANTS) $(ARGS)
 	$(VENV)/bin/mutmut results
 
 clean:
