@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install run test lint proto bench bench-learning bench-hold chaos clean help
+.PHONY: install run test lint proto bench bench-learning bench-hold chaos mutation clean help
 
 help:
 	@echo "make run     train CartPole-v1 with A2C and 2 actor processes until solved"
@@ -16,7 +16,8 @@ help:
 	@echo "make bench   the performance benchmark (see benchmarks/)"
 	@echo "make bench-learning  the learning benchmark against rl-baselines3-zoo's A2C (hours; see benchmarks/)"
 	@echo "make bench-hold  whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs (about 40 min)"
-	@echo "make chaos   the chaos soak: faults together for CHAOS_SECONDS (600), seeded by CHAOS_SEED (1); see tests/e2e/chaos.py"
+	@echo "make chaos   the chaos soak: faults together for CHAOS_SECONDS (600), seeded by CHAOS_SEED (1), results to CHAOS_OUT; see tests/e2e/chaos.py"
+	@echo "make mutation  mutmut on the maths and training-signal modules (slow; report in docs/MUTATION.md)"
 	@echo "make up / down / logs / k8s-run / k8s-finish / k8s-new-run   deploy (see docs/DEPLOY.md)"
 	@echo "make test-containers  opt-in: build the image and run Compose + kube play in podman (minutes, ~1.5 GB)"
 
@@ -57,11 +58,28 @@ bench-hold: $(STAMP)
 # CHAOS_ALGO=a3c and CHAOS_TRANSPORT=gradients|trajectories run it on A3C.
 CHAOS_SECONDS ?= 600
 CHAOS_SEED    ?= 1
+CHAOS_OUT     ?=# e.g. benchmarks/results/chaos-1.json: the figures as a results file, with provenance
 chaos: $(STAMP)
-	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) $(PY) -m tests.e2e.chaos
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_OUT=$(CHAOS_OUT) $(PY) -m tests.e2e.chaos
+
+# Mutation testing ([tool.mutmut] in pyproject.toml names the modules and the tests): slow (hours on 2 cores),
+# not part of `make test`. MUTANTS='"relayrl.loss.*"' narrows it. Survivors and why
+# each is equivalent or which test now kills it: docs/MUTATION.md.
+# The scope (issue 22): the loss, returns, normalisation, the model's heads (acting, log-probabilities and
+# entropy, the Gaussian, the critic), the collector's rollout and lives, the trainer's clip-and-step.
+# (relayrl/distributions.py holds constants only: mutmut mutates functions.)
+MUTANTS ?= 'relayrl.loss.*' 'relayrl.returns.*' 'relayrl.normalization.*' 'relayrl.model.*ActorCritic*act__mutmut_*' \
+	'relayrl.model.*log_prob_entropy*' 'relayrl.model.*_gaussian*' 'relayrl.model.*ActorCritic*value*' \
+	'actor_service.collector.*collect__mutmut_*' 'actor_service.collector.*_lives*' \
+	'learner_service.trainer.x_clip_and_step*' 'learner_service.trainer.x_update_from_rollouts*' \
+	'learner_service.trainer.x_apply_gradients*'
+mutation: $(STAMP)
+	$(PY) -m pip install -q -e '.[mutation]'
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run $(MUTANTS) $(ARGS)
+	$(VENV)/bin/mutmut results
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache mutants
 
 -include deploy/deploy.mk
 -include deploy/containers.mk

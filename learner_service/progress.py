@@ -32,6 +32,9 @@ class Progress:
     baseline: dict[str, int] = field(default_factory=dict)  # the counters this process resumed from
     returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
     lengths: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
+    # the first WINDOW episodes' returns (this process): where the run started, counted in episodes, so it
+    # does not depend on when the first progress line happened to be printed
+    first_returns: list[float] = field(default_factory=list)
     # every episode's return since the last take_new_returns() (TensorBoard's histogram), bounded
     new_returns: collections.deque = field(default_factory=lambda: collections.deque(maxlen=FRESH))
     lags: list[int] = field(default_factory=list)  # since the last progress line
@@ -51,6 +54,7 @@ class Progress:
             self.contributions += 1
             self.episodes += len(returns)
             values = returns.tolist()
+            self.first_returns.extend(values[: WINDOW - len(self.first_returns)])
             self.returns.extend(values)
             self.new_returns.extend(values)
             if lengths is not None:

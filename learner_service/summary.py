@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def run_summary(
     wall = p.elapsed()
     with p.lock:
         own_steps, resumed_steps = p.own("env_steps"), p.baseline.get("env_steps", 0)
+        first = list(p.first_returns)
     mean = final_return if final_return is not None else p.mean_return()
     return {
         "env": config.env,
@@ -43,6 +45,7 @@ def run_summary(
         "env_steps": p.env_steps,
         "wall_seconds": round(wall, 3),
         "mean_return": mean,
+        "first_return100": statistics.fmean(first) if first else None,  # the first 100 episodes' mean
         "episodes": p.episodes,
         "updates": p.updates,
         "samples": p.samples,

@@ -24,6 +24,7 @@ import numpy as np
 
 from relayrl_cli.bench import pipeline
 from relayrl_cli.bench.pipeline import run_group
+from relayrl_cli.bench.provenance import timed
 from relayrl_cli.bench.report import write_results
 from relayrl_cli.bench.stats import paired_ratio, summary
 from relayrl_cli.plot import render
@@ -117,12 +118,13 @@ def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Pa
     results: dict = {part: earlier[part] for part in PARTS if part not in parts and earlier.get("game") == game
                      and part in earlier}
     results.update(quick=quick, game=game)
+    # each part with its own stamp: a part left out keeps the commit and time it was measured at
     if "throughput" in parts:
-        results["throughput"] = throughput(game, seeds, p, machine)
+        results["throughput"] = timed(throughput, game, seeds, p, machine)
     if "costs" in parts:
-        results["costs"] = costs(game, p["cost_reps"])
+        results["costs"] = timed(costs, game, p["cost_reps"])
     if "learning" in parts:
-        results["learning"] = learning(game, learn_seconds, p["random_episodes"], quick, out, machine)
+        results["learning"] = timed(learning, game, learn_seconds, p["random_episodes"], quick, out, machine)
     return results
 
 
@@ -131,11 +133,11 @@ def throughput(game: str, seeds: int, p: dict, machine: dict) -> dict:
     theirs: dict[int, list[dict]] = {}
     for seed in range(seeds):  # interleaved, so that drift on this machine touches both sides alike
         log(f"relayrl {game} seed {seed}: {p['ours_steps']} env steps")
-        ours.append(pipeline.train(["--env", game, "--max-env-steps", str(p["ours_steps"]), "--seed", str(seed)],
-                                   timeout=1800))
+        ours.append(timed(pipeline.train, ["--env", game, "--max-env-steps", str(p["ours_steps"]), "--seed",
+                                           str(seed)], timeout=1800))
         for threads in SB3_THREADS:
             log(f"SB3 A2C {game} seed {seed}, {threads} torch threads: {p['sb3_steps']} env steps")
-            theirs.setdefault(threads, []).append(sb3_run(game, seed, p["sb3_steps"], threads, timeout=1800))
+            theirs.setdefault(threads, []).append(timed(sb3_run, game, seed, p["sb3_steps"], threads, timeout=1800))
     ours_speed = [r["steady_steps_per_second"] for r in ours]
     by_threads = {t: [r["steady_steps_per_second"] for r in runs] for t, runs in theirs.items()}
     best = max(by_threads, key=lambda t: summary(by_threads[t])["median"])  # SB3 at its faster setting
@@ -147,6 +149,8 @@ def throughput(game: str, seeds: int, p: dict, machine: dict) -> dict:
         "sb3": {"steady_steps_per_second": summary(theirs_speed), "torch_threads": best,
                 "by_threads": {str(t): summary(v) for t, v in by_threads.items()}},
         "ratio": paired_ratio(ours_speed, theirs_speed)["median"],
+        "run_stamps": {"relayrl": [r["run"] for r in ours],
+                       "sb3": {str(t): [r["run"] for r in runs] for t, runs in theirs.items()}},
         "load_average_at_end": os.getloadavg(),
     }
 

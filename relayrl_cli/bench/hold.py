@@ -27,6 +27,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from relayrl_cli.bench.provenance import timed
 from relayrl_cli.bench.report import write_results
 from relayrl_cli.bench.solve import HOLD, fraction_at_or_above
 
@@ -159,17 +160,23 @@ def run(shapes: list[tuple[int, int]], seeds: int, quick: bool, out: Path, machi
                 log(f"{key(actors, envs)} seed {seed}: in {path.name} already")
                 continue
             log(f"{key(actors, envs)} seed {seed}")
-            try:
-                r = watch(["--env", ENV, "--actors", str(actors), "--num-envs", str(envs), "--seed", str(seed)],
-                          p["target"], p["span"], p["deadline"], p["log_every"])
-                log(f"  crossed at {r['crossed_at']} s, {r['fraction']:.1%} of the next {p['span']:g} s at or above "
-                    f"{p['target']:g} (min {r['min_in_span']})")
-            except Exception as exc:  # noqa: BLE001 - the table shows failed runs with their error
-                r = {"error": str(exc)[-2000:]}
-                log(f"  failed: {r['error'].splitlines()[0]}")
-            entry[str(seed)] = {"seed": seed, **r, "finished_at": time.time()}
-            write(results, path)
+            args = ["--env", ENV, "--actors", str(actors), "--num-envs", str(envs), "--seed", str(seed)]
+            entry[str(seed)] = {"seed": seed, **timed(attempt, args, p)}
+            write(results, path)  # run by run: each run's stamp is the time it ended
     return results
+
+
+def attempt(args: list[str], p: dict) -> dict:
+    """One watched run, or its error (the table shows failed runs with it)."""
+    try:
+        r = watch(args, p["target"], p["span"], p["deadline"], p["log_every"])
+    except Exception as exc:  # noqa: BLE001
+        r = {"error": str(exc)[-2000:]}
+        log(f"  failed: {r['error'].splitlines()[0]}")
+        return r
+    log(f"  crossed at {r['crossed_at']} s, {r['fraction']:.1%} of the next {p['span']:g} s at or above "
+        f"{p['target']:g} (min {r['min_in_span']})")
+    return r
 
 
 def markdown(results: dict) -> str:

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 
 from relayrl_cli.bench import pipeline, sb3, zoo
+from relayrl_cli.bench.provenance import timed
 from relayrl_cli.bench.report import write_results
 
 SIDES = ("relayrl", "sb3")
@@ -113,23 +114,30 @@ def run(envs: list[str], seeds: int, quick: bool, out: Path, machine: dict, time
         budget, episodes = p["budget"](env_id), p["eval_episodes"]
         entry = env_entry(results, env_id, budget, episodes)
         for seed in range(seeds):
-            for side in SIDES:
-                done = entry[side].get(str(seed))
-                if done is not None and "error" not in done and not rerun:
+            done = [entry[side].get(str(seed)) for side in SIDES]
+            if all(r is not None and "error" not in r for r in done) and not rerun:
+                for side in SIDES:
                     log(f"{env_id} seed {seed} {side}: in {path.name} already")
-                    continue
+                continue
+            # Both sides of a seed, one after the other, even when only one is missing: a pair is always
+            # measured in the same invocation under the same load, never one side kept from another day.
+            for side in SIDES:
                 log(f"{env_id} seed {seed} {side}: {budget:,} env steps, then {episodes} greedy episodes")
-                try:
-                    r = RUNNERS[side](env_id, seed, budget, episodes, timeout, p["curve_every"])
-                    log(f"  final return {r['final_return']:.1f}, {r['wall_seconds']:.0f} s")
-                except Exception as exc:  # noqa: BLE001 - the table shows every env, failed ones with their error
-                    r = {"seed": seed, "error": _error(exc)}
-                    log(f"  failed: {r['error'].splitlines()[-1]}")
-                r["finished_at"] = time.time()
-                entry[side][str(seed)] = r
-                results["updated_at"] = time.time()
+                entry[side][str(seed)] = timed(attempt, side, env_id, seed, budget, episodes, timeout, p)
                 write(results, path)
     return results
+
+
+def attempt(side: str, env_id: str, seed: int, budget: int, episodes: int, timeout: float, p: dict) -> dict:
+    """One side's run, or its error: the table shows every env, failed ones with their error."""
+    try:
+        r = RUNNERS[side](env_id, seed, budget, episodes, timeout, p["curve_every"])
+    except Exception as exc:  # noqa: BLE001
+        r = {"seed": seed, "error": _error(exc)}
+        log(f"  failed: {r['error'].splitlines()[-1]}")
+        return r
+    log(f"  final return {r['final_return']:.1f}, {r['wall_seconds']:.0f} s")
+    return r
 
 
 def row(env_id: str, entry: dict | None, quick: bool = False) -> dict:
@@ -162,7 +170,9 @@ def markdown(results: dict) -> str:
         f"{m.get('torch', '?')}. Final return: the mean over the evaluation episodes of the final policy, played "
         "greedily; median (min–max) over the seeds. Wall seconds: launch to the end of training, median. "
         f"SB3 A2C with rl-baselines3-zoo's hyperparameters (commit {results.get('zoo_commit', '?')[:7]}); zoo A2C: "
-        "the zoo's published figure.",
+        "the zoo's published figure. Each seed's two sides ran one after the other in one invocation (a side "
+        "missing or failed re-runs both); each run's commit, command, start, end and load average are in its "
+        "`run` stamp in the JSON file.",
         "",
         "| env | budget (env steps) | RelayRL final return | RelayRL s | SB3 A2C final return | SB3 s | zoo A2C | "
         "RelayRL vs zoo | notes |",

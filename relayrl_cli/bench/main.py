@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl_cli.bench import atari, ceilings, domains, hold, learning, pipeline, sb3, transport, zoo
-from relayrl_cli.bench.report import markdown
+from relayrl_cli.bench import atari, ceilings, domains, hold, learning, pipeline, provenance, sb3, transport, zoo
+from relayrl_cli.bench.provenance import machine, timed
+from relayrl_cli.bench.report import markdown, write_results
 from relayrl_cli.bench.solve import HOLD
 from relayrl_cli.bench.stats import paired_ratio, summary
 
@@ -58,7 +56,7 @@ def solve_figures(runs: list[dict]) -> dict:
 
 
 def solve_section(p: dict, seeds: list[int], extra: list[str], budget_factor: int = 1) -> dict:
-    runs = [pipeline.solve_run(p["solve_target"], s, p["solve_steps"] * budget_factor, p["solve_seconds"], extra)
+    runs = [timed(pipeline.solve_run, p["solve_target"], s, p["solve_steps"] * budget_factor, p["solve_seconds"], extra)
             for s in seeds]
     return {"target": p["solve_target"], "hold": HOLD, "extra_args": extra, "runs": runs, **solve_figures(runs)}
 
@@ -81,14 +79,6 @@ def _ratio(ours: list[float], theirs: list[float]) -> float | None:
 
 def log(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict:
-    import torch
-
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-            "torch": str(torch.__version__), "torch_threads_benchmark_process": torch.get_num_threads(),
-            "torch_threads_services": 1}
 
 
 def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
@@ -123,11 +113,12 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
     throughput = {}
     for key, algo, kind, actors, envs, budget in configs:
         extra = ["--num-envs", str(envs)]
-        runs = [pipeline.throughput(algo, kind, actors, budget, s, timeout=300, extra=extra) for s in seeds]
+        runs = [timed(pipeline.throughput, algo, kind, actors, budget, s, timeout=300, extra=extra) for s in seeds]
         row = {k: summary([r[k] for r in runs]) for k in ("steady_steps_per_second", "steps_per_second",
                                                           "updates_per_second", "samples_per_second",
                                                           "mean_policy_lag")}
         row["num_envs_per_actor"] = envs
+        row["run_stamps"] = [r["run"] for r in runs]
         ceiling = result["ceilings"][str(envs)]["env_and_inference_steps_per_second"]["median"]
         row["vs_ceiling"] = row["steady_steps_per_second"]["median"] / ceiling
         throughput[key] = row
@@ -148,16 +139,17 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
     solve = result["solve"]["runs"]
     if sb3.available():
         log("Stable-Baselines3 A2C (rl-baselines3-zoo CartPole-v1 hyperparameters)")
-        sb3_speed = [sb3.run(s, p["sb3_steps"], None, timeout=600) for s in seeds]
+        sb3_speed = [timed(sb3.run, s, p["sb3_steps"], None, timeout=600) for s in seeds]
         sb3_solve = []
         for s in seeds:
-            r = sb3.run(s, p["sb3_solve_steps"], p["solve_target"], timeout=1200)
+            r = timed(sb3.run, s, p["sb3_solve_steps"], p["solve_target"], timeout=1200)
             sb3_solve.append({**r["solve"], "env_steps_run": r["env_steps"], "wall_seconds_run": r["wall_seconds"],
-                              "stopped_at_held_solve": r["stopped_at_held_solve"]})
+                              "stopped_at_held_solve": r["stopped_at_held_solve"], "run": r["run"]})
         result["sb3"] = {
             "steps_per_second": summary([r["steps_per_second"] for r in sb3_speed]),
             "solve": solve_figures(sb3_solve),
             "solve_runs": sb3_solve,
+            "speed_run_stamps": [r["run"] for r in sb3_speed],
         }
         ours_speed = [r for r in throughput[best]["steady_steps_per_second"]["runs"]]
         result["vs_sb3"] = {
@@ -245,12 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(learning.markdown(results))
         log(f"wrote {learning.results_path(out, args.quick)} and its .md")
         return 0
-    started = time.time()
     result = run(args.quick)
-    result["bench_seconds"] = round(time.time() - started, 1)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(result, indent=2))
-    (out / "bench.md").write_text(markdown(result))
+    result["bench_seconds"] = round(time.time() - provenance.STARTED, 1)
+    write_results(out / "bench.json", result, markdown(result))
     print(markdown(result))
     log(f"wrote {out / 'bench.json'} and {out / 'bench.md'} in {result['bench_seconds']} s")
     return 0

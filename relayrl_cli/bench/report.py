@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from relayrl_cli.bench import provenance
+
 
 def write_results(path: Path, results: dict, table: str) -> None:
     """``results`` as the JSON file ``path`` (written whole, then renamed: a suite stopped half-way never
-    leaves half a file to resume from) and ``table`` beside it, with the suffix .md."""
+    leaves half a file to resume from) and ``table`` beside it, with the suffix .md. The file carries the
+    provenance of the invocation writing it (relayrl_cli.bench.provenance)."""
+    results["provenance"] = provenance.invocation()
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(path)

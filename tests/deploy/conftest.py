@@ -20,7 +20,7 @@ from actor_service.config import ActorConfig
 from actor_service.metrics import ActorMetrics
 from learner_service.config import LearnerConfig
 from learner_service.metrics import LearnerMetrics
-from relayrl.config import ENV_PREFIX, ConfigError, env_name, load
+from relayrl.config import ENV_PREFIX, ConfigError, coerce, env_name, load
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -67,6 +67,33 @@ def load_config(service: str, environ: dict[str, str]):
         return load(CONFIG_CLASSES[service], argv=[], environ=environ)
     except ConfigError as exc:
         pytest.fail(f"{service} would refuse to start: {exc}")
+
+
+# Fields the config derives after reading them (learner_service/config.py, validate): the preset names the
+# one it resolved to, run name "auto" becomes ENV-HASH, the checkpoint folder gets the run's name appended, and
+# A2C is on-policy whatever --max-policy-lag says.
+DERIVED = {
+    "max_policy_lag": lambda config, value: 0 if config.algo == "a2c" else value,
+    "preset": lambda config, value: config.preset,
+    "run_name": lambda config, value: config.run_name if value == "auto" else value,
+    "checkpoint_dir": lambda config, value: f"{value}/{config.run_name}" if config.run_name else value,
+}
+
+
+def assert_variables_taken(service: str, config, environ: dict[str, str]) -> None:
+    """Every RELAYRL_* variable set for the service is the value its loaded config holds (a variable the
+    loader ignored, or one a preset overrode, would leave the service running on something else)."""
+    cls = CONFIG_CLASSES[service]
+    assert isinstance(config, cls), f"{service}: {type(config).__name__}"
+    by_var = config_vars(cls)
+    for var, raw in environ.items():
+        if var not in by_var:
+            continue
+        name = by_var[var].name
+        derive = DERIVED.get(name, lambda config, value: value)
+        held = getattr(config, name)
+        expected = derive(config, coerce(cls, name, raw, var))
+        assert held == expected, f"{service}: {var}={raw!r} but the config holds {held!r}"
 
 
 def default(cls: type, name: str):

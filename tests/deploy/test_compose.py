@@ -10,7 +10,17 @@ import pytest
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
 
-from .conftest import DEPLOY, PER_ACTOR_VARS, REPO, VARS_BY_SERVICE, default, load_config, run, tool
+from .conftest import (
+    DEPLOY,
+    PER_ACTOR_VARS,
+    REPO,
+    VARS_BY_SERVICE,
+    assert_variables_taken,
+    default,
+    load_config,
+    run,
+    tool,
+)
 
 BASE = DEPLOY / "compose" / "compose.yaml"
 GPU = DEPLOY / "compose" / "compose.gpu.yaml"
@@ -96,7 +106,8 @@ def test_services_accept_their_configuration(variant):
     """Names are not enough: the values must parse and validate (e.g. RELAYRL_ALGO=a2cc would not)."""
     _, model = variant
     for name in ("learner", "actor"):
-        load_config(name, service_env(model["services"][name]))
+        env = service_env(model["services"][name])
+        assert_variables_taken(name, load_config(name, env), env)
 
 
 def test_actors_point_at_the_learner(variant):

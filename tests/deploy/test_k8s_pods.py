@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import PER_ACTOR_VARS, VARS_BY_SERVICE
-from .kustomize import FROM_POD, TARGETS, by_kind, container_env, learner_workload, pod_config, pods, service_of
+from .conftest import PER_ACTOR_VARS, VARS_BY_SERVICE, assert_variables_taken
+from .kustomize import (
+    FROM_POD,
+    TARGETS,
+    by_kind,
+    container_env,
+    learner_workload,
+    pod_config,
+    pods,
+    secret_files,
+    service_of,
+)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -31,9 +41,15 @@ def test_services_accept_their_configuration(rendered, target, tmp_path):
     """Names are not enough: the values must parse and validate, as the service itself would (TLS files
     must be ones a mounted Secret provides)."""
     objects = rendered[target]
+    loaded = set()
     for _, template in pods(objects):
         for container in template["spec"]["containers"]:
-            pod_config(objects, template, container, tmp_path)
+            config = pod_config(objects, template, container, tmp_path)
+            files = secret_files(template, container)  # stood in for by scratch files: not compared
+            env = {k: v for k, v in container_env(objects, container).items() if v not in files}
+            assert_variables_taken(service_of(container), config, env)
+            loaded.add(service_of(container))
+    assert loaded == {"learner", "actor"}, f"{target}: pods for {sorted(loaded)} only"
 
 
 @pytest.mark.parametrize("target", TARGETS)

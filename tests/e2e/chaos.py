@@ -516,15 +516,8 @@ def traceback_checks(chaos: Chaos) -> list[Check]:
     return [Check("no unexplained traceback in any log", not found, found[0] if found else "none")]
 
 
-def report(chaos: Chaos, schedule: list[Fault], checks: list[Check], totals: dict[str, int]) -> None:
-    print(
-        f"\n== chaos seed {chaos.seed}: {chaos.algo}/{chaos.transport}, {chaos.actors} actors x {chaos.num_envs} envs, "
-        f"{chaos.seconds:g}s of faults =="
-    )
-    print("schedule drawn:")
-    for fault in schedule:
-        print(f"  {fault}")
-    print("\nfigures:")
+def figures(chaos: Chaos, schedule: list[Fault], totals: dict[str, int]) -> list[tuple[str, str]]:
+    """The soak's figures as (name, value) rows: what the table prints and the results file holds."""
     kinds = {
         k: sum(1 for f in schedule if f.kind == k)
         for k in ("kill_actor", "term_actor", "kill_learner", "term_learner", "cut")
@@ -538,11 +531,34 @@ def report(chaos: Chaos, schedule: list[Fault], checks: list[Check], totals: dic
     final = learner_samples(chaos, chaos.learner().name)
     if final:
         rows.append(("final policy version", f"{final[-1].version:.0f}" if final[-1].version is not None else "?"))
-    for name, figure in rows:
-        print(f"  {name:<58} {figure}")
-    print("\ninvariants:")
-    for check in checks:
-        print(f"  [{'ok' if check.ok else 'BROKEN'}] {check.name}: {check.detail}")
+    return [(name, str(figure)) for name, figure in rows]
+
+
+def report(chaos: Chaos, schedule: list[Fault], checks: list[Check], rows: list[tuple[str, str]]) -> str:
+    lines = [
+        f"\n== chaos seed {chaos.seed}: {chaos.algo}/{chaos.transport}, {chaos.actors} actors x {chaos.num_envs} "
+        f"envs, {chaos.seconds:g}s of faults ==",
+        "schedule drawn:",
+        *(f"  {fault}" for fault in schedule),
+        "\nfigures:",
+        *(f"  {name:<58} {figure}" for name, figure in rows),
+        "\ninvariants:",
+        *(f"  [{'ok' if check.ok else 'BROKEN'}] {check.name}: {check.detail}" for check in checks),
+    ]
+    return "\n".join(lines)
+
+
+def write_out(path: Path, chaos: Chaos, schedule: list[Fault], checks: list[Check], rows: list[tuple[str, str]],
+              stamp: dict, text: str) -> None:
+    """The soak as a results file with its provenance (relayrl_cli.bench), for figures the docs may cite."""
+    from relayrl_cli.bench.report import write_results
+
+    results = {"suite": "chaos", "seed": chaos.seed, "algo": chaos.algo, "transport": chaos.transport,
+               "seconds": chaos.seconds, "actors": chaos.actors, "num_envs": chaos.num_envs,
+               "schedule": [str(f).strip() for f in schedule], "figures": dict(rows),
+               "invariants": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+               "all_hold": all(c.ok for c in checks), "run": stamp}
+    write_results(path, results, f"```\n{text.strip()}\n```\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -565,7 +581,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-limit-mib", type=float, default=1536)
     parser.add_argument("--fd-limit", type=int, default=256)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, metrics, checkpoints)")
+    parser.add_argument("--out", type=Path, default=env.get("CHAOS_OUT") or None,
+                        help="also write the schedule, figures and invariants, with provenance, to this .json file")
     args = parser.parse_args(argv)
+    from relayrl_cli.bench.provenance import load_average, stamp_since
+
+    started, load_before = time.time(), load_average()
     if args.algo == "a2c":
         args.transport = "trajectories"  # A2C always sends trajectories
     workdir = Path(tempfile.mkdtemp(prefix=f"relayrl-chaos-{args.seed}-"))
@@ -606,7 +627,12 @@ def main(argv: list[str] | None = None) -> int:
         + resource_checks(chaos)
         + traceback_checks(chaos)
     )
-    report(chaos, schedule, checks, totals)
+    rows = figures(chaos, schedule, totals)
+    text = report(chaos, schedule, checks, rows)
+    print(text)
+    if args.out is not None:
+        write_out(args.out, chaos, schedule, checks, rows, stamp_since(started, load_before), text)
+        print(f"\nwrote {args.out} and its .md")
     for service in chaos.learners + chaos.fleet:
         (workdir / f"{service.name}.log").write_text(service.proc.text())
     broken = [c for c in checks if not c.ok]

@@ -31,6 +31,13 @@ from tests.faults import Proc, free_port
 
 
 @dataclass
+class Schedule:
+    """When the clients stop sending: an upper bound at first, set once the measurement has started."""
+
+    until: float
+
+
+@dataclass
 class Client:
     """One stream: sends the same small noise as its gradient, at the newest version it has seen."""
 
@@ -41,7 +48,7 @@ class Client:
     latencies: list[float] = field(default_factory=list)
     error: str | None = None
 
-    def run(self, until: float, drain_timeout: float) -> None:
+    def run(self, schedule: Schedule, drain_timeout: float) -> None:
         channel = grpc.insecure_channel(self.address)
         outbox: list = []
         cond = threading.Condition()
@@ -68,7 +75,8 @@ class Client:
         )
         hello = pb.Hello(proto_version=pb.PROTO_VERSION_CURRENT, actor_id=uuid.uuid4().hex, run_id=uuid.uuid4().hex)
         put(pb.ActorMessage(hello=hello))
-        call = connect(requests(), timeout=until - time.monotonic() + drain_timeout + 5)  # no client hangs
+        # no client hangs: the schedule's end only ever moves earlier than it is now
+        call = connect(requests(), timeout=schedule.until - time.monotonic() + drain_timeout + 5)
         sent_at: dict[int, float] = {}
         try:
             welcome = next(call).welcome
@@ -78,7 +86,7 @@ class Client:
             deadline = None
             while True:
                 now = time.monotonic()
-                sending = now < until
+                sending = now < schedule.until
                 while sending and self.sent - self.acked < self.window:
                     message = pb.ActorMessage(gradient=pb.Gradient(policy_version=version, grads=grads, env_steps=16))
                     self.sent += 1
@@ -126,7 +134,7 @@ def run(
     clients: int = 32,
     seconds: float = 10.0,
     window: int = 2,
-    warmup: float = 2.0,
+    warmup_deadline: float = 60.0,
     queue_size: int = 64,
     max_policy_lag: int = 64,
 ) -> dict:
@@ -150,16 +158,23 @@ def run(
         learner.wait_for(r"learner \S+ on port", 60)
         address = f"127.0.0.1:{port}"
         load = [Client(address, window=window) for _ in range(clients)]
-        started = time.monotonic()
-        until = started + warmup + seconds
-        threads = [threading.Thread(target=c.run, args=(until, 30.0), daemon=True) for c in load]
+        schedule = Schedule(time.monotonic() + warmup_deadline + seconds)
+        threads = [threading.Thread(target=c.run, args=(schedule, 30.0), daemon=True) for c in load]
         for t in threads:
             t.start()
-        time.sleep(warmup)  # a fixed measurement schedule, not a wait for a condition
+        # The baseline is taken in steady state, whatever the machine's speed: every stream open with `window`
+        # round trips done, so every session exists and clients x window contributions (more than the queue
+        # holds) have been applied or dropped.
+        warm_by = time.monotonic() + warmup_deadline
+        while not all(c.acked >= c.window or c.error for c in load):
+            if time.monotonic() > warm_by:
+                raise RuntimeError(f"not every client had {window} acks within {warmup_deadline:g}s")
+            time.sleep(0.05)
+        schedule.until = time.monotonic() + seconds
         rss_before = rss_mib(learner.pid)
         acked_before = sum(c.acked for c in load)
         rss_samples = []
-        while time.monotonic() < until:
+        while time.monotonic() < schedule.until:
             time.sleep(0.5)
             rss_samples.append(rss_mib(learner.pid))
         acked_window = sum(c.acked for c in load) - acked_before

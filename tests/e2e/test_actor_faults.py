@@ -14,6 +14,9 @@ ACTOR_FLAGS = (
 )
 
 
+STOP_BOUND = 5.0  # seconds from SIGTERM to exit: the message in flight, its Ack, the interpreter's exit
+
+
 def session(learner, actor_id: str):
     return learner.registry._by_actor.get(actor_id)
 
@@ -52,6 +55,8 @@ def test_a2c_goes_on_without_a_killed_actor_and_takes_it_back(start_learner, pro
     terminated_at = a.signal(signal.SIGTERM)
     assert a.wait(timeout=15) == 0
     stopped = time.monotonic() - terminated_at
+    # one rollout of 4 steps and its Ack, then the process exits: far under the 15 s the wait allows
+    assert stopped <= STOP_BOUND, f"the SIGTERM'd actor took {stopped:.1f}s to exit"
     _, sent = a.wait_for(r"exiting: (\d+) contributions sent", 1)
     assert int(sent.group(1)) == a_session.accepted, "its last message was delivered, not lost"
     version = learner.trainer.version

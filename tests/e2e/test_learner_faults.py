@@ -15,13 +15,18 @@ from tests import clients
 from tests.conftest import RunningLearner, wait_until
 from tests.faults import REPO, free_port
 
+GRACE = 2  # --shutdown-grace, seconds
+# SIGTERM to exit: the grace, then the final checkpoint and the interpreter's exit, with slack for 2 busy
+# cores. A learner that waited for its connected actor to go would stop only at the test's 15 s limit.
+STOP_BOUND = GRACE + 4.0
+
 
 def learner_args(port: int, health_port: int, directory: Path, *extra: str) -> tuple[str, ...]:
     return (
         *("learner", "--host", "127.0.0.1", "--port", str(port), "--health-port", str(health_port)),
         *("--metrics-port", "-1", "--algo", "a2c", "--n-steps", "4", "--hidden-sizes", "16,16"),
         *("--checkpoint-dir", str(directory), "--checkpoint-every", "0.5", "--keep-checkpoints", "3"),
-        *("--log-every", "0.5", "--shutdown-grace", "2"),
+        *("--log-every", "0.5", "--shutdown-grace", str(GRACE)),
         *extra,
     )
 
@@ -64,6 +69,7 @@ def test_learner_killed_resumed_stopped_and_resumed_over_broken_checkpoints(proc
     terminated_at = second.signal(signal.SIGTERM)
     assert second.wait(timeout=15) == 0
     stopped = time.monotonic() - terminated_at
+    assert stopped <= STOP_BOUND, f"exit {stopped:.1f}s after SIGTERM with --shutdown-grace {GRACE}"
     assert clients.NOT_SERVING in watcher.statuses(), watcher.statuses()
     _, final = second.wait_for(r"final checkpoint \S+ \(policy version (\d+)\)", 1)
     assert versions(directory)[0] == int(final.group(1))

@@ -35,10 +35,8 @@ def test_acrobot_learns_with_its_preset(tmp_path):
 
 
 def test_a_continuous_env_learns_with_the_gaussian_head(tmp_path):
-    # progress rows every 0.1 s: on a quiet machine the policy improves within the default 0.5 s, before the
-    # first row that has finished episodes
     summary = train(tmp_path, "--env", "InvertedPendulum-v5", "--num-envs", "16", "--target-return", "60",
-                    "--max-seconds", "150", "--log-every", "0.1")
-    first = next(r for _, _, r in summary["curve"] if r == r)
-    assert first < 20, "the curve starts from a random policy"
+                    "--max-seconds", "150")
+    # the first 100 episodes, whenever the progress lines came: A2C's first few updates, a near-random policy
+    assert summary["first_return100"] < 20, "the run starts from a random policy"
     assert summary["solved"] and summary["mean_return"] >= 60, (summary["stop_reason"], summary["mean_return"])

@@ -7,6 +7,7 @@ processes in two network namespaces with every packet dropped by a blackhole qdi
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 
 import pytest
@@ -16,6 +17,9 @@ from tests.faults import SilentProxy, TwoHosts, netns_unavailable
 
 KEEPALIVE = 1.0
 BOUND = 2 * KEEPALIVE + 3.0  # detection: one ping interval, its timeout, and scheduling slack on 2 busy cores
+CONNECT_TIMEOUT, BACKOFF_MAX = 2.0, 0.5
+# healing: the attempt under way, the longest backoff, the next attempt, a few updates, the same slack
+RECOVERY_BOUND = CONNECT_TIMEOUT + BACKOFF_MAX + CONNECT_TIMEOUT + 3.0
 
 
 def test_a_silent_cut_is_detected_on_both_sides_and_heals(start_learner, start_actor, capsys, caplog):
@@ -25,7 +29,8 @@ def test_a_silent_cut_is_detected_on_both_sides_and_heals(start_learner, start_a
     proxy = SilentProxy((host, int(port)))
     try:
         actor = start_actor(
-            proxy.address, actor_id="far", keepalive_seconds=KEEPALIVE, connect_timeout=2, backoff_max=0.5
+            proxy.address, actor_id="far", keepalive_seconds=KEEPALIVE, connect_timeout=CONNECT_TIMEOUT,
+            backoff_max=BACKOFF_MAX,
         )
         connected = lambda: metric(actor.metrics.registry, "relayrl_learner_connected") == 1  # noqa: E731
         wait_until(lambda: learner.trainer.version >= 5, 30, "training through the proxy")
@@ -49,6 +54,7 @@ def test_a_silent_cut_is_detected_on_both_sides_and_heals(start_learner, start_a
     finally:
         proxy.close()
     assert learner_detected <= BOUND and actor_detected <= BOUND, (learner_detected, actor_detected)
+    assert recovered <= RECOVERY_BOUND, f"training again only {recovered:.1f}s after the path returned"
     with capsys.disabled():
         print(
             f"\n[proxy cut] learner detected in {learner_detected:.1f}s, actor in {actor_detected:.1f}s, "
@@ -64,6 +70,13 @@ def two_hosts():
     hosts = TwoHosts()
     yield hosts
     hosts.close()
+
+
+def connecting(hosts: TwoHosts, port: int) -> bool:
+    """Whether the actor's namespace has a TCP connection to the learner waiting for its SYN's answer."""
+    out = subprocess.run([*hosts.prefix(hosts.actor), "ss", "-Htn", "state", "syn-sent"], capture_output=True,
+                         text=True, check=True).stdout
+    return f"{TwoHosts.LEARNER_IP}:{port}" in out or f"{TwoHosts.LEARNER_IP}]:{port}" in out  # v4, v4-mapped v6
 
 
 def test_processes_on_two_hosts_detect_a_dropped_link_and_heal(two_hosts, procs, capsys):
@@ -90,9 +103,10 @@ def test_processes_on_two_hosts_detect_a_dropped_link_and_heal(two_hosts, procs,
     learner_at, _ = learner.wait_for(r"actor remote disconnected", BOUND + 5, after=cut_at)
     actor_at, match = actor.wait_for(r"link closed: (\w+)", BOUND + 5, after=cut_at)
     assert match.group(1) == "UNAVAILABLE"
-    failed_at, _ = actor.wait_for(r"unavailable \(no connection within 2s\)", 10, after=actor_at)  # it retries
+    actor.wait_for(r"unavailable \(no connection within 2s\)", 10, after=actor_at)  # it retries
     assert actor.popen.poll() is None
-    time.sleep(max(0.0, failed_at + 1.0 - time.monotonic()))  # the path returns in the middle of an attempt
+    # the path returns in the middle of an attempt: once the next one's SYN is out and unanswered
+    wait_until(lambda: connecting(two_hosts, port), 10, "the actor's next connection attempt", interval=0.02)
 
     healed_at = two_hosts.heal()
     reconnected_at, _ = learner.wait_for(r"actor remote connected", 20, after=healed_at)
@@ -102,6 +116,10 @@ def test_processes_on_two_hosts_detect_a_dropped_link_and_heal(two_hosts, procs,
     assert int(after.group(1)) > int(before.group(1)), "training goes on over the healed path"
     learner_detected, actor_detected = learner_at - cut_at, actor_at - cut_at
     assert learner_detected <= BOUND and actor_detected <= BOUND, (learner_detected, actor_detected)
+    # the attempt under way completes (its SYN is retransmitted within --connect-timeout) or, after at most
+    # --backoff-max 1, the next one does
+    reconnected = reconnected_at - healed_at
+    assert reconnected <= CONNECT_TIMEOUT + 1.0 + CONNECT_TIMEOUT + 3.0, f"reconnected {reconnected:.1f}s later"
     with capsys.disabled():
         print(
             f"\n[netns cut] learner detected in {learner_detected:.1f}s, actor in {actor_detected:.1f}s, "

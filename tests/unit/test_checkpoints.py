@@ -1,5 +1,6 @@
 """Checkpoints are atomic, pruned to K, and a corrupted newest one falls back to an older good one."""
 
+import pytest
 import torch
 
 from learner_service import checkpoints
@@ -33,13 +34,17 @@ def test_nothing_usable(tmp_path):
     assert checkpoints.load_latest(tmp_path) is None
 
 
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("cannot be pickled")
+
+
 def test_a_failed_write_leaves_the_old_checkpoint(tmp_path):
     good = checkpoints.save(tmp_path, state(5), keep=3)
     before = good.read_bytes()
-    bad = {"model": {"w": torch.zeros(1)}, "version": 5, "oops": lambda: None}  # fails half-way through pickling
-    try:
+    bad = {"model": {"w": torch.zeros(1)}, "version": 5, "oops": Unpicklable()}  # fails half-way through pickling
+    with pytest.raises(RuntimeError, match="cannot be pickled"):  # the failure reaches the caller, never swallowed
         checkpoints.save(tmp_path, bad, keep=3)
-    except Exception:  # noqa: BLE001
-        pass
+    assert checkpoints.list_checkpoints(tmp_path) == [good]
     assert good.read_bytes() == before
     assert not list(tmp_path.glob(".tmp-*"))

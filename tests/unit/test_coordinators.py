@@ -57,8 +57,12 @@ def test_both_coordinators_take_an_offer_the_same_way(coordinator):
     assert coordinator.depth() == 1
     assert [c.session for c in coordinator.next_batch(wait=0)] == [0]
     assert coordinator.depth() == 0
-    coordinator.advance(1)
+    assert coordinator.next_batch(wait=0) == [], "a taken contribution is not handed out twice"
+    coordinator.advance(1)  # the trainer published version 1: the next offer is that version's
+    assert coordinator.offer(contribution(0, version=1), stop) == "accepted"
+    assert [(c.session, c.policy_version) for c in coordinator.next_batch(wait=0)] == [(0, 1)]
     coordinator.leave(0)
+    assert coordinator.depth() == 0 and coordinator.next_batch(wait=0) == []
 
 
 def test_for_algorithm_picks_rounds_for_a2c_and_the_queue_for_a3c():

@@ -113,7 +113,6 @@ def test_loss_matches_numpy_reference(model, seed):
     r = random_rollout(T=6, N=4, seed=seed)
     terms = actor_critic_loss(model, [r], cfg)
     assert_terms_match(terms, reference_loss(model, r, cfg))
-    assert terms.num_samples == 24  # every transition, valid or not
 
 
 @pytest.mark.parametrize("head", ["discrete", "box"])
@@ -301,3 +300,12 @@ def test_explained_variance_over_valid_steps():
     assert explained_variance(np.full(5, 2.5), returns, valid) == pytest.approx(0.0)
     assert explained_variance(np.array([4.0, 3.0, 2.0, 1.0, 0.0]), returns, valid) == pytest.approx(-3.0)
     assert np.isnan(explained_variance(np.zeros(5), np.ones(5), np.ones(5, bool)))
+
+
+def test_num_samples_counts_every_transition_of_every_rollout(model):
+    """The learner's samples counter (relayrl_samples_total) counts what was sent, invalid steps included."""
+    a, b = random_rollout(T=6, N=4, seed=0), random_rollout(T=6, N=3, seed=1)
+    assert not a.valid.all() and not b.valid.all()
+    cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
+    assert actor_critic_loss(model, [a], cfg).num_samples == a.valid.size == 24
+    assert actor_critic_loss(model, [a, b], cfg).num_samples == a.valid.size + b.valid.size == 42

@@ -47,3 +47,12 @@ def test_the_first_progress_line_after_a_resume_counts_from_the_resumed_counters
     assert 0 < steps_per_second <= 1000 / 0.05, line
     assert updates_per_second <= 1 / 0.05, line
     assert f"env_steps={10**9 + 1000}" in line
+
+
+def test_the_start_of_the_run_is_the_first_100_episodes_whenever_lines_are_printed():
+    p = Progress()
+    p.record_episodes(10, np.full(60, 5.0))
+    p.record_episodes(10, np.concatenate([np.full(40, 7.0), np.full(30, 900.0)]))  # 30 beyond the first 100
+    p.record_episodes(10, np.full(50, 1000.0))
+    assert p.first_returns == [5.0] * 60 + [7.0] * 40
+    assert list(p.returns)[-1] == 1000.0  # the window moved on; the start stays

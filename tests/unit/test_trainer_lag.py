@@ -72,8 +72,13 @@ def test_the_a3c_lag_cap_grows_with_the_connected_actors():
 
 def test_a2c_stays_on_policy_whatever_the_actors():
     connected = [16]
-    trainer, model, metrics, _ = make_trainer(SyncRounds(timeout=1.0), connected, max_policy_lag=0)
+    trainer, model, metrics, progress = make_trainer(SyncRounds(timeout=1.0), connected, max_policy_lag=0)
     assert trainer.lag_cap() == 0
+    version = trainer.version
+    assert not applied(trainer, model, 0, 1), "one version behind is already too stale for A2C"
+    assert trainer.version == version and progress.dropped == 1
+    assert metric(metrics.registry, "relayrl_dropped_stale_total") == 1
+    assert applied(trainer, model, 1, 0) and trainer.version == version + 1
 
 
 def test_drops_show_in_the_progress_line_and_the_log_rate_limited(caplog):
