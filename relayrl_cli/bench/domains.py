@@ -12,18 +12,15 @@ RelayRL runs `relayrl train --env ENV --seed S --max-env-steps BUDGET` with the 
 SB3_ENVS parallel envs. Each final policy is played greedily by the same loop (relayrl.evaluation), for
 EVAL_EPISODES episodes, cut at MAX_EPISODE_STEPS (MinAtar has no time limit); a uniformly random policy is
 played the same way. Budgets fit a 2-core machine (minutes a run): they show where each side stands early in
-its curve, not the asymptote. Results are merged into OUT/domains.json run by run, with the git commit, the
-command, each run's start, end and load average; a run already there is not repeated.
+its curve, not the asymptote. Results are merged into OUT/domains.json run by run, each with its ``run`` stamp
+(relayrl_cli.bench.provenance: commit, command, start, end and load average); a run already there is not repeated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relayrl_cli.bench import pipeline
+from relayrl_cli.bench import pipeline, provenance
 from relayrl_cli.bench.report import write_results
 
 EVAL_EPISODES = 20
@@ -70,22 +67,14 @@ def log(text: str) -> None:
     print(f"[bench domains {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def provenance() -> dict:
-    """Which code ran, how, where: the git commit (and whether the tree differed from it) and the command."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
-        except OSError:
-            return ""
-
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": dirty,
-            "command": " ".join(sys.argv), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": sys.version.split()[0]}
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+def stamp_of_first_format(record: dict, invocations: list[dict]) -> dict:
+    """The ``run`` stamp of a run written by this suite's first version (commit f9accf3), from the fields it
+    recorded itself at the time (its commit, dirty flag, start, end and load averages; the command from the
+    invocation it ran in)."""
+    command = next((i["command"] for i in reversed(invocations) if i["started_at"] <= record["started_at"]), None)
+    return {"commit": record["git_commit"], "dirty": record["git_dirty"], "command": command,
+            "started_at": record["started_at"], "finished_at": record["finished_at"],
+            "load_average_at_start": record["load_average_before"], "load_average_at_end": record["load_average_after"]}
 
 
 def evaluate(act, env_id: str, episodes: int, seed: int) -> list[float]:
@@ -162,7 +151,12 @@ def run(envs: list[str], seeds: int, quick: bool, out: Path, timeout: float, rer
     path = out / ("domains-quick.json" if quick else "domains.json")
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads(path.read_text()) if path.exists() else {"suite": "domains", "quick": quick, "envs": {}}
-    results.setdefault("invocations", []).append({**provenance(), "started_at": time.time()})
+    invocations = results.pop("invocations", [])  # the first version's record of each invocation
+    for entry in results["envs"].values():
+        for side in SIDES:
+            for record in entry[side].values():
+                if "run" not in record and "git_commit" in record:
+                    record["run"] = stamp_of_first_format(record, invocations)
     episodes = 2 if quick else EVAL_EPISODES
     for env_id in envs:
         task = BY_ENV[env_id]
@@ -181,16 +175,15 @@ def run(envs: list[str], seeds: int, quick: bool, out: Path, timeout: float, rer
                 if done is not None and "error" not in done and not rerun:
                     continue
                 log(f"{env_id} seed {seed} {side}: {budget:,} env steps, then {episodes} greedy episodes")
-                record = {"seed": seed, "started_at": time.time(), "load_average_before": load_average(),
-                          **{k: v for k, v in provenance().items() if k in ("git_commit", "git_dirty")}}
+                started, load_before = time.time(), provenance.load_average()
+                record = {"seed": seed}
                 try:
                     record.update(RUNNERS[side](task, seed, budget, episodes, timeout))
                     log(f"  final return {record['final_return']:.2f}, {record['wall_seconds']:.0f} s")
                 except Exception as exc:  # noqa: BLE001 - the table shows every env, failed ones with their error
                     record["error"] = "".join(traceback.format_exception_only(exc)).strip()[-3000:]
                     log(f"  failed: {record['error'].splitlines()[-1]}")
-                record["finished_at"] = time.time()
-                record["load_average_after"] = load_average()
+                record["run"] = provenance.stamp_since(started, load_before)
                 entry[side][str(seed)] = record
                 write(results, path)
     return results
@@ -217,7 +210,8 @@ def markdown(results: dict) -> str:
         "",
         f"Final greedy return of the final policy over {EVAL_EPISODES} episodes (cut at {MAX_EPISODE_STEPS:,} steps), "
         "median (min–max) over seeds; SB3 A2C with its defaults on 8 envs, interleaved per seed at equal env "
-        "steps. Wall seconds: median, launch to the end of training. Load averages per run are in domains.json.",
+        "steps. Wall seconds: median, launch to the end of training, on a machine shared with other work: each run's "
+        "load average is in domains.json.",
         "",
         "| domain | env | budget (env steps) | random | RelayRL | RelayRL s | SB3 A2C | SB3 s | vs SB3 |",
         "|---|---|---|---|---|---|---|---|---|",
