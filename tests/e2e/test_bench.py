@@ -111,3 +111,19 @@ def test_quick_hold_suite_watches_a_run_past_its_crossing_and_tabulates_it(tmp_p
     assert run["fraction"] == pytest.approx(sum(v >= target for v in value_at) / grid, abs=2 / grid * len(rows))
     held = "1 of 1" if run["fraction"] >= 0.95 else "0 of 1"
     assert f"| 1x8 | {held} |" in (tmp_path / "hold-quick.md").read_text()
+
+
+def test_quick_domains_suite_trains_both_sides_and_stamps_each_run(tmp_path):
+    env = "relayrl_cli.bench.tasks:TwoWalkers-v0"  # the quickest of the suite: MultiDiscrete both ways
+    result = subprocess.run([sys.executable, "-m", "relayrl_cli", "bench", "--suite", "domains", "--quick", "--envs",
+                             env, "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    domains = json.loads((tmp_path / "domains-quick.json").read_text())
+    entry = domains["envs"][env]
+    assert len(entry["random"]["returns"]) == entry["eval_episodes"] == 2
+    for side in ("relayrl", "sb3"):
+        run = entry[side]["0"]
+        assert "error" not in run, run.get("error")
+        assert run["env_steps"] >= entry["budget"] and len(run["eval_returns"]) == 2
+        assert run["run"]["started_at"] <= run["run"]["finished_at"] and run["run"]["command"]
+    assert "| multi-discrete | relayrl_cli.bench.tasks:TwoWalkers-v0 |" in (tmp_path / "domains-quick.md").read_text()
