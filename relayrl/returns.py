@@ -1,6 +1,7 @@
 """Returns and advantages for n-step actor-critic (Mnih et al. 2016; GAE: Schulman et al. 2016).
 
-All arrays are NumPy, time-major [T, N] (NumPy beats torch here: T is small and the ops are tiny).
+All arrays are time-major [T, N]: NumPy, or for gae_advantages torch tensors too (the learner's loss runs it
+where its batch is, so a GPU learner's update needs no trip to the host).
 ``next_values[t]`` is V of the true state after step t: the next observation in the rollout, or the
 rollout's bootstrap observation for the last step. With Gymnasium's next-step autoreset, the observation
 after a step that ended an episode IS that episode's final observation, so a truncated (time-limit)
@@ -41,8 +42,9 @@ def gae_advantages(
     With lam = 1 this is exactly the n-step advantage: n_step_returns(...) - values.
     """
     deltas = rewards + gamma * ~terminated * next_values - values
-    advantages = np.empty_like(rewards)
-    running = np.zeros_like(rewards[0])
+    # NumPy arrays or torch tensors alike (the learner runs it on the device): same dtype as the rewards
+    advantages = rewards.new_empty(rewards.shape) if hasattr(rewards, "new_empty") else np.empty_like(rewards)
+    running = 0.0
     for t in reversed(range(rewards.shape[0])):
         running = deltas[t] + gamma * lam * ~ended[t] * running
         advantages[t] = running
