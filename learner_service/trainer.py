@@ -230,13 +230,16 @@ class Trainer:
             self._next_version()
         if norm is None:
             return False
-        self.metrics.update_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.update_seconds.observe(seconds)
         self.metrics.updates.inc()
         self.metrics.contributions.labels("applied").inc(len(fresh))
         self.metrics.samples.inc(samples)
         self.metrics.grad_norm.set(norm)
         self.last_update = {**last, "grad_norm": norm, "learning_rate": self.optimizer.lr}
-        self.progress.record_update(self.version, samples, [self.version - 1 - c.policy_version for c in fresh])
+        self.progress.record_update(
+            self.version, samples, [self.version - 1 - c.policy_version for c in fresh], seconds
+        )
         if self.on_update is not None:
             self.on_update()
         return True
