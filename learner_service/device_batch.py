@@ -88,6 +88,11 @@ def stage_rollouts(rollouts: Sequence[Rollout], fields: Mapping[str, int], devic
     """The loss's fields of ``rollouts`` (name -> the axis they are batched along) as tensors on ``device``."""
     if device.type != "cuda":
         return gather(rollouts, fields, device)
+    return pack_rollouts(rollouts, fields, device)
+
+
+def pack_rollouts(rollouts: Sequence[Rollout], fields: Mapping[str, int], device: torch.device) -> dict[str, Any]:
+    """``stage_rollouts``' CUDA path on any device (the CPU runs it in tests and the device benchmark)."""
     return pack({name: [getattr(r, name) for r in rollouts] for name in fields}, fields, device)
 
 

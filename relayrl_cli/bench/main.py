@@ -4,7 +4,10 @@ against rl-baselines3-zoo's A2C results (relayrl_cli.bench.learning).
 `relayrl bench --suite hold [--quick] [--shapes 1x16,8x256] [--seeds N] [--out DIR]`: whether CartPole's solve
 holds at every fleet shape (relayrl_cli.bench.hold).
 `relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-minutes M]`: Atari throughput
-against SB3 A2C and a bounded-time learning run (relayrl_cli.bench.atari)."""
+against SB3 A2C and a bounded-time learning run (relayrl_cli.bench.atari).
+`relayrl bench --suite device [--quick] [--game G] [--budget-seconds S]`: the GPU learner proven on this machine
+within a time budget: correctness on the device, Atari against SB3 on the device, A3C, CartPole's scaling
+(relayrl_cli.bench.device)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl_cli.bench import atari, ceilings, hold, learning, pipeline, sb3, transport, zoo
+from relayrl_cli.bench import atari, ceilings, device, hold, learning, pipeline, sb3, transport, zoo
 from relayrl_cli.bench.report import markdown
 from relayrl_cli.bench.solve import HOLD
 from relayrl_cli.bench.stats import paired_ratio, summary
@@ -174,11 +177,13 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
-    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari"), default="performance",
+    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari", "device"),
+                        default="performance",
                         help="performance (default): speed and time to a held solve against SB3 on CartPole; "
                              "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C; "
                              "hold: whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs; "
-                             "atari: pixels' env steps/s against SB3 A2C, and a bounded-time learning run")
+                             "atari: pixels' env steps/s against SB3 A2C, and a bounded-time learning run; "
+                             "device: the GPU learner's correctness and speed on this machine (device.json)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
     parser.add_argument("--out", default="benchmarks/results",
                         help="folder for bench.json and bench.md (learning: learning.json and learning.md, "
@@ -199,8 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parts", default="throughput,costs,learning",
                         help="atari: any of throughput, costs (CPU ms per env step of each part), learning; a "
                              "part left out keeps its earlier results [default: all three]")
+    parser.add_argument("--budget-seconds", type=float, default=None,
+                        help="device: wall seconds the suite may take, start-up included; parts that no longer fit "
+                             "are skipped and listed [default: 480]")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.budget_seconds is not None and (args.suite != "device" or args.budget_seconds <= 0):
+        parser.error("--budget-seconds: a positive number of seconds, for --suite device only")
     seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
     if seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -213,6 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(hold.markdown(results))
         log(f"wrote {hold.results_path(out, args.quick)} and its .md")
         return 0
+    if args.suite == "device":
+        results = device.run(args.quick, args.game, args.budget_seconds or device.BUDGET_SECONDS,
+                             ["bench", *(sys.argv[1:] if argv is None else argv)])
+        path = device.write(results, out)
+        print(path.with_suffix(".md").read_text())
+        log(f"wrote {path} and its .md")
+        return 1 if results["failed"] else 0  # a part that failed is loud: the files say which and why
     if args.suite == "atari":
         parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
         if not parts or any(part not in atari.PARTS for part in parts):
