@@ -14,6 +14,16 @@ device buffer, copied once, and cut into named host tensors for the weights mess
 
 Field values may be mappings of arrays (observations of Dict spaces): each array is staged the same way
 and the mapping keeps its keys.
+
+Where the host waits for the device (tests/gpu/ counts them with torch's sync debug mode):
+- A2C, and A3C with trajectories: once per update, reading the loss diagnostics and the gradient norm in one
+  copy (relayrl.loss.LossTerms.to_host): the norm decides whether the step is taken (a non-finite one is not);
+- A3C with gradients: once per update, the gradient norm (the actor sent the diagnostics);
+- once per policy version: the weights copied for the broadcast (which also waits for the step to finish);
+- normalising runs only (MLP envs; no GPU benefit there): the running statistics are folded on the host, 4
+  waits per update with --normalize-rewards and 3 per rollout with --normalize-observations
+  (learner_service/statistics.py);
+- checkpoints and evaluation snapshots, at their own intervals.
 """
 
 from __future__ import annotations

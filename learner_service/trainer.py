@@ -56,9 +56,9 @@ def update_from_rollouts(
 ) -> tuple[LossTerms, float]:
     """One optimizer step on the actor-critic loss over all rollouts; returns the terms and grad norm.
 
-    Host synchronisations (docs/DESIGN-GPU.md counts them): the batch goes to the device in one
-    non-blocking copy (learner_service.device_batch), the loss and its backward pass run there, and the one
-    synchronisation is reading the diagnostics and the gradient norm together, which decides the step."""
+    On CUDA the host waits for the device once (learner_service.device_batch counts every wait): the batch
+    goes over in one non-blocking copy, the loss (GAE included) and its backward pass run there, and the one
+    synchronisation reads the diagnostics and the gradient norm together; the norm decides the step."""
     optimizer.zero_grad(set_to_none=True)
     terms = actor_critic_loss(model, rollouts, loss_config, gather=stage_rollouts)
     terms.loss.backward()
