@@ -20,8 +20,8 @@ Where the host waits for the device (tests/gpu/ counts them with torch's sync de
   copy (relayrl.loss.LossTerms.to_host): the norm decides whether the step is taken (a non-finite one is not);
 - A3C with gradients: once per update, the gradient norm (the actor sent the diagnostics);
 - once per policy version: the weights copied for the broadcast (which also waits for the step to finish);
-- normalising runs only (MLP envs; no GPU benefit there): the running statistics are folded on the host, 4
-  waits per update with --normalize-rewards and 3 per rollout with --normalize-observations
+- normalising runs only (MLP envs; no GPU benefit there): the running statistics are folded on the host, 3
+  waits per rollout and 1 per update with --normalize-rewards, 3 per rollout with --normalize-observations
   (learner_service/statistics.py);
 - checkpoints and evaluation snapshots, at their own intervals.
 """
