@@ -201,9 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--game", default="ALE/Breakout-v5", help="atari: the ALE id [default: ALE/Breakout-v5]")
     parser.add_argument("--learn-minutes", type=float, default=30.0,
                         help="atari: minutes of the learning run [default: 30; --quick: 1/3]")
-    parser.add_argument("--parts", default="throughput,costs,learning",
+    parser.add_argument("--parts", default=None,
                         help="atari: any of throughput, costs (CPU ms per env step of each part), learning; a "
-                             "part left out keeps its earlier results [default: all three]")
+                             "part left out keeps its earlier results [default: all three]. device: any of "
+                             f"{', '.join(device.PARTS)} (a re-run of what failed) [default: all]")
     parser.add_argument("--budget-seconds", type=float, default=None,
                         help="device: wall seconds the suite may take, start-up included; parts that no longer fit "
                              "are skipped and listed [default: 480]")
@@ -224,14 +225,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"wrote {hold.results_path(out, args.quick)} and its .md")
         return 0
     if args.suite == "device":
+        parts = tuple(part.strip() for part in (args.parts or ",".join(device.PARTS)).split(",") if part.strip())
+        if not parts or any(part not in device.PARTS for part in parts):
+            parser.error(f"--parts: {args.parts!r}; choose from {', '.join(device.PARTS)}")
         results = device.run(args.quick, args.game, args.budget_seconds or device.BUDGET_SECONDS,
-                             ["bench", *(sys.argv[1:] if argv is None else argv)])
+                             ["bench", *(sys.argv[1:] if argv is None else argv)], parts)
         path = device.write(results, out)
         print(path.with_suffix(".md").read_text())
         log(f"wrote {path} and its .md")
         return 1 if results["failed"] else 0  # a part that failed is loud: the files say which and why
     if args.suite == "atari":
-        parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
+        parts = tuple(part.strip() for part in (args.parts or ",".join(atari.PARTS)).split(",") if part.strip())
         if not parts or any(part not in atari.PARTS for part in parts):
             parser.error(f"--parts: {args.parts!r}; choose from {', '.join(atari.PARTS)}")
         results = atari.run(args.game, args.seeds or 1 if args.quick else args.seeds or 2, args.quick,

@@ -26,10 +26,15 @@ def _run(args: list[str]) -> str | None:
 
 
 def code() -> dict:
-    """The commit checked out and whether the tree differs from it (None: not a git checkout, or no git)."""
+    """The commit checked out and whether the tree differs from it. Where git cannot say (a copy of the tree
+    without its history, as the lent GPU machine gets), the commit benchmarks/device_wheels.sh noted in
+    .whl/COMMIT, marked so, and ``dirty`` None: unknown."""
     commit = _run(["git", "rev-parse", "HEAD"])
+    if commit is None and (ROOT / ".whl" / "COMMIT").is_file():
+        noted = (ROOT / ".whl" / "COMMIT").read_text().strip() or None
+        return {"git_commit": noted, "dirty": None, "commit_source": ".whl/COMMIT"}
     status = _run(["git", "status", "--porcelain", "--untracked-files=no"]) if commit else None
-    return {"git_commit": commit, "dirty": None if status is None else bool(status)}
+    return {"git_commit": commit, "dirty": None if status is None else bool(status), "commit_source": "git"}
 
 
 def nvidia_smi(fields: str) -> list[str] | None:

@@ -29,7 +29,7 @@ def test_quick_device_suite_runs_every_part_and_records_its_provenance(tmp_path)
     assert r["device"] == "cpu" and r["quick"] and r["skipped"] == [] and r["failed"] == []
 
     pv = r["provenance"]
-    assert len(pv["git_commit"]) == 40 and isinstance(pv["dirty"], bool)
+    assert len(pv["git_commit"]) == 40 and isinstance(pv["dirty"], bool) and pv["commit_source"] == "git"
     assert pv["command"].startswith("relayrl bench --suite device --quick")
     machine = pv["machine"]
     assert machine["cpu_count"] >= 1 and machine["torch"]
@@ -71,11 +71,13 @@ def test_quick_device_suite_runs_every_part_and_records_its_provenance(tmp_path)
 
 
 def test_a_budget_too_small_skips_parts_and_says_why(tmp_path):
-    result = bench(tmp_path, "--budget-seconds", "2")
+    result = bench(tmp_path, "--budget-seconds", "2", "--parts", "correctness,atari,sb3,a3c")
     assert result.returncode == 0, result.stderr[-3000:]
     r = json.loads((tmp_path / "device-quick.json").read_text())
-    assert {s["part"] for s in r["skipped"]} == {"correctness", "atari", "sb3", "a3c", "cartpole/1"}
-    assert all("budget" in s["why"] for s in r["skipped"]) and r["correctness"] is None
+    why = {s["part"]: s["why"] for s in r["skipped"]}
+    assert set(why) == {"correctness", "atari", "sb3", "a3c", "cartpole/1"} and r["correctness"] is None
+    assert why["cartpole/1"] == "not asked for (--parts)"
+    assert all("budget" in why[part] for part in ("correctness", "atari", "sb3", "a3c"))
     assert "skipped atari" in (tmp_path / "device-quick.md").read_text()
 
 
