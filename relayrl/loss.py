@@ -150,12 +150,8 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, valid: torch
     """1 - Var(returns - values) / Var(returns) over the valid steps: 1 when the critic predicts the returns,
     0 when it does no better than their mean, negative when worse; NaN when the returns do not vary. A scalar
     tensor where the inputs are (masked sums, not indexing: no synchronisation)."""
-    values, returns, weight = (torch.as_tensor(x).reshape(-1).double() for x in (values, returns, valid))
-    count = weight.sum()
-
-    def variance(x: torch.Tensor) -> torch.Tensor:
-        mean = (x * weight).sum() / count
-        return ((x - mean) ** 2 * weight).sum() / count
-
-    total = variance(returns)
-    return torch.where(total > 0, 1.0 - variance(returns - values) / total, torch.full_like(total, float("nan")))
+    weight = valid.reshape(-1) / valid.sum()
+    both = torch.stack([returns, returns - values]).reshape(2, -1)  # both variances in one pass of kernels
+    mean = (both * weight).sum(-1, keepdim=True)
+    variance = ((both - mean) ** 2 * weight).sum(-1)
+    return torch.where(variance[0] > 0, 1.0 - variance[1] / variance[0], torch.full_like(variance[0], float("nan")))

@@ -42,9 +42,15 @@ def gae_advantages(
     With lam = 1 this is exactly the n-step advantage: n_step_returns(...) - values.
     """
     deltas = rewards + gamma * ~terminated * next_values - values
-    # NumPy arrays or torch tensors alike (the learner runs it on the device): same dtype as the rewards
-    advantages = rewards.new_empty(rewards.shape) if hasattr(rewards, "new_empty") else np.empty_like(rewards)
-    running = 0.0
+    if hasattr(deltas, "unbind"):  # torch tensors, on the learner's device: rows as views, stacked once
+        import torch  # loaded already, since the arguments are tensors
+
+        rows, carry = list(deltas.unbind(0)), ((gamma * lam) * ~ended).unbind(0)
+        for t in range(len(rows) - 2, -1, -1):  # two kernels a step; writing rows in place costs more
+            rows[t] = rows[t] + carry[t] * rows[t + 1]
+        return torch.stack(rows)
+    advantages = np.empty_like(rewards)
+    running = np.zeros_like(rewards[0])
     for t in reversed(range(rewards.shape[0])):
         running = deltas[t] + gamma * lam * ~ended[t] * running
         advantages[t] = running

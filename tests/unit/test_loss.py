@@ -296,7 +296,7 @@ def test_explained_variance_over_valid_steps():
     from relayrl.loss import explained_variance
 
     def ev(values, returns, valid) -> float:
-        return float(explained_variance(torch.as_tensor(values), torch.as_tensor(returns), torch.as_tensor(valid)))
+        return float(explained_variance(*(torch.as_tensor(x, dtype=torch.float64) for x in (values, returns, valid))))
 
     returns = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
     valid = np.array([True, True, True, True, False])  # the invalid step must not count
