@@ -41,14 +41,16 @@ def gae_advantages(
 
     With lam = 1 this is exactly the n-step advantage: n_step_returns(...) - values.
     """
-    deltas = rewards + gamma * ~terminated * next_values - values
-    if hasattr(deltas, "unbind"):  # torch tensors, on the learner's device: rows as views, stacked once
+    if hasattr(rewards, "unbind"):  # torch tensors, on the learner's device: rows as views, stacked once
         import torch  # loaded already, since the arguments are tensors
 
-        rows, carry = list(deltas.unbind(0)), ((gamma * lam) * ~ended).unbind(0)
+        # flags as the values' dtype (a float times a bool tensor would be torch's default float32)
+        deltas = rewards + (~terminated).to(next_values.dtype) * (gamma * next_values) - values
+        rows, carry = list(deltas.unbind(0)), ((~ended).to(deltas.dtype) * (gamma * lam)).unbind(0)
         for t in range(len(rows) - 2, -1, -1):  # two kernels a step; writing rows in place costs more
             rows[t] = rows[t] + carry[t] * rows[t + 1]
         return torch.stack(rows)
+    deltas = rewards + gamma * ~terminated * next_values - values
     advantages = np.empty_like(rewards)
     running = np.zeros_like(rewards[0])
     for t in reversed(range(rewards.shape[0])):
