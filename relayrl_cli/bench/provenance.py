@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from relayrl_cli.run_folder import git_commit
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,12 +31,13 @@ def code() -> dict:
     """The commit checked out and whether the tree differs from it. Where git cannot say (a copy of the tree
     without its history, as the lent GPU machine gets), the commit benchmarks/device_wheels.sh noted in
     .whl/COMMIT, marked so, and ``dirty`` None: unknown."""
-    commit = _run(["git", "rev-parse", "HEAD"])
-    if commit is None and (ROOT / ".whl" / "COMMIT").is_file():
+    found = git_commit(ROOT)  # run.json's reading too: "<commit>" or "<commit>-dirty"
+    if found is None and (ROOT / ".whl" / "COMMIT").is_file():
         noted = (ROOT / ".whl" / "COMMIT").read_text().strip() or None
         return {"git_commit": noted, "dirty": None, "commit_source": ".whl/COMMIT"}
-    status = _run(["git", "status", "--porcelain", "--untracked-files=no"]) if commit else None
-    return {"git_commit": commit, "dirty": None if status is None else bool(status), "commit_source": "git"}
+    if found is None:
+        return {"git_commit": None, "dirty": None, "commit_source": None}
+    return {"git_commit": found.removesuffix("-dirty"), "dirty": found.endswith("-dirty"), "commit_source": "git"}
 
 
 def nvidia_smi(fields: str) -> list[str] | None:
