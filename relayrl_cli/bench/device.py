@@ -1,6 +1,8 @@
 """`relayrl bench --suite device [--quick] [--game ALE/Breakout-v5] [--budget-seconds 480] [--out DIR]`: the GPU
 learner on whatever machine runs it, in one command within a wall-time budget, written to device.json and
-device.md (device-quick.* with --quick), with their provenance (relayrl_cli.bench.provenance).
+device.md (device-quick.* with --quick). Every file records where it came from: ``provenance`` (commit, dirty
+flag, command, start and end, load average: relayrl_cli.bench.provenance), ``machine`` (cores, GPU, driver,
+torch, CUDA and cuDNN versions) and ``parts`` (each part's start, end and load average).
 
 The parts, in this order; one that the budget left cannot hold is skipped, and the results say so and why:
 - correctness: the same fixed batches (Nature CNN on uint8 frames; an MLP with gSDE) give the same loss terms
@@ -32,6 +34,7 @@ from relayrl_cli.bench import atari, device_checks, pipeline, provenance
 from relayrl_cli.bench.gpu_sampler import GpuSampler
 from relayrl_cli.bench.report import write_results
 
+REPO_COMMIT_NOTE = provenance.REPO / ".whl" / "COMMIT"  # benchmarks/device_wheels.sh notes the commit there
 BUDGET_SECONDS = 480.0  # the issue's 8 minutes, start-up included
 PARTS = ("correctness", "atari", "sb3", "a3c", "cartpole")  # atari includes its checkpoint's check
 
@@ -63,18 +66,20 @@ class Budget:
         return self.left() >= seconds
 
 
-def run(quick: bool, game: str, budget_seconds: float, argv: list[str] | None = None,
-        parts: tuple[str, ...] = PARTS) -> dict:
+def run(quick: bool, game: str, budget_seconds: float, parts: tuple[str, ...] = PARTS) -> dict:
     """Every part that fits the budget; returns the results (each part's own section, ``skipped``, ``failed``)."""
     budget = Budget(budget_seconds)
-    record = provenance.record(argv)
     import torch
 
     target = "cpu" if quick or not torch.cuda.is_available() else "cuda"
     p = plan(quick, os.cpu_count() or 1)
     results: dict = {"suite": "device", "quick": quick, "device": target, "game": game, "fleet": p["fleet"],
                      "budget_seconds": budget_seconds, "plan": {k: v for k, v in p.items() if k != "estimates"},
-                     "provenance": record, "skipped": [], "failed": []}
+                     "machine": machine(), "load_average_at_start": provenance.load_average(),
+                     "started_at": time.time(), "parts": {}, "skipped": [], "failed": []}
+    noted = REPO_COMMIT_NOTE.read_text().strip() if REPO_COMMIT_NOTE.is_file() else None
+    if noted and provenance.code()["commit"] is None:  # a copy of the tree without git history (the GPU machine)
+        results["commit_noted_in_whl"] = noted
     if target == "cpu" and not quick:
         results["skipped"].append({"part": "cuda", "why": "no CUDA device here: every part ran with the learner on "
                                                           "the CPU, and SB3 too"})
@@ -97,7 +102,8 @@ def run(quick: bool, game: str, budget_seconds: float, argv: list[str] | None = 
             log(f"{name} failed: {exc}")
             return None
         finally:
-            provenance.part(record, name, started)
+            results["parts"][name] = {"started_at": started, "finished_at": time.time(),
+                                      "load_average_at_end": provenance.load_average()}
 
     est = p["estimates"]
     results["correctness"] = step("correctness", est["correctness"], correctness, quick, p, target)
@@ -126,9 +132,30 @@ def run(quick: bool, game: str, budget_seconds: float, argv: list[str] | None = 
         if point is not None:
             curve.append({"actors": actors, **point})
     results["cartpole"] = {"curve": curve}
-    provenance.finish(record)
-    results["seconds"] = round(record["ended_at"] - record["started_at"], 1)
+    results["seconds"] = round(time.time() - results["started_at"], 1)
     return results
+
+
+def machine() -> dict:
+    """The machine as this suite needs it said: cores, and the GPU, its driver and the CUDA stack torch uses."""
+    import torch
+
+    gpu: dict = {"cuda_available": torch.cuda.is_available(), "cuda_runtime": torch.version.cuda}
+    if gpu["cuda_available"]:
+        gpu.update(name=torch.cuda.get_device_name(0), count=torch.cuda.device_count(),
+                   memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
+                   cudnn=torch.backends.cudnn.version())
+    gpu["driver"] = nvidia_smi_driver()
+    return {**provenance.machine(), "gpu": gpu}
+
+
+def nvidia_smi_driver() -> str | None:
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else None
 
 
 def correctness(quick: bool, p: dict, target: str) -> dict:
@@ -223,6 +250,7 @@ def results_path(out: Path, quick: bool) -> Path:
 def write(results: dict, out: Path) -> Path:
     from relayrl_cli.bench.device_report import markdown
 
+    results["provenance"] = provenance.invocation()
     out.mkdir(parents=True, exist_ok=True)
     path = results_path(out, results["quick"])
     write_results(path, results, markdown(results))

@@ -20,18 +20,20 @@ def _when(seconds: float | None) -> str:
 
 
 def markdown(r: dict) -> str:
-    pv, m = r["provenance"], r["provenance"]["machine"]
+    pv, m = r["provenance"], r["machine"]
     gpu = m["gpu"]
+    commit = pv["commit"] or (f"{r['commit_noted_in_whl']} (noted in .whl/COMMIT; no git here)"
+                              if r.get("commit_noted_in_whl") else "unknown")
     lines = [
         "# Device benchmark" + (" (quick: smoke-test budgets on the CPU; figures mean nothing)" if r["quick"] else ""),
         "",
         f"Learner on **{r['device']}**; {m['cpu_count']} cores; GPU: {gpu.get('name') or 'none'} (driver "
         f"{gpu.get('driver') or 'n/a'}, CUDA runtime {gpu.get('cuda_runtime') or 'n/a'}); torch {m['torch']}, "
         f"Python {m['python']}, {m['platform']}.",
-        f"Commit {pv['git_commit'] or 'unknown'}{' with uncommitted changes' if pv['dirty'] else ''}; "
-        f"`{pv['command']}`; {_when(pv['started_at'])} to {_when(pv.get('ended_at'))} ({r.get('seconds')} s of a "
-        f"{r['budget_seconds']:.0f} s budget); load average {pv['load_average_at_start']} at the start, "
-        f"{pv.get('load_average_at_end')} at the end. Fleet: {r['fleet']} actor process(es).",
+        f"Commit {commit}{' with uncommitted changes' if pv['dirty'] else ''}; "
+        f"`{pv['command']}`; {_when(r['started_at'])} to {_when(pv['finished_at'])} ({r.get('seconds')} s of a "
+        f"{r['budget_seconds']:.0f} s budget); load average {r['load_average_at_start']} at the start, "
+        f"{pv['load_average_at_end']} at the end. Fleet: {r['fleet']} actor process(es).",
         "",
     ]
     lines += correctness_lines(r.get("correctness"))

@@ -228,8 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts = tuple(part.strip() for part in (args.parts or ",".join(device.PARTS)).split(",") if part.strip())
         if not parts or any(part not in device.PARTS for part in parts):
             parser.error(f"--parts: {args.parts!r}; choose from {', '.join(device.PARTS)}")
-        results = device.run(args.quick, args.game, args.budget_seconds or device.BUDGET_SECONDS,
-                             ["bench", *(sys.argv[1:] if argv is None else argv)], parts)
+        results = device.run(args.quick, args.game, args.budget_seconds or device.BUDGET_SECONDS, parts)
         path = device.write(results, out)
         print(path.with_suffix(".md").read_text())
         log(f"wrote {path} and its .md")

@@ -1,80 +1,56 @@
-"""Where a results file came from: the code (git commit, uncommitted changes), the command, the machine
-(cores, GPU, driver, torch and CUDA versions) and how busy it was, and when each part ran.
+"""Where a benchmark result came from, recorded with it: the code (git commit, and whether the tree differed
+from it), the exact command, the machine and its load, and when the invocation started and ended.
 
-Every figure is only as good as this record: a number without the commit and the machine it was taken on
-cannot be compared with the next one."""
+A minimal form of the helper issue 22 adds (same names: ``code``, ``command``, ``load_average``, ``machine``,
+``invocation``), so that the suites here call what either provides."""
 
 from __future__ import annotations
 
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from relayrl_cli.run_folder import git_commit
 
-ROOT = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]
+STARTED = time.time()  # when the bench command started (it imports this early): the invocation's start
 
 
-def _run(args: list[str]) -> str | None:
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=20, cwd=ROOT)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def code() -> dict:
-    """The commit checked out and whether the tree differs from it. Where git cannot say (a copy of the tree
-    without its history, as the lent GPU machine gets), the commit benchmarks/device_wheels.sh noted in
-    .whl/COMMIT, marked so, and ``dirty`` None: unknown."""
-    found = git_commit(ROOT)  # run.json's reading too: "<commit>" or "<commit>-dirty"
-    if found is None and (ROOT / ".whl" / "COMMIT").is_file():
-        noted = (ROOT / ".whl" / "COMMIT").read_text().strip() or None
-        return {"git_commit": noted, "dirty": None, "commit_source": ".whl/COMMIT"}
+def code() -> dict[str, Any]:
+    """The commit the code was run from and whether the tree differed from it; both None outside git."""
+    found = git_commit(REPO)  # run.json's reading too: "<commit>" or "<commit>-dirty"
     if found is None:
-        return {"git_commit": None, "dirty": None, "commit_source": None}
-    return {"git_commit": found.removesuffix("-dirty"), "dirty": found.endswith("-dirty"), "commit_source": "git"}
+        return {"commit": None, "dirty": None}
+    return {"commit": found.removesuffix("-dirty"), "dirty": found.endswith("-dirty")}
 
 
-def nvidia_smi(fields: str) -> list[str] | None:
-    """One row per GPU of ``nvidia-smi --query-gpu=FIELDS`` (None where nvidia-smi is absent or fails)."""
-    out = _run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"])
-    return out.splitlines() if out else None
-
-
-def machine() -> dict:
-    import torch
-
-    gpu: dict = {"cuda_available": torch.cuda.is_available(), "cuda_runtime": torch.version.cuda}
-    if gpu["cuda_available"]:
-        gpu.update(name=torch.cuda.get_device_name(0), count=torch.cuda.device_count(),
-                   memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
-                   cudnn=torch.backends.cudnn.version())
-    rows = nvidia_smi("driver_version")
-    gpu["driver"] = rows[0].strip() if rows else None
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-            "torch": str(torch.__version__), "gpu": gpu}
+def command() -> str:
+    """The command line as typed (python -m relayrl_cli ... or the relayrl script), shell-quoted."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("__main__.py"):
+        argv[0] = f"{Path(sys.executable).name} -m relayrl_cli"
+    elif argv:
+        argv[0] = Path(argv[0]).name
+    return shlex.join(argv)
 
 
 def load_average() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
+    """1, 5 and 15-minute load averages: other work on the machine slows a timed run, so say how much."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
-def record(argv: list[str] | None = None) -> dict:
-    """The provenance block of a results file, at the start of a run; ``part`` adds each part's times."""
-    return {**code(), "command": shlex.join(["relayrl", *(sys.argv[1:] if argv is None else argv)]),
-            "machine": machine(), "started_at": time.time(), "load_average_at_start": load_average(), "parts": {}}
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
+            "torch": str(torch.__version__), "hostname": platform.node()}
 
 
-def part(provenance: dict, name: str, started: float) -> None:
-    """Note that part ``name`` ran from ``started`` until now, and the load average when it ended."""
-    provenance["parts"][name] = {"started_at": started, "ended_at": time.time(), "load_average_at_end": load_average()}
-
-
-def finish(provenance: dict) -> None:
-    provenance["ended_at"] = time.time()
-    provenance["load_average_at_end"] = load_average()
+def invocation() -> dict[str, Any]:
+    """The block a results file carries for the invocation that wrote it, taken when the file is written."""
+    return {**code(), "command": command(), "machine": machine(), "started_at": STARTED,
+            "finished_at": time.time(), "load_average_at_end": load_average()}

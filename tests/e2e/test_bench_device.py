@@ -29,15 +29,16 @@ def test_quick_device_suite_runs_every_part_and_records_its_provenance(tmp_path)
     assert r["device"] == "cpu" and r["quick"] and r["skipped"] == [] and r["failed"] == []
 
     pv = r["provenance"]
-    assert len(pv["git_commit"]) == 40 and isinstance(pv["dirty"], bool) and pv["commit_source"] == "git"
-    assert pv["command"].startswith("relayrl bench --suite device --quick")
-    machine = pv["machine"]
+    assert len(pv["commit"]) == 40 and isinstance(pv["dirty"], bool) and "commit_noted_in_whl" not in r
+    assert "-m relayrl_cli bench --suite device --quick" in pv["command"]
+    machine = r["machine"]
     assert machine["cpu_count"] >= 1 and machine["torch"]
     assert {"cuda_available", "cuda_runtime", "driver"} <= set(machine["gpu"])
-    assert len(pv["load_average_at_start"]) == 3 and len(pv["load_average_at_end"]) == 3
-    assert set(pv["parts"]) == {"correctness", "atari", "checkpoint", "sb3", "a3c", "cartpole/1"}
-    for times in pv["parts"].values():
-        assert pv["started_at"] <= times["started_at"] <= times["ended_at"] <= pv["ended_at"]
+    assert len(r["load_average_at_start"]) == 3 and len(pv["load_average_at_end"]) == 3
+    assert set(r["parts"]) == {"correctness", "atari", "checkpoint", "sb3", "a3c", "cartpole/1"}
+    for times in r["parts"].values():
+        assert r["started_at"] <= times["started_at"] <= times["finished_at"] <= pv["finished_at"]
+        assert len(times["load_average_at_end"]) == 3
 
     c = r["correctness"]
     assert c["passed"] and set(c["cases"]) == {"cnn_uint8", "mlp_gsde"}
@@ -67,7 +68,7 @@ def test_quick_device_suite_runs_every_part_and_records_its_provenance(tmp_path)
     table = (tmp_path / "device-quick.md").read_text()
     for heading in ("## Correctness", "## Atari", "## A3C", "## CartPole"):
         assert heading in table
-    assert pv["git_commit"] in table and "## Not measured" not in table
+    assert pv["commit"] in table and "## Not measured" not in table
 
 
 def test_a_budget_too_small_skips_parts_and_says_why(tmp_path):
