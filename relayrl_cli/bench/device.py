@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from relayrl_cli.bench import atari, device_checks, pipeline, provenance
@@ -99,7 +100,7 @@ def run(quick: bool, game: str, budget_seconds: float, parts: tuple[str, ...] = 
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - one part's failure is recorded; the others still run
             results["failed"].append({"part": name, "error": f"{type(exc).__name__}: {exc}"[-2000:]})
-            log(f"{name} failed: {exc}")
+            log(f"{name} failed:\n{traceback.format_exc()}")  # in full: on a lent machine there is no second look
             return None
         finally:
             results["parts"][name] = {"started_at": started, "finished_at": time.time(),
