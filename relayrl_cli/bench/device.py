@@ -254,5 +254,7 @@ def write(results: dict, out: Path) -> Path:
     results["provenance"] = provenance.invocation()
     out.mkdir(parents=True, exist_ok=True)
     path = results_path(out, results["quick"])
+    # The figures first: a one-shot run must not lose them to a fault in the table's formatting.
+    write_results(path, results, "(device.json was written; its table is being formatted)\n")
     write_results(path, results, markdown(results))
     return path
