@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install run test lint proto bench bench-learning bench-hold chaos mutation clean help
+.PHONY: install run test lint proto bench bench-learning bench-hold bench-device chaos mutation clean help
 
 help:
 	@echo "make run     train CartPole-v1 with A2C and 2 actor processes until solved"
@@ -15,6 +15,7 @@ help:
 	@echo "make proto   regenerate the Python stubs from proto/"
 	@echo "make bench   the performance benchmark (see benchmarks/)"
 	@echo "make bench-learning  the learning benchmark against rl-baselines3-zoo's A2C (hours; see benchmarks/)"
+	@echo "make bench-device  the GPU learner on this machine in at most 8 minutes (ARGS=--quick: seconds, on the CPU)"
 	@echo "make bench-hold  whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs (about 40 min)"
 	@echo "make chaos   the chaos soak: faults together for CHAOS_SECONDS (600), seeded by CHAOS_SEED (1), results to CHAOS_OUT; see tests/e2e/chaos.py"
 	@echo "make mutation  mutmut on the maths and training-signal modules (slow; report in docs/MUTATION.md)"
@@ -53,6 +54,11 @@ bench-learning: $(STAMP)
 # Resumable too: runs already in benchmarks/results/hold.json are kept.
 bench-hold: $(STAMP)
 	$(VENV)/bin/relayrl bench --suite hold --out benchmarks/results $(ARGS)
+
+# The one-shot device benchmark (issue 23): correctness on the GPU, Atari against SB3 on the same GPU, A3C,
+# CartPole's scaling; stops itself within 8 minutes and writes benchmarks/results/device.{json,md}.
+bench-device: $(STAMP)
+	$(VENV)/bin/relayrl bench --suite device --out benchmarks/results $(ARGS)
 
 # The chaos soak (issue 15): seeded, overlapping kills, restarts and network cuts, then the books checked.
 # CHAOS_ALGO=a3c and CHAOS_TRANSPORT=gradients|trajectories run it on A3C.

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from learner_service.barrier import BarrierClock
 from relayrl.rollout import Rollout
 
 
@@ -69,6 +70,10 @@ class Coordinator(abc.ABC):
     def depth(self) -> int:
         """Contributions accepted and not yet taken by the trainer."""
 
+    def barrier(self) -> dict[str, float] | None:
+        """How long actors waited for the next version behind a synchronous barrier (None: there is none)."""
+        return None
+
 
 def for_algorithm(algo: str, round_timeout: float, queue_size: int) -> Coordinator:
     """A2C's synchronous rounds or A3C's queue."""
@@ -93,6 +98,7 @@ class SyncRounds(Coordinator):
         self.version = 0
         self._closed = False
         self._opened = time.monotonic()
+        self.clock = BarrierClock()
 
     def join(self, session: int) -> None:
         with self._cond:
@@ -111,6 +117,7 @@ class SyncRounds(Coordinator):
             if item.session in self._pending:
                 return "duplicate"
             self._pending[item.session] = item
+            self.clock.arrived()
             self._cond.notify_all()
             return "accepted"
 
@@ -128,6 +135,7 @@ class SyncRounds(Coordinator):
             batch = [self._pending[session] for session in sorted(self._pending)]
             self._pending.clear()
             self._closed = True  # until advance(): the update runs on this batch
+            self.clock.closed()
             return batch
 
     def leftover(self) -> list[Contribution]:
@@ -140,10 +148,14 @@ class SyncRounds(Coordinator):
             self._closed = False
             self._opened = time.monotonic()
             self._pending.clear()
+            self.clock.published()
 
     def depth(self) -> int:
         with self._cond:
             return len(self._pending)
+
+    def barrier(self) -> dict[str, float]:
+        return self.clock.summary()
 
 
 class AsyncQueue(Coordinator):

@@ -290,4 +290,7 @@ class Learner:
         )
         if self.evaluator is not None:
             summary["eval"] = self.evaluator.summary()
+        barrier = self.coordinator.barrier()
+        if barrier is not None:
+            summary["a2c_barrier"] = barrier
         return summary

@@ -40,6 +40,7 @@ class Progress:
     lags: list[int] = field(default_factory=list)  # since the last progress line
     lag_total: int = 0
     lag_count: int = 0
+    update_seconds: float = 0.0  # this process's updates, summed (record_update)
     first_data: float | None = None  # when the first contribution arrived (monotonic)
     curve: list[tuple[float, int, float]] = field(default_factory=list)  # (seconds, env_steps, mean_return)
     eval_return: float | None = None  # the latest evaluation's mean return (--eval-every)
@@ -86,8 +87,10 @@ class Progress:
         with self.lock:
             self.dropped += n
 
-    def record_update(self, version: int, samples: int, lags: list[int]) -> None:
+    def record_update(self, version: int, samples: int, lags: list[int], seconds: float = 0.0) -> None:
+        """An applied batch; ``seconds`` from taking it to publishing the next version (device work included)."""
         with self.lock:
+            self.update_seconds += seconds
             self.updates += 1
             self.samples += samples
             self.version = version
@@ -112,12 +115,14 @@ class Progress:
         with self.lock:
             seconds = time.monotonic() - self.first_data if self.first_data is not None else 0.0
             per = (lambda n: round(n / seconds, 1)) if seconds > 0 else (lambda n: 0.0)
+            own_updates = self.own("updates")
             return {
                 "training_seconds": round(seconds, 3),
                 "steady_steps_per_second": per(self.own("env_steps")),
                 "updates_per_second": per(self.own("updates")),
                 "samples_per_second": per(self.own("samples")),
                 "mean_policy_lag": round(self.lag_total / self.lag_count, 3) if self.lag_count else 0.0,
+                "mean_update_seconds": round(self.update_seconds / own_updates, 6) if own_updates else 0.0,
             }
 
 

@@ -50,6 +50,7 @@ def run_summary(
         "updates": p.updates,
         "samples": p.samples,
         "policy_version": policy_version,
+        "dropped_stale": p.dropped,  # contributions dropped as too stale (A3C), this process
         "resumed_env_steps": resumed_steps,  # env_steps at --resume; rates count only this process's own
         "steps_per_second": round(own_steps / wall, 1) if wall > 0 else 0.0,
         **p.rates(),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from learner_service.coordinators import Contribution, Coordinator
+from learner_service.device_batch import host_state, stage, stage_rollouts
 from learner_service.metrics import LearnerMetrics
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
@@ -53,17 +54,25 @@ def update_from_rollouts(
     loss_config: LossConfig,
     max_grad_norm: float,
 ) -> tuple[LossTerms, float]:
-    """One optimizer step on the actor-critic loss over all rollouts; returns the terms and grad norm."""
+    """One optimizer step on the actor-critic loss over all rollouts; returns the terms and grad norm.
+
+    On CUDA the host waits for the device once (learner_service.device_batch counts every wait): the batch
+    goes over in one non-blocking copy, the loss (GAE included) and its backward pass run there, and the one
+    synchronisation reads the diagnostics and the gradient norm together; the norm decides the step."""
     optimizer.zero_grad(set_to_none=True)
-    terms = actor_critic_loss(model, rollouts, loss_config)
+    terms = actor_critic_loss(model, rollouts, loss_config, gather=stage_rollouts)
     terms.loss.backward()
-    return terms, clip_and_step(model, optimizer, max_grad_norm)
+    return terms, clip_and_step(model, optimizer, max_grad_norm, terms)
 
 
-def clip_and_step(model: ActorCritic, optimizer: Optimizer, max_grad_norm: float) -> float:
+def clip_and_step(
+    model: ActorCritic, optimizer: Optimizer, max_grad_norm: float, terms: LossTerms | None = None
+) -> float:
     """Clip the gradient norm and step, unless the loss or gradient overflowed: finite but extreme inputs
-    (rewards near float32's maximum, say) must not write NaN into every parameter. Returns the norm."""
-    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm))
+    (rewards near float32's maximum, say) must not write NaN into every parameter. Returns the norm, read
+    on the host with ``terms``' diagnostics in one copy when given."""
+    total = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    norm = terms.to_host(total)[0] if terms is not None else float(total)
     if not math.isfinite(norm):
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteUpdate(f"gradient norm {norm}")
@@ -79,9 +88,9 @@ def apply_gradients(
     model: ActorCritic, optimizer: Optimizer, grads: dict[str, np.ndarray], max_grad_norm: float
 ) -> float:
     """One optimizer step with an actor's gradients (A3C), clipped here as well; returns the grad norm."""
-    device = next(model.parameters()).device
+    staged = stage(grads, next(model.parameters()).device)  # copies: the wire's buffers are read-only
     for name, param in model.named_parameters():
-        param.grad = torch.tensor(grads[name], device=device)  # a copy: the wire buffer is read-only
+        param.grad = staged[name]
     return clip_and_step(model, optimizer, max_grad_norm)
 
 
@@ -137,7 +146,7 @@ class Trainer:
     def publish(self) -> None:
         """Publish the model's weights as the current version (serialized once, for every stream)."""
         message = pb.LearnerMessage()
-        encode_weights(self.model, self.version, into=message.weights)
+        encode_weights(host_state(self.model), self.version, into=message.weights)  # one copy off the device
         self.board.publish(self.version, message)
         self.metrics.policy_version.set(self.version)
 
@@ -221,13 +230,16 @@ class Trainer:
             self._next_version()
         if norm is None:
             return False
-        self.metrics.update_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.update_seconds.observe(seconds)
         self.metrics.updates.inc()
         self.metrics.contributions.labels("applied").inc(len(fresh))
         self.metrics.samples.inc(samples)
         self.metrics.grad_norm.set(norm)
         self.last_update = {**last, "grad_norm": norm, "learning_rate": self.optimizer.lr}
-        self.progress.record_update(self.version, samples, [self.version - 1 - c.policy_version for c in fresh])
+        self.progress.record_update(
+            self.version, samples, [self.version - 1 - c.policy_version for c in fresh], seconds
+        )
         if self.on_update is not None:
             self.on_update()
         return True

@@ -8,14 +8,14 @@ averaged over valid transitions only. A_t and R_t come from returns.py and are c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from relayrl.model import ActorCritic, as_tensors
+from relayrl.model import ActorCritic
 from relayrl.returns import gae_advantages
 from relayrl.rollout import Rollout
 from relayrl.spaces import Observation
@@ -39,11 +39,48 @@ class LossConfig:
 @dataclass
 class LossTerms:
     loss: torch.Tensor
-    policy_loss: float
-    value_loss: float
-    entropy: float
+    # [policy loss, value loss, entropy, explained variance] on the loss's device: read on the host through
+    # the properties below, all in one copy (``to_host``), so that the diagnostics cost one synchronisation
+    diagnostics: torch.Tensor
     num_samples: int
-    explained_variance: float = float("nan")  # 1 - Var(R - V) / Var(R) over valid steps (SB3's diagnostic)
+    _host: list[float] | None = field(default=None, repr=False)
+
+    def to_host(self, *extra: torch.Tensor) -> list[float]:
+        """Copy the diagnostics and ``extra`` scalar tensors (the learner's gradient norm) to the host in one
+        transfer, the update's one synchronisation; returns the extras' values."""
+        values = torch.cat([self.diagnostics, *(e.detach().reshape(1).to(self.diagnostics) for e in extra)])
+        host = values.tolist()
+        self._host = host[:4]
+        return host[4:]
+
+    def _read(self, index: int) -> float:
+        if self._host is None:
+            self.to_host()
+        return self._host[index]
+
+    @property
+    def policy_loss(self) -> float:
+        return self._read(0)
+
+    @property
+    def value_loss(self) -> float:
+        return self._read(1)
+
+    @property
+    def entropy(self) -> float:
+        return self._read(2)
+
+    @property
+    def explained_variance(self) -> float:
+        """1 - Var(R - V) / Var(R) over valid steps (SB3's diagnostic)."""
+        return self._read(3)
+
+
+# The rollout fields the loss reads, and the axis rollouts are batched along (their environments side by side).
+FIELDS: dict[str, int] = {"observations": 1, "bootstrap_observations": 0, "actions": 1, "rewards": 1,
+                          "terminated": 1, "truncated": 1, "valid": 1, "log_probs": 1}
+# How the fields of rollouts reach the device: gather (below), or the learner's own (pinned, one copy).
+Gather = Callable[[Sequence[Rollout], Mapping[str, int], torch.device], dict[str, Any]]
 
 
 def _concatenate(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray:
@@ -61,49 +98,51 @@ def _stack(rollouts: Sequence[Rollout], name: str, axis: int = 1) -> Observation
     return _concatenate(values, axis)
 
 
-def _observation_batch(
-    obs: Observation, bootstrap: Observation, device: torch.device
-) -> torch.Tensor | dict[str, torch.Tensor]:
-    """[T, N, ...] observations and the [N, ...] bootstrap ones as one [T*N + N, ...] batch on ``device``."""
-    def joined(steps: np.ndarray, after: np.ndarray) -> np.ndarray:
-        return np.concatenate([steps.reshape(-1, *steps.shape[2:]), after])
+def gather(rollouts: Sequence[Rollout], fields: Mapping[str, int], device: torch.device) -> dict[str, Any]:
+    """Each field stacked on the host and made a tensor on ``device`` (no copy on the CPU where writable); a
+    Dict observation as one tensor per key."""
+    def tensor(value: np.ndarray | Mapping[str, np.ndarray]) -> Any:
+        if isinstance(value, Mapping):
+            return {key: torch.as_tensor(array, device=device) for key, array in value.items()}
+        return torch.as_tensor(value, device=device)
 
+    return {name: tensor(_stack(rollouts, name, axis)) for name, axis in fields.items()}
+
+
+def _with_bootstrap(obs: Any, bootstrap: Any) -> Any:
+    """[T, N, ...] observations and the [N, ...] bootstrap ones as one [T*N + N, ...] batch (per key of a Dict)."""
     if isinstance(obs, Mapping):
-        return as_tensors({key: joined(obs[key], bootstrap[key]) for key in obs}, device)
-    return as_tensors(joined(obs, bootstrap), device)
+        return {key: _with_bootstrap(obs[key], bootstrap[key]) for key in obs}
+    return torch.cat([obs.reshape(-1, *obs.shape[2:]), bootstrap])
 
 
 def actor_critic_loss(
-    model: ActorCritic, rollouts: Sequence[Rollout], config: LossConfig, device: torch.device | None = None
+    model: ActorCritic,
+    rollouts: Sequence[Rollout],
+    config: LossConfig,
+    device: torch.device | None = None,
+    gather: Gather = gather,
 ) -> LossTerms:
-    """The loss over rollouts that share n_steps (their environments are batched side by side)."""
+    """The loss over rollouts that share n_steps (their environments are batched side by side). All of it runs
+    on the model's device, with no synchronisation with the host (the diagnostics are read later, LossTerms)."""
     device = device or next(model.parameters()).device
-    terminated = _stack(rollouts, "terminated")
+    batch = gather(rollouts, FIELDS, device)
+    terminated = batch["terminated"]
     T, N = terminated.shape
-    ended = terminated | _stack(rollouts, "truncated")
+    ended = terminated | batch["truncated"]
 
     # One embedding (the CNN, for images) and one critic pass over every observation and the bootstrap ones.
-    batch = _observation_batch(_stack(rollouts, "observations"), _stack(rollouts, "bootstrap_observations", 0), device)
-    embedded = model.embed(batch)
+    embedded = model.embed(_with_bootstrap(batch["observations"], batch["bootstrap_observations"]))
     all_values = model.value_of(embedded)
     values = all_values[: T * N].reshape(T, N)
-    values_np = all_values.detach().cpu().numpy()
-    next_values = np.concatenate([values_np[N : T * N], values_np[T * N :]]).reshape(T, N)
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught where the step is taken
-        advantages_np = gae_advantages(
-            _stack(rollouts, "rewards"),
-            values_np[: T * N].reshape(T, N),
-            next_values,
-            terminated,
-            ended,
-            config.gamma,
-            config.gae_lambda,
-        )
-    advantages = torch.as_tensor(advantages_np, device=device)
+    constant = all_values.detach()
+    next_values = torch.cat([constant[N : T * N], constant[T * N :]]).reshape(T, N)
+    advantages = gae_advantages(
+        batch["rewards"], values.detach(), next_values, terminated, ended, config.gamma, config.gae_lambda
+    )
     returns = advantages + values.detach()
-    valid_np = _stack(rollouts, "valid")
-    valid = torch.as_tensor(valid_np, device=device).float()
-    actions = torch.as_tensor(_stack(rollouts, "actions"), device=device)
+    valid = batch["valid"].float()
+    actions = batch["actions"]
     count = valid.sum().clamp(min=1.0)
     if config.normalize_advantage:
         mean = (advantages * valid).sum() / count
@@ -114,29 +153,23 @@ def actor_critic_loss(
     log_probs, entropy = log_probs.reshape(T, N), entropy.reshape(T, N)
     # Data from an older policy (A3C's trajectory transport) is reweighted by the truncated importance ratio
     # min(1, pi/mu) of IMPALA's policy-gradient term (Espeholt et al. 2018); on-policy it is exactly 1.
-    behaviour = torch.as_tensor(_stack(rollouts, "log_probs"), device=device)
-    importance = torch.exp(log_probs.detach() - behaviour).clamp(max=1.0)
+    importance = torch.exp(log_probs.detach() - batch["log_probs"]).clamp(max=1.0)
     policy_loss = -(importance * advantages * log_probs * valid).sum() / count
     value_loss = ((returns - values) ** 2 * valid).sum() / count
     mean_entropy = (entropy * valid).sum() / count
     loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * mean_entropy
-    return LossTerms(
-        loss=loss,
-        policy_loss=policy_loss.item(),
-        value_loss=value_loss.item(),
-        entropy=mean_entropy.item(),
-        num_samples=T * N,
-        # from the host arrays already at hand: no second copy back from the device
-        explained_variance=explained_variance(values_np[: T * N], advantages_np.reshape(-1) + values_np[: T * N],
-                                              valid_np),
-    )
+    diagnostics = torch.stack(
+        [policy_loss, value_loss, mean_entropy, explained_variance(values.detach(), returns, valid).to(loss.dtype)]
+    ).detach()
+    return LossTerms(loss=loss, diagnostics=diagnostics, num_samples=T * N)
 
 
-def explained_variance(values: np.ndarray, returns: np.ndarray, valid: np.ndarray) -> float:
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """1 - Var(returns - values) / Var(returns) over the valid steps: 1 when the critic predicts the returns,
-    0 when it does no better than their mean, negative when worse; NaN when the returns do not vary."""
-    values, returns = values.reshape(-1)[valid.reshape(-1)], returns.reshape(-1)[valid.reshape(-1)]
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing batch gives NaN; its step is refused
-        variance = float(np.var(returns)) if returns.size else 0.0
-        explained = 1.0 - float(np.var(returns - values)) / variance if variance > 0 else float("nan")
-    return explained
+    0 when it does no better than their mean, negative when worse; NaN when the returns do not vary. A scalar
+    tensor where the inputs are (masked sums, not indexing: no synchronisation)."""
+    weight = valid.reshape(-1) / valid.sum()
+    both = torch.stack([returns, returns - values]).reshape(2, -1)  # both variances in one pass of kernels
+    mean = (both * weight).sum(-1, keepdim=True)
+    variance = ((both - mean) ** 2 * weight).sum(-1)
+    return torch.where(variance[0] > 0, 1.0 - variance[1] / variance[0], torch.full_like(variance[0], float("nan")))

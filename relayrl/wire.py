@@ -8,7 +8,7 @@ trusts the sender. torch is imported only to load weights into a model, so actin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -159,11 +159,12 @@ def rollout_from_proto(
     )
 
 
-def encode_weights(model: nn.Module, version: int, into: pb.Weights | None = None) -> pb.Weights:
-    """The model's state as a Weights message (filled into ``into`` when given, without copies)."""
+def encode_weights(model: nn.Module | Mapping[str, Any], version: int, into: pb.Weights | None = None) -> pb.Weights:
+    """The model's state (or a state already on the host) as a Weights message (filled into ``into`` when
+    given, without copies)."""
     weights = pb.Weights() if into is None else into
     weights.version = version
-    codec.add_named(weights.tensors, model.state_dict())
+    codec.add_named(weights.tensors, model.state_dict() if hasattr(model, "state_dict") else model)
     return weights
 
 

@@ -41,8 +41,10 @@ def plan(quick: bool) -> dict:
     return dict(ours_steps=40_000, sb3_steps=12_000, learn_seconds=None, random_episodes=100, cost_reps=40)
 
 
-def sb3_child(game: str, seed: int, steps: int, threads: int) -> dict:
-    """SB3 A2C on ``game`` as the zoo trains Atari; steady env steps/s of learn() after its first update."""
+def sb3_child(game: str, seed: int, steps: int, threads: int, device: str = "cpu",
+              max_seconds: float | None = None) -> dict:
+    """SB3 A2C on ``game`` as the zoo trains Atari; steady env steps/s of learn() after its first update.
+    ``max_seconds``: learn() stops once its first update is that long ago (the device benchmark's budget)."""
     import ale_py
     import gymnasium as gym
     import torch
@@ -62,7 +64,7 @@ def sb3_child(game: str, seed: int, steps: int, threads: int) -> dict:
                 self.first = (time.time(), self.model.num_timesteps)
 
         def _on_step(self) -> bool:
-            return True
+            return max_seconds is None or self.first is None or time.time() - self.first[0] < max_seconds
 
     gym.register_envs(ale_py)
     torch.set_num_threads(threads)
@@ -70,9 +72,19 @@ def sb3_child(game: str, seed: int, steps: int, threads: int) -> dict:
     env = make_atari_env(game, n_envs=SB3_ATARI["n_envs"], seed=seed, env_kwargs={"frameskip": 1})
     env = VecFrameStack(env, n_stack=SB3_ATARI["frame_stack"])
     model = A2C("CnnPolicy", env, n_steps=SB3_ATARI["n_steps"], ent_coef=SB3_ATARI["ent_coef"],
-                vf_coef=SB3_ATARI["vf_coef"], seed=seed, device="cpu", verbose=0,
+                vf_coef=SB3_ATARI["vf_coef"], seed=seed, device=device, verbose=0,
                 policy_kwargs=dict(optimizer_class=RMSpropTFLike, optimizer_kwargs=dict(eps=SB3_ATARI["rms_eps"])))
     clock = Clock()
+    updates = [0, 0.0]  # count, seconds in A2C.train(): SB3's update (its loss reads .item(): synchronised)
+    train = model.train
+
+    def timed_train() -> None:
+        began = time.perf_counter()
+        train()
+        updates[0] += 1
+        updates[1] += time.perf_counter() - began
+
+    model.train = timed_train
     started = time.time()
     model.learn(total_timesteps=steps, callback=clock)
     finished = time.time()
@@ -80,12 +92,16 @@ def sb3_child(game: str, seed: int, steps: int, threads: int) -> dict:
     return {"game": game, "seed": seed, "env_steps": model.num_timesteps,
             "steps_per_second": model.num_timesteps / (finished - started),
             "steady_steps_per_second": (model.num_timesteps - first_steps) / max(finished - first_at, 1e-9),
-            "torch_threads": torch.get_num_threads(), "settings": SB3_ATARI}
+            "torch_threads": torch.get_num_threads(), "settings": SB3_ATARI, "device": str(model.device),
+            "updates": updates[0], "mean_update_seconds": updates[1] / max(updates[0], 1),
+            "update_share": updates[1] / max(finished - started, 1e-9)}
 
 
-def sb3_run(game: str, seed: int, steps: int, threads: int, timeout: float) -> dict:
+def sb3_run(game: str, seed: int, steps: int, threads: int, timeout: float, device: str = "cpu",
+            max_seconds: float | None = None) -> dict:
+    extra = ["--device", device] + ([] if max_seconds is None else ["--max-seconds", str(max_seconds)])
     result = run_group([sys.executable, "-m", "relayrl_cli.bench.atari", "--sb3", "--game", game, "--seed", str(seed),
-                        "--steps", str(steps), "--threads", str(threads)], timeout)
+                        "--steps", str(steps), "--threads", str(threads), *extra], timeout)
     if result.returncode != 0:
         raise RuntimeError(f"SB3 Atari run failed ({result.returncode}):\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -311,5 +327,7 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-seconds", type=float, default=None)
     a = parser.parse_args()
-    print(json.dumps(sb3_child(a.game, a.seed, a.steps, a.threads)))
+    print(json.dumps(sb3_child(a.game, a.seed, a.steps, a.threads, a.device, a.max_seconds)))

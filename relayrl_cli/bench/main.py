@@ -6,7 +6,10 @@ holds at every fleet shape (relayrl_cli.bench.hold).
 `relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-minutes M]`: Atari throughput
 against SB3 A2C and a bounded-time learning run (relayrl_cli.bench.atari).
 `relayrl bench --suite domains [--quick] [--envs A,B] [--seeds N]`: each domain's standard task (driving, games,
-robots, MultiDiscrete) against SB3 A2C at equal env steps (relayrl_cli.bench.domains)."""
+robots, MultiDiscrete) against SB3 A2C at equal env steps (relayrl_cli.bench.domains).
+`relayrl bench --suite device [--quick] [--game G] [--budget-seconds S]`: the GPU learner proven on this machine
+within a time budget: correctness on the device, Atari against SB3 on the device, A3C, CartPole's scaling
+(relayrl_cli.bench.device)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayrl_cli.bench import atari, ceilings, domains, hold, learning, pipeline, provenance, sb3, transport, zoo
+from relayrl_cli.bench import (
+    atari,
+    ceilings,
+    device,
+    domains,
+    hold,
+    learning,
+    pipeline,
+    provenance,
+    sb3,
+    transport,
+    zoo,
+)
 from relayrl_cli.bench.provenance import machine, timed
 from relayrl_cli.bench.report import markdown, write_results
 from relayrl_cli.bench.solve import HOLD
@@ -168,13 +183,14 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
-    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari", "domains"),
+    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari", "domains", "device"),
                         default="performance",
                         help="performance (default): speed and time to a held solve against SB3 on CartPole; "
                              "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C; "
                              "hold: whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs; "
                              "atari: pixels' env steps/s against SB3 A2C, and a bounded-time learning run; "
-                             "domains: highway-env, MinAtar, PointMaze and a MultiDiscrete task against SB3 A2C")
+                             "domains: highway-env, MinAtar, PointMaze and a MultiDiscrete task against SB3 A2C; "
+                             "device: the GPU learner's correctness and speed on this machine (device.json)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
     parser.add_argument("--out", default="benchmarks/results",
                         help="folder for bench.json and bench.md (learning: learning.json and learning.md, "
@@ -192,11 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--game", default="ALE/Breakout-v5", help="atari: the ALE id [default: ALE/Breakout-v5]")
     parser.add_argument("--learn-minutes", type=float, default=30.0,
                         help="atari: minutes of the learning run [default: 30; --quick: 1/3]")
-    parser.add_argument("--parts", default="throughput,costs,learning",
+    parser.add_argument("--parts", default=None,
                         help="atari: any of throughput, costs (CPU ms per env step of each part), learning; a "
-                             "part left out keeps its earlier results [default: all three]")
+                             "part left out keeps its earlier results [default: all three]. device: any of "
+                             f"{', '.join(device.PARTS)} (a re-run of what failed) [default: all]")
+    parser.add_argument("--budget-seconds", type=float, default=None,
+                        help="device: wall seconds the suite may take, start-up included; parts that no longer fit "
+                             "are skipped and listed [default: 480]")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.budget_seconds is not None and (args.suite != "device" or args.budget_seconds <= 0):
+        parser.error("--budget-seconds: a positive number of seconds, for --suite device only")
     seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
     if seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -209,8 +231,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(hold.markdown(results))
         log(f"wrote {hold.results_path(out, args.quick)} and its .md")
         return 0
+    if args.suite == "device":
+        parts = tuple(part.strip() for part in (args.parts or ",".join(device.PARTS)).split(",") if part.strip())
+        if not parts or any(part not in device.PARTS for part in parts):
+            parser.error(f"--parts: {args.parts!r}; choose from {', '.join(device.PARTS)}")
+        results = device.run(args.quick, args.game, args.budget_seconds or device.BUDGET_SECONDS, parts)
+        path = device.write(results, out)
+        print(path.with_suffix(".md").read_text())
+        log(f"wrote {path} and its .md")
+        return 1 if results["failed"] else 0  # a part that failed is loud: the files say which and why
     if args.suite == "atari":
-        parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
+        parts = tuple(part.strip() for part in (args.parts or ",".join(atari.PARTS)).split(",") if part.strip())
         if not parts or any(part not in atari.PARTS for part in parts):
             parser.error(f"--parts: {args.parts!r}; choose from {', '.join(atari.PARTS)}")
         results = atari.run(args.game, args.seeds or 1 if args.quick else args.seeds or 2, args.quick,

@@ -88,3 +88,25 @@ def test_a_full_a3c_queue_gives_up_an_offer_when_the_learner_stops():
     assert queue.offer(contribution(0), stop) == "accepted"
     stop.set()
     assert queue.offer(contribution(1), stop) == "stopped"
+
+
+def test_barrier_clock_splits_the_actors_wait_between_the_round_and_the_update():
+    from learner_service.barrier import BarrierClock
+
+    times = iter([0.0,  # created
+                  1.0, 2.0, 3.0,  # round 1 (start-up's: not counted): an arrival, closed, published
+                  10.0, 11.0, 12.0, 14.0])  # round 2: two arrivals, closed, published
+    clock = BarrierClock(now=lambda: next(times))
+    clock.arrived(), clock.closed(), clock.published()
+    assert clock.summary()["rounds"] == 0
+    clock.arrived(), clock.arrived(), clock.closed(), clock.published()
+    # 2 actors over a round of 14 - 3 = 11 s: 22 actor-seconds; waiting for the slower: 2 + 1; for the update: 2 x 2
+    assert clock.summary() == {"rounds": 1, "idle_share": round(7 / 22, 4),
+                               "waiting_for_round_share": round(3 / 22, 4),
+                               "waiting_for_update_share": round(4 / 22, 4), "mean_close_to_publish_seconds": 2.0}
+
+
+def test_only_a2c_has_a_barrier():
+    rounds, queue_ = both()
+    assert queue_.barrier() is None
+    assert rounds.barrier()["rounds"] == 0

@@ -294,12 +294,16 @@ def test_loss_config_is_read_by_name_from_the_learner_config_and_the_run_config_
 def test_explained_variance_over_valid_steps():
     from relayrl.loss import explained_variance
 
+    def ev(values, returns, valid) -> float:
+        return float(explained_variance(*(torch.as_tensor(x, dtype=torch.float64) for x in (values, returns, valid))))
+
     returns = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
     valid = np.array([True, True, True, True, False])  # the invalid step must not count
-    assert explained_variance(returns.copy(), returns, valid) == 1.0
-    assert explained_variance(np.full(5, 2.5), returns, valid) == pytest.approx(0.0)
-    assert explained_variance(np.array([4.0, 3.0, 2.0, 1.0, 0.0]), returns, valid) == pytest.approx(-3.0)
-    assert np.isnan(explained_variance(np.zeros(5), np.ones(5), np.ones(5, bool)))
+    assert ev(returns.copy(), returns, valid) == 1.0
+    assert ev(np.full(5, 2.5), returns, valid) == pytest.approx(0.0)
+    assert ev(np.array([4.0, 3.0, 2.0, 1.0, 0.0]), returns, valid) == pytest.approx(-3.0)
+    assert np.isnan(ev(np.zeros(5), np.ones(5), np.ones(5, bool)))
+    assert np.isnan(ev(np.zeros(5), np.arange(5.0), np.zeros(5, bool)))  # no valid step
 
 
 def test_num_samples_counts_every_transition_of_every_rollout(model):

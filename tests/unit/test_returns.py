@@ -125,6 +125,19 @@ def test_gae_matches_the_papers_sum(lam, seed):
     np.testing.assert_allclose(adv, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("lam", [0.0, 0.95, 1.0])
+@pytest.mark.parametrize("seed", range(2))
+def test_gae_on_torch_tensors_matches_the_papers_sum(lam, seed):
+    """The learner runs GAE where its batch is (a GPU's memory): the same function on tensors, same result."""
+    torch = pytest.importorskip("torch")
+    rewards, values, next_values, terminated, truncated = random_episodes(seed)
+    tensors = [torch.as_tensor(x) for x in (rewards, values, next_values, terminated, terminated | truncated)]
+    adv = gae_advantages(*tensors, 0.9, lam)
+    assert isinstance(adv, torch.Tensor) and adv.dtype == torch.float64 and adv.shape == rewards.shape
+    expected = gae_reference(rewards, values, next_values, terminated, truncated, 0.9, lam)
+    np.testing.assert_allclose(adv.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_n_step_returns_match_the_sum_and_gae_with_lambda_one(seed):
     rewards, values, next_values, terminated, truncated = random_episodes(seed)
