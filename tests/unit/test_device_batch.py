@@ -103,3 +103,19 @@ def test_update_through_the_staging_matches_the_plain_loss():
     assert terms.entropy == reference.entropy
     assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))  # it stepped
     assert_same(stage_rollouts(rollouts, FIELDS, CPU), gather(rollouts, FIELDS, CPU))
+
+
+def test_dict_observation_rollouts_stage_as_they_gather_and_give_the_same_loss():
+    from learner_service.device_batch import pack_rollouts
+    from tests.unit.test_spaces import DICT, dict_rollout
+
+    rollouts = [dict_rollout(seed=1), dict_rollout(seed=2)]
+    staged = pack_rollouts(rollouts, FIELDS, CPU)
+    assert_same(staged, gather(rollouts, FIELDS, CPU))
+    assert staged["observations"]["pixels"].dtype == torch.uint8 and staged["observations"]["goal"].shape == (3, 4)
+    torch.manual_seed(0)
+    model = ActorCritic(DICT, gym.spaces.MultiBinary(3), (8,), normalize_observations=True)
+    through_staging = actor_critic_loss(model, rollouts, LossConfig(), gather=pack_rollouts)
+    plain = actor_critic_loss(model, rollouts, LossConfig())
+    torch.testing.assert_close(through_staging.loss, plain.loss)
+    assert through_staging.num_samples == 3 * 4
