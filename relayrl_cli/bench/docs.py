@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from relayrl_cli.bench import learning
+from relayrl_cli.bench import domains, learning
 from relayrl_cli.bench.stats import paired_ratio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,12 +169,18 @@ def atari_learning(a: dict, link: str) -> str:
             f"for a random policy ({len(scores['runs'])} episodes).")
 
 
+def domains_table(results: dict, link: str) -> str:
+    """README "Every space": each domain's standard task against SB3 A2C, the table domains.md holds."""
+    return "\n".join(line for line in domains.markdown(results).splitlines() if line.startswith("|"))
+
+
 # name -> (results file, renderer)
 SECTIONS: dict[str, tuple[str, Callable[[dict, str], str]]] = {
     "performance": ("bench.json", performance),
     "hold": ("hold.json", hold),
     "hold-cost": ("hold.json", hold_cost),
     "learning": ("learning.json", learning_table),
+    "domains": ("domains.json", domains_table),
     "atari-throughput": ("atari.json", atari_throughput),
     "atari-costs": ("atari.json", atari_costs),
     "atari-learning": ("atari.json", atari_learning),
