@@ -43,6 +43,8 @@ class RolloutCollector:
         n = env.num_envs
         self.observation_space = env.single_observation_space
         self.obs = empty_batch(self.observation_space, (n_steps, n))
+        # one array (not a Dict): its dtype, so that the hot loop converts without looking at the space again
+        self.obs_dtype = None if isinstance(self.obs, dict) else self.obs.dtype
         self.actions = np.zeros((n_steps, n, *element_shape(self.action_space)), action_dtype(self.action_space))
         self.rewards = np.zeros((n_steps, n), np.float32)
         self.terminated = np.zeros((n_steps, n), bool)
@@ -50,11 +52,17 @@ class RolloutCollector:
         self.valid = np.zeros((n_steps, n), bool)
         self.log_probs = np.zeros((n_steps, n), np.float32)
         obs, info = env.reset(seed=seed)
-        self.next_obs = as_wire(self.observation_space, obs)
+        self.next_obs = self._wire(obs)
         self.lives = self._lives(info)
         self.resetting = np.zeros(n, bool)  # the env's next step is an autoreset step
         self.episode_return = np.zeros(n, np.float64)
         self.episode_length = np.zeros(n, np.int64)
+
+    def _wire(self, obs: Observation) -> Observation:
+        """The env's observations in their wire dtypes (never widened)."""
+        if self.obs_dtype is None:
+            return as_wire(self.observation_space, obs)
+        return np.asarray(obs, self.obs_dtype)
 
     def _lives(self, info: dict) -> np.ndarray | None:
         if not self.episodic_life:
@@ -67,12 +75,15 @@ class RolloutCollector:
         finished_returns: list[np.ndarray] = []
         finished_lengths: list[np.ndarray] = []
         for t in range(self.n_steps):
-            assign(self.obs, t, self.next_obs)
+            if self.obs_dtype is None:
+                assign(self.obs, t, self.next_obs)
+            else:
+                self.obs[t] = self.next_obs
             actions, log_probs = self.act(self.next_obs)
             self.actions[t] = actions
             self.log_probs[t] = log_probs
             obs, reward, terminated, truncated, info = self.env.step(env_action(actions, self.action_space))
-            self.next_obs = as_wire(self.observation_space, obs)
+            self.next_obs = self._wire(obs)
             self.rewards[t] = np.sign(reward) if self.clip_rewards else reward
             self.terminated[t] = terminated
             self.truncated[t] = truncated

@@ -73,6 +73,9 @@ class NumpyPolicy:
         self.dict_keys = None if subspaces is None else list(subspaces)
         self.one_hot_spaces = {key: sub for key, sub in (subspaces or {None: observation_space}).items()
                                if sub is not None and observation_kind(sub) == ONE_HOT}
+        flat = observation_space is None or (isinstance(observation_space, gym.spaces.Box)
+                                             and len(observation_space.shape) == 1)
+        self.plain = flat and not self.one_hot_spaces and not self.normalized_keys  # read as they are
         self.sde_rollout_steps, self.sde_sample_freq = sde_rollout_steps, sde_sample_freq
         self.exploration: np.ndarray | None = None  # gSDE: [N, features, actions], one matrix per env
         self.calls = 0
@@ -124,6 +127,8 @@ class NumpyPolicy:
 
     def features(self, obs: Observation) -> np.ndarray:
         """Observations as the first layer reads them: flattened, one-hot, normalised; a Dict's keys concatenated."""
+        if self.plain:
+            return obs  # float32 vectors as the collector holds them: nothing to do
         if self.dict_keys is None:
             return self._part(None, obs)
         return np.concatenate([self._part(key, obs[key]) for key in self.dict_keys], axis=1)
@@ -161,7 +166,7 @@ class NumpyPolicy:
 
     def _act_categorical(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One categorical per block of logits (one block for Discrete), log-probabilities summed."""
-        picks, total = [], np.zeros(len(logits), np.float32)
+        picks, log_probs = [], []
         offset = 0
         for size in self.sizes:
             block = logits[:, offset : offset + size]
@@ -173,9 +178,10 @@ class NumpyPolicy:
             u = self.rng.random((len(block), 1), dtype=np.float32) * cdf[:, -1:]
             actions = np.minimum((cdf < u).sum(axis=1), size - 1)
             picks.append(actions)
-            total += log_p[np.arange(len(block)), actions]
-        actions = picks[0] if self.kind == CATEGORICAL else np.stack(picks, axis=1)
-        return actions.astype(np.int64), total.astype(np.float32)
+            log_probs.append(log_p[np.arange(len(block)), actions])
+        if self.kind == CATEGORICAL:
+            return picks[0].astype(np.int64), log_probs[0].astype(np.float32)
+        return np.stack(picks, axis=1).astype(np.int64), np.sum(log_probs, axis=0).astype(np.float32)
 
     def _act_bernoulli(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A Bernoulli per bit, P(1) = sigmoid(logit); the action's log-probability is the bits' sum."""
