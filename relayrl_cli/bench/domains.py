@@ -186,6 +186,7 @@ def run(envs: list[str], seeds: int, quick: bool, out: Path, timeout: float, rer
                 record["run"] = provenance.stamp_since(started, load_before)
                 entry[side][str(seed)] = record
                 write(results, path)
+    write(results, path)  # even when every run was there: the file then carries this invocation's provenance
     return results
 
 

@@ -27,7 +27,7 @@ RUN_KEYS = {"commit", "dirty", "command", "started_at", "finished_at", "load_ave
 def committed_results() -> list[str]:
     listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "benchmarks/results/*.json"], capture_output=True,
                             text=True, check=True).stdout.split()
-    return sorted(Path(p).name for p in listed)
+    return sorted(str(Path(p).relative_to("benchmarks/results")) for p in listed)  # subfolders' files too
 
 
 def in_history(commit: str) -> bool:
