@@ -25,8 +25,9 @@ class Checkpointer:
     def __init__(self, config: LearnerConfig, trainer: Trainer, progress: Progress, metrics: LearnerMetrics) -> None:
         self.config, self.trainer, self.progress, self.metrics = config, trainer, progress, metrics
         self._last = time.monotonic()
-        # Set by the learner before its final checkpoint when a stop criterion was met: the checkpoint then
-        # marks the run finished, and --resume refuses it unless --resume-finished (learner_service/resume.py).
+        # Set by the learner before its final checkpoint when a stop criterion was met (its name): the
+        # checkpoint then marks the run finished, with the targets it met, and --resume refuses it unless a
+        # target is raised or --resume-finished is given (learner_service/resume.py).
         self.finished: str | None = None
 
     def state(self) -> dict:
@@ -47,7 +48,12 @@ class Checkpointer:
             "optimizer_name": c.optimizer,
             "relayrl_version": __version__,
             "torch_version": str(torch.__version__),
-            "finished": self.finished,
+            "finished": None if self.finished is None else {
+                "reason": self.finished,
+                "target_return": c.target_return,
+                "max_env_steps": c.max_env_steps,
+                "max_seconds": c.max_seconds,
+            },
         }
 
     def write(self) -> Path | None:

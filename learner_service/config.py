@@ -189,8 +189,8 @@ class LearnerConfig:
     resume_finished: bool = option(
         False,
         "With --resume, also continue a run whose newest checkpoint marks it finished (it met its stop target). "
-        "Without it such a resume is refused (exit 2): a restarted or re-applied finished run never trains on by "
-        "accident; start a new run with another --run-name instead.",
+        "Without it, or a raise of the target it met (--max-env-steps, --target-return), such a resume is refused "
+        "(exit 2): a restarted or re-applied finished run never trains on by accident.",
     )
     run_dir: str | None = option(None, "Folder for summary.json, the learning curve and (by default) checkpoints.")
     target_return: float | None = option(None, "Stop when the mean return of the last 100 episodes reaches this.")

@@ -205,8 +205,10 @@ class Learner:
             self.stop.set()
 
     def request_stop(self, reason: str) -> None:
-        """Stop serving for ``reason`` (a signal, say): ``serve()`` then shuts down and returns."""
-        self.stop_reason = reason
+        """Stop serving for ``reason`` (a signal, say): ``serve()`` then shuts down and returns. A run that has
+        just met its stop criterion keeps that as its reason (a signal arriving then does not unfinish it)."""
+        if not self.finished:
+            self.stop_reason = reason
         self.stop.set()
 
     def serve(self) -> str:

@@ -25,18 +25,39 @@ def resume(config: LearnerConfig, model: ActorCritic, optimizer: Optimizer, prog
         log.warning("--resume: no usable checkpoint in %s; starting fresh", config.checkpoint_dir)
         return 0
     path, state = found
-    if state.get("finished") and not config.resume_finished:
-        raise ConfigError(
-            f"{describe('resume')}: {path} ends a run that finished ({state['finished']}, at {state['env_steps']} "
-            f"env steps); start a new run with another {describe('run_name')}, or pass "
-            f"{describe('resume_finished')} to train this one further"
-        )
+    check_not_finished(config, path, state)
     check_fits(config, model, path, state)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     progress.resume(state)
     log.info("resumed from %s at policy version %d, %d env steps", path, state["version"], state["env_steps"])
     return int(state["version"])
+
+
+# A finished run's stop reason -> the option whose raise continues it on purpose (max_seconds counts this
+# process's time, so it never continues a run by itself: --resume-finished does).
+RAISED_TARGET = {"max_env_steps": "max_env_steps", "solved": "target_return"}
+
+
+def check_not_finished(config: LearnerConfig, path: Path, state: dict) -> None:
+    """A ConfigError when the checkpoint at ``path`` ends a finished run and nothing says to go on: a
+    restarted or re-applied finished run (the same configuration again) must not train by accident. Going
+    on is explicit: the target it met raised (relayrl train --resume --max-env-steps MORE), or
+    --resume-finished."""
+    finished = state.get("finished")
+    if not finished or config.resume_finished:
+        return
+    option = RAISED_TARGET.get(finished["reason"])
+    if option is not None:
+        met, asked = finished.get(option), getattr(config, option)
+        if met is not None and asked is not None and asked > met:
+            log.info("resuming the finished run %s: %s raised from %s to %s", path.parent, describe(option), met, asked)
+            return
+    raise ConfigError(
+        f"{describe('resume')}: {path} ends a run that finished ({finished['reason']}, at {state['env_steps']} env "
+        f"steps); start a new run with another {describe('run_name')}, raise the target it met, or pass "
+        f"{describe('resume_finished')} to train it further"
+    )
 
 
 def check_fits(config: LearnerConfig, model: ActorCritic, path: Path, state: dict) -> None:

@@ -99,6 +99,10 @@ def launch(config: TrainConfig, started: float, argv: Sequence[str] = ()) -> int
     except KeyboardInterrupt:
         learner.send_signal(signal.SIGINT)
         code = learner.wait()
+        # A learner with a stop target stopped short of it exits 128 + the signal (so that a Kubernetes Job
+        # retries it); here the user asked for the stop, and the run's summary is still wanted.
+        if code == 128 + signal.SIGINT:
+            code = 0
     # Connected actors exit on the learner's Stop at once; one still connecting never hears it.
     deadline = time.monotonic() + 2.0
     for proc in procs[1:]:

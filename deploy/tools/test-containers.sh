@@ -249,12 +249,13 @@ for f in "$WORK"/configmap-*.yaml; do configmaps+=(--configmap "$f"); done
 # The token Secret the pods mount (make k8s-run creates it in a cluster): played first, as podman makes a
 # podman secret of a Secret object, which the Deployment's secret volume then finds.
 "$PY" - "$WORK/secret-relayrl-auth.yaml" <<'EOF'
-import base64, secrets, sys
+import secrets, sys
 
 import yaml
 
-token = base64.b64encode(secrets.token_hex(32).encode()).decode()
-secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "relayrl-auth"}, "data": {"token": token}}
+# stringData: podman 4.3 mounts a Secret's `data` values still base64-encoded
+secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "relayrl-auth"},
+          "stringData": {"token": secrets.token_hex(32)}}
 open(sys.argv[1], "w").write(yaml.safe_dump(secret))
 EOF
 podman secret rm relayrl-auth >/dev/null 2>&1 || true
@@ -314,13 +315,14 @@ services:
   learner:
     environment:
       RELAYRL_RUN_NAME: ${RELAYRL_RUN_NAME:?}
-      RELAYRL_MAX_ENV_STEPS: "20000"
+      RELAYRL_MAX_ENV_STEPS: ${RELAYRL_MAX_ENV_STEPS:?}
 EOF
 RUN_COMPOSE=("${COMPOSE[@]}" -f "$WORK/compose.run.yaml")
 state() { podman inspect --format '{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}' "$1"; }
 stopped_with() { set -- "$1" "$2" "$(state "$1")"; [[ "$3" == "exited $2 "* ]]; }
 files_of() { (cd "$volume/$1" && sha256sum -- * | sort); }
 
+export RELAYRL_MAX_ENV_STEPS=20000  # run first: a target reached in seconds
 RELAYRL_RUN_NAME=first timeout 300 "${RUN_COMPOSE[@]}" up -d --no-build >"$WORK/run-first.log" 2>&1 \
     || { cat "$WORK/run-first.log"; fail "compose up (run first)"; }
 poll 300 "run first's learner to meet its target and exit 0" stopped_with "$LEARNER" 0
@@ -338,6 +340,7 @@ podman logs "$LEARNER" 2>&1 | grep -q "finished (max_env_steps" || fail "the ref
 [ "$(files_of first)" = "$first" ] || fail "run first's checkpoints changed"
 ok "run first is not resumed: exit 2, naming --resume-finished"
 
+export RELAYRL_MAX_ENV_STEPS=1000000000  # run second: far off, so that it is still training when checked
 RELAYRL_RUN_NAME=second timeout 300 "${RUN_COMPOSE[@]}" up -d --no-build --force-recreate \
     >"$WORK/run-second.log" 2>&1 || { cat "$WORK/run-second.log"; fail "compose up (run second)"; }
 poll 120 "run second's learner healthy" health "$LEARNER"

@@ -64,11 +64,11 @@ class Cluster:
         self.token = tmp_path / "secret-token"
         self.token.write_text(TOKEN + "\n")  # as `kubectl create secret --from-file` stores a file
 
-    def learner(self, env: dict[str, str], name: str, port: int) -> tuple[Service, int]:
+    def learner(self, env: dict[str, str], name: str, port: int, steps: int = STEPS) -> tuple[Service, int]:
         assert env["RELAYRL_CHECKPOINT_DIR"] == "/data/checkpoints" and env["RELAYRL_RESUME"] == "true"
         env = {k: v for k, v in env.items() if k != "RELAYRL_TARGET_RETURN"}  # the overlay's: hours for CartPole
         metrics = free_port()
-        env.update(RELAYRL_MAX_ENV_STEPS=str(STEPS), RELAYRL_HOST="127.0.0.1", RELAYRL_PORT=str(port),
+        env.update(RELAYRL_MAX_ENV_STEPS=str(steps), RELAYRL_HOST="127.0.0.1", RELAYRL_PORT=str(port),
                    RELAYRL_METRICS_PORT=str(metrics), RELAYRL_CHECKPOINT_DIR=str(self.volume),
                    RELAYRL_AUTH_TOKEN_FILE=self._file(env["RELAYRL_AUTH_TOKEN_FILE"]), HOME=str(self.tmp))
         return Service(name, [str(VENV_BIN / "relayrl"), "learner"], env, self.tmp, cwd=self.tmp), metrics
@@ -128,7 +128,8 @@ def test_a_run_finishes_stays_down_and_a_new_run_starts_beside_it(k8s_run, tmp_p
     # Run `second` (make k8s-new-run RUN=second), on the same address and volume: a new run beside the old.
     second = rendered_env(k8s_run, tmp_path, "second")
     assert second["learner"]["RELAYRL_RUN_NAME"] == "second"
-    learner2, learner2_metrics = cluster.learner(second["learner"], "learner-second", port)
+    # (a stop target far off: the SIGTERM below must come before it)
+    learner2, learner2_metrics = cluster.learner(second["learner"], "learner-second", port, steps=10**9)
     services.append(learner2)
     actor2, _, _ = cluster.actor(second["actor"], "actor-second", port)
     services.append(actor2)

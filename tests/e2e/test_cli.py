@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,27 @@ def test_train_passes_the_auth_token_to_its_actors(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["solved"] and summary["peak_actors_connected"] >= 1
     assert "a-token-for-this-test-only" not in (tmp_path / "summary.json").read_text() + result.stdout + result.stderr
+
+
+def test_ctrl_c_on_train_with_a_target_still_ends_with_the_summary(tmp_path):
+    """Ctrl-C reaches the whole process group: the learner, with a stop target it has not met, exits 130 (a
+    Kubernetes Job must retry such a stop); `relayrl train`, whose user asked for the stop, still prints the
+    run's summary and exits 0."""
+    proc = subprocess.Popen(
+        [*RELAYRL, "train", "--actors", "1", "--num-envs", "8", "--hidden-sizes", "16,16", "--log-every", "0.2",
+         "--target-return", "100000", "--run-dir", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLEAN_ENV, start_new_session=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # the first progress line: training is under way
+            lines.append(line)
+            if "env_steps=" in line:
+                break
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out = "".join(lines) + proc.stdout.read()
+        assert proc.wait(timeout=60) == 0, out[-3000:]
+        assert "mean return" in out and (tmp_path / "run" / "summary.json").is_file(), out[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -25,21 +25,28 @@ def finished_run(start_learner, start_actor, tmp_path, when_finished: str):
 def test_the_final_checkpoint_marks_the_run_finished(start_learner, start_actor, tmp_path):
     finished_run(start_learner, start_actor, tmp_path, "exit")
     path, state = checkpoints.resume_from(str(tmp_path / "first"))
-    assert state["finished"] == "max_env_steps", path
+    assert state["finished"]["reason"] == "max_env_steps" and state["finished"]["max_env_steps"] == 400, path
 
 
 def test_a_finished_run_is_not_resumed_by_accident(start_learner, start_actor, tmp_path):
     finished_run(start_learner, start_actor, tmp_path, "exit")
-    again = flags(checkpoint_dir=tmp_path, run_name="first", resume=True, port=0, metrics_port=-1,
-                  hidden_sizes="16,16", max_env_steps=10**6)
-    with pytest.raises(ConfigError, match=r"finished \(max_env_steps.*--run-name.*--resume-finished"):
-        Learner(load(LearnerConfig, again, environ={}))
-    # Asked for explicitly, it trains on from the finished run's checkpoint.
-    learner = Learner(load(LearnerConfig, again + ["--resume-finished"], environ={}))
-    try:
-        assert learner.progress.env_steps >= 400
-    finally:
-        learner.server.stop(0)
+
+    def resumed(**targets) -> list[str]:
+        return flags(checkpoint_dir=tmp_path, run_name="first", resume=True, port=0, metrics_port=-1,
+                     hidden_sizes="16,16", **targets)
+
+    # The run started again as it was (a Job re-applied), or with another kind of target: refused.
+    for argv in (resumed(max_env_steps=400), resumed(target_return=10**6)):
+        with pytest.raises(ConfigError, match=r"finished \(max_env_steps.*--run-name.*--resume-finished"):
+            Learner(load(LearnerConfig, argv, environ={}))
+    # Going on on purpose: the target it met raised (relayrl train --resume --max-env-steps MORE), or
+    # --resume-finished; both train on from the finished run's checkpoint.
+    for argv in (resumed(max_env_steps=800), resumed(max_env_steps=400, resume_finished=True)):
+        learner = Learner(load(LearnerConfig, argv, environ={}))
+        try:
+            assert learner.progress.env_steps >= 400
+        finally:
+            learner.server.stop(0)
 
 
 def test_an_actor_told_to_wait_stays_idle_until_sigterm(start_learner, start_actor, tmp_path):
