@@ -5,6 +5,7 @@ the command, fails here."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -41,9 +42,7 @@ def test_a_changed_figure_is_rewritten_from_the_file_and_check_reports_it(tmp_pa
 
 def test_a_results_change_shows_in_the_text(tmp_path, monkeypatch):
     results = tmp_path / "results"
-    results.mkdir()
-    for path in docs.RESULTS.iterdir():
-        (results / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(docs.RESULTS, results)
     bench = json.loads((results / "bench.json").read_text())
     bench["vs_sb3"]["steps_per_second_ratio"] = 99.04
     (results / "bench.json").write_text(json.dumps(bench))
