@@ -94,15 +94,14 @@ def launch(config: TrainConfig, started: float, argv: Sequence[str] = ()) -> int
         env = {**base, **to_environ({**actor_values, "actor_id": f"actor-{i}"})}
         procs.append(subprocess.Popen([sys.executable, "-m", "actor_service"], env=env))
     learner = procs[0]
-    try:
-        code = learner.wait()
-    except KeyboardInterrupt:
-        learner.send_signal(signal.SIGINT)
-        code = learner.wait()
-        # A learner with a stop target stopped short of it exits 128 + the signal (so that a Kubernetes Job
-        # retries it); here the user asked for the stop, and the run's summary is still wanted.
-        if code == 128 + signal.SIGINT:
-            code = 0
+    # Ctrl-C reaches the whole process group, the learner perhaps before this process: forward it from a handler
+    # rather than a KeyboardInterrupt that could land anywhere once the learner is gone.
+    signal.signal(signal.SIGINT, lambda signum, frame: learner.send_signal(signal.SIGINT))
+    code = learner.wait()
+    # A learner with a stop target stopped short of it exits 128 + the signal (so that a Kubernetes Job retries
+    # it); here the user asked for the stop with Ctrl-C, and the run's summary is still wanted.
+    if code == 128 + signal.SIGINT:
+        code = 0
     # Connected actors exit on the learner's Stop at once; one still connecting never hears it.
     deadline = time.monotonic() + 2.0
     for proc in procs[1:]:

@@ -46,11 +46,12 @@ def code() -> dict[str, Any]:
 def command() -> str:
     """The command line as typed (python -m relayrl_cli ... or the relayrl script), shell-quoted."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith("__main__.py"):
-        argv[0] = f"{Path(sys.executable).name} -m relayrl_cli"
-    elif argv:
-        argv[0] = Path(argv[0]).name
-    return shlex.join(argv)
+    if not argv:
+        return ""
+    rest = shlex.join(argv[1:])
+    if argv[0].endswith("__main__.py"):
+        return f"{Path(sys.executable).name} -m relayrl_cli {rest}"
+    return f"{shlex.quote(Path(argv[0]).name)} {rest}"
 
 
 def load_average() -> list[float]:

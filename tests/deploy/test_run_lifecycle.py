@@ -79,7 +79,7 @@ def test_a_named_run_on_another_env_fails_with_the_reason(tmp_path):
     learner = Learner(config("CartPole-v1"))
     learner.checkpoint()
     learner.server.stop(0)
-    with pytest.raises(ConfigError, match="resume.*holds env"):
+    with pytest.raises(ConfigError, match="resume.*holds {'env'"):
         Learner(config("Acrobot-v1"))
 
 
