@@ -6,6 +6,7 @@ in NumPy (tests/references.py holds GAE as the paper's explicit sum).
 """
 
 import dataclasses
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -309,3 +310,44 @@ def test_num_samples_counts_every_transition_of_every_rollout(model):
     cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
     assert actor_critic_loss(model, [a], cfg).num_samples == a.valid.size == 24
     assert actor_critic_loss(model, [a, b], cfg).num_samples == a.valid.size + b.valid.size == 42
+
+
+def test_a_batch_with_one_valid_transition_is_its_mean_over_one(model):
+    r = random_rollout(T=3, N=2, seed=4)
+    valid = np.zeros_like(r.valid)
+    valid[1, 1] = True
+    r = dataclasses.replace(r, valid=valid)
+    cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
+    assert_terms_match(actor_critic_loss(model, [r], cfg), reference_loss(model, r, cfg))
+
+
+def read_only(r):
+    """A rollout as decoded from the wire: its arrays view the message's bytes and cannot be written."""
+    fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+    for value in fields.values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return r
+
+
+def test_read_only_rollouts_give_the_same_loss_without_warnings(model):
+    """torch warns on (and may write through) a read-only array: the loss copies a lone read-only rollout."""
+    cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
+    writable = actor_critic_loss(model, [random_rollout(T=6, N=4, seed=2)], cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = actor_critic_loss(model, [read_only(random_rollout(T=6, N=4, seed=2))], cfg)
+    assert terms.loss.item() == writable.loss.item()
+
+
+def test_overflowing_rewards_give_a_non_finite_loss_without_numpy_warnings(model):
+    """Rewards near float32's maximum overflow the returns: the loss is non-finite and the step is refused
+    where it is taken (clip_and_step), with no RuntimeWarning per batch in the learner's log."""
+    r = random_rollout(T=6, N=4, seed=0)
+    r = dataclasses.replace(r, rewards=np.where(np.arange(6)[:, None] % 2 == 0, 3e38, -3e38).astype(np.float32)
+                            * np.ones((1, 4), np.float32))
+    cfg = LossConfig(gamma=0.99, gae_lambda=0.95, value_coef=0.5, entropy_coef=0.01, normalize_advantage=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = actor_critic_loss(model, [r], cfg)
+    assert not np.isfinite(terms.loss.item())
