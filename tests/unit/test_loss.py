@@ -351,3 +351,27 @@ def test_overflowing_rewards_give_a_non_finite_loss_without_numpy_warnings(model
         warnings.simplefilter("error")
         terms = actor_critic_loss(model, [r], cfg)
     assert not np.isfinite(terms.loss.item())
+
+
+def test_the_loss_reports_the_critics_explained_variance(model):
+    r = random_rollout(T=6, N=4, seed=5)
+    cfg = LossConfig(gamma=0.9, gae_lambda=0.95, value_coef=0.5, entropy_coef=0.01)
+    terms = actor_critic_loss(model, [r], cfg)
+    v, vb, _ = forward(model, r)
+    A = gae_reference(r.rewards.astype(np.float64), v, np.concatenate([v[1:], vb[None]]), r.terminated, r.truncated,
+                      cfg.gamma, cfg.gae_lambda)
+    returns, valid = A + v, r.valid
+    expected = 1.0 - np.var((returns - v)[valid]) / np.var(returns[valid])
+    assert terms.explained_variance == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_explained_variance_takes_any_shape_small_variances_and_degenerate_batches_quietly():
+    from relayrl.loss import explained_variance
+
+    returns = np.array([[0.1, 0.2], [0.3, 0.4]])  # [T, N], a variance far below 1
+    assert explained_variance(returns.copy(), returns, np.ones((2, 2), bool)) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN, never a RuntimeWarning per batch in the learner's log
+        assert np.isnan(explained_variance(returns, returns, np.zeros((2, 2), bool)))  # nothing valid
+        huge = np.array([3e38, -3e38], np.float32)  # an overflowing batch
+        assert np.isnan(explained_variance(np.zeros(2, np.float32), huge, np.ones(2, bool)))

@@ -151,3 +151,10 @@ def test_an_empty_rollout_advances_no_return():
     seen, after = discounted_returns(running, np.zeros((0, 2)), np.zeros((0, 2), bool), np.zeros((0, 2), bool), 0.9)
     assert seen.shape == (0,)
     np.testing.assert_array_equal(after, running)
+
+
+def test_observation_normalisation_clips_both_ways_and_survives_a_constant_feature():
+    mean, var = np.array([0.0, 5.0]), np.array([1.0, 0.0])  # the second feature never varied
+    out = normalize_observations(np.array([[-1e3, 5.0], [1e3, 5.0]], np.float32), mean, var)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_array_equal(out, [[-10.0, 0.0], [10.0, 0.0]])
