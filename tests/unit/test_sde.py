@@ -96,3 +96,17 @@ def test_the_torch_model_samples_with_its_gsde_std_and_scores_what_it_samples():
     np.testing.assert_allclose(actions.std(0).numpy(), log_std.exp()[0].numpy(), rtol=0.1)
     expected, _ = model.log_prob_entropy(obs.expand(len(actions), -1), actions)
     np.testing.assert_allclose(log_probs.numpy(), expected.detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_features_of_zero_give_the_floor_std_not_nan():
+    """Hidden features all 0 (a saturated or zeroed layer): the variance is 0 and SDE_EPSILON keeps the
+    log-std finite, at log(sqrt(SDE_EPSILON))."""
+    model = sde_model()
+    with torch.no_grad():
+        for p in model.policy[:-1].parameters():
+            p.zero_()
+    obs = torch.ones(2, 3)
+    mean, log_std, _ = model._gaussian(model.embed(obs))
+    np.testing.assert_allclose(log_std.detach().numpy(), np.full((2, 2), 0.5 * np.log(SDE_EPSILON)), rtol=1e-6)
+    log_p, entropy = model.log_prob_entropy(obs, mean.detach())
+    assert torch.isfinite(log_p).all() and torch.isfinite(entropy).all()
