@@ -344,12 +344,25 @@ def test_overflowing_rewards_give_a_non_finite_loss_without_numpy_warnings(model
     """Rewards near float32's maximum overflow the returns: the loss is non-finite and the step is refused
     where it is taken (clip_and_step), with no RuntimeWarning per batch in the learner's log."""
     r = random_rollout(T=6, N=4, seed=0)
-    r = dataclasses.replace(r, rewards=np.where(np.arange(6)[:, None] % 2 == 0, 3e38, -3e38).astype(np.float32)
-                            * np.ones((1, 4), np.float32))
+    ended = np.zeros_like(r.terminated)
+    ended[1] = True  # after four steps whose return overflowed: 0 x inf, an invalid operation
+    valid = np.ones_like(r.valid)
+    valid[2] = False
+    r = dataclasses.replace(r, rewards=np.full_like(r.rewards, 3e38), terminated=ended,
+                            truncated=np.zeros_like(ended), valid=valid)  # returns overflow float32 in two steps
     cfg = LossConfig(gamma=0.99, gae_lambda=0.95, value_coef=0.5, entropy_coef=0.01, normalize_advantage=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         terms = actor_critic_loss(model, [r], cfg)
+    assert not np.isfinite(terms.loss.item())
+
+    # a critic whose output overflowed already: inf - inf and 0 x inf in the returns, again quietly
+    with torch.no_grad():
+        for p in model.value_net.parameters():
+            p.fill_(float("inf"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = actor_critic_loss(model, [random_rollout(T=6, N=4, seed=0)], cfg)
     assert not np.isfinite(terms.loss.item())
 
 
