@@ -1,11 +1,11 @@
 """`relayrl bench --suite learning`: does RelayRL learn each standard task as well as rl-baselines3-zoo's A2C?
 
-For every env and seed, in the same run: (a) `relayrl train --env ENV --seed S --max-env-steps BUDGET` with
-no other hyperparameter flag (the env's preset applies), then its newest checkpoint played greedily for
-the evaluation episodes (relayrl_cli.evaluate); (b) Stable-Baselines3 A2C with the zoo's hyperparameters for
-the env (relayrl_cli.bench.zoo) for the same budget, its final policy played greedily (deterministic=True,
-VecNormalize statistics frozen). BUDGET is the zoo's n_timesteps. Wall seconds are from launching each
-process to the end of training (evaluation excluded).
+For every env and seed, one side after the other in one invocation: (a) `relayrl train --env ENV --seed S
+--max-env-steps BUDGET` with no other hyperparameter flag (the env's preset applies), then its newest
+checkpoint played greedily for the evaluation episodes (relayrl_cli.evaluate); (b) Stable-Baselines3 A2C with
+the zoo's hyperparameters for the env (relayrl_cli.bench.zoo) for the same budget, its final policy played
+greedily (deterministic=True, VecNormalize statistics frozen). BUDGET is the zoo's n_timesteps. Wall seconds
+are from launching each process to the end of training (evaluation excluded).
 
 Results are merged into OUT/learning.json run by run (OUT/learning-quick.json with --quick), so a long
 suite can be split across invocations (`--envs`) or resumed after an interruption: a run already in the

@@ -20,7 +20,7 @@ from learner_service.metrics import LearnerMetrics
 from learner_service.optim import make_optimizer
 from learner_service.progress import Progress
 from learner_service.sessions import WeightsBoard
-from learner_service.trainer import Trainer, apply_gradients, clip_and_step, update_from_rollouts
+from learner_service.trainer import NonFiniteUpdate, Trainer, apply_gradients, clip_and_step, update_from_rollouts
 from relayrl.loss import LossConfig, actor_critic_loss
 from relayrl.model import ActorCritic
 from tests.helpers import random_rollout
@@ -128,3 +128,15 @@ def test_the_trainer_clips_with_its_configured_threshold(max_grad_norm):
     reference_opt.step()
     assert_same(parameters(model), parameters(reference))
     assert trainer.last_update["grad_norm"] == pytest.approx(global_norm(grads.values()), rel=1e-5)
+
+
+def test_a_non_finite_gradient_is_refused_naming_its_norm_and_applies_nothing():
+    model, optimizer = model_and_optimizer()
+    before = parameters(model)
+    grads = big_gradients(model)
+    first = next(iter(grads))
+    grads[first] = np.full_like(grads[first], np.inf)
+    with pytest.raises(NonFiniteUpdate, match=r"^gradient norm (inf|nan)$"):
+        apply_gradients(model, optimizer, grads, MAX_NORM)
+    assert_same(parameters(model), before)
+    assert all(p.grad is None for p in model.parameters()), "the bad gradient is dropped, not left for the next step"

@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from actor_service.collector import RolloutCollector
@@ -195,3 +196,61 @@ def test_dict_observations_and_bool_grids_are_held_per_key_in_their_own_dtypes()
             assert policy.model is not None, "images act with the torch model"
             assert rollout.observations.dtype == dtypes and rollout.observations.shape == (4, 3, 6, 6, 2)
         env.close()
+
+
+# --- cases the mutation run (docs/MUTATION.md) found unguarded -------------------------------------------------
+class NoLifeLost(gym.Env):
+    """A game that reports lives but ends without losing one (Pong reports 0 throughout): it ends at step 5."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float64)  # float64: the collector sends float32
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self):
+        self.taken = []
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float64), {"lives": 0}
+
+    def step(self, action):
+        self.t += 1
+        self.taken.append(np.asarray(action).copy())
+        return np.full(1, self.t / 10, np.float64), 1.0, self.t == 5, False, {"lives": 0}
+
+
+def far_actions(obs):
+    """Gaussian samples far outside the Box [-1, 1], as a wide policy draws them."""
+    return np.full((len(obs), 1), 3.0, np.float32), np.zeros(len(obs), np.float32)
+
+
+def test_a_game_that_ends_without_losing_a_life_still_ends_for_training():
+    r = RolloutCollector(gym.vector.SyncVectorEnv([NoLifeLost]), far_actions, 6, 0, episodic_life=True).collect(0)
+    np.testing.assert_array_equal(np.flatnonzero(r.terminated[:, 0]) + 1, [5])
+
+
+def test_the_env_gets_actions_clipped_to_its_box_and_observations_travel_as_float32():
+    env = gym.vector.SyncVectorEnv([NoLifeLost])
+    r = RolloutCollector(env, far_actions, 4, 0).collect(0)
+    assert np.all(r.actions == 3.0), "the raw sample is trained on"
+    assert all(float(a[0]) == 1.0 for a in env.envs[0].taken), "the env gets it clipped to its high bound"
+    assert r.observations.dtype == np.float32 and r.bootstrap_observations.dtype == np.float32
+
+
+def test_episode_returns_and_lengths_have_the_wire_dtypes_with_or_without_episodes():
+    env = gym.vector.SyncVectorEnv([NoLifeLost, NoLifeLost])
+    c = RolloutCollector(env, far_actions, 3, 0)
+    none = c.collect(0)  # 3 steps: no game has ended yet
+    assert none.episode_returns.shape == none.episode_lengths.shape == (0,)
+    assert none.episode_returns.dtype == np.float32 and none.episode_lengths.dtype == np.uint32
+    two = c.collect(1)  # steps 4-6: both games end at step 5
+    np.testing.assert_array_equal(two.episode_returns, [5.0, 5.0])
+    np.testing.assert_array_equal(two.episode_lengths, [5, 5])
+    assert two.episode_returns.dtype == np.float32 and two.episode_lengths.dtype == np.uint32
+
+
+def test_episodic_life_on_an_env_without_lives_fails_naming_it():
+    env = make_vector_env("CartPole-v1", 2)
+    message = r"^episodic_life: the env reports no 'lives' in its info \(only Atari envs do\)$"  # the flag, the why
+    with pytest.raises(ValueError, match=message):
+        RolloutCollector(env, far_actions, 4, 0, episodic_life=True)

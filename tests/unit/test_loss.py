@@ -6,6 +6,7 @@ in NumPy (tests/references.py holds GAE as the paper's explicit sum).
 """
 
 import dataclasses
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -313,3 +314,84 @@ def test_num_samples_counts_every_transition_of_every_rollout(model):
     cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
     assert actor_critic_loss(model, [a], cfg).num_samples == a.valid.size == 24
     assert actor_critic_loss(model, [a, b], cfg).num_samples == a.valid.size + b.valid.size == 42
+
+
+def test_a_batch_with_one_valid_transition_is_its_mean_over_one(model):
+    r = random_rollout(T=3, N=2, seed=4)
+    valid = np.zeros_like(r.valid)
+    valid[1, 1] = True
+    r = dataclasses.replace(r, valid=valid)
+    cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
+    assert_terms_match(actor_critic_loss(model, [r], cfg), reference_loss(model, r, cfg))
+
+
+def read_only(r):
+    """A rollout as decoded from the wire: its arrays view the message's bytes and cannot be written."""
+    fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+    for value in fields.values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return r
+
+
+def test_read_only_rollouts_give_the_same_loss_without_warnings(model):
+    """torch warns on (and may write through) a read-only array: the loss copies a lone read-only rollout."""
+    cfg = LossConfig(gamma=0.9, gae_lambda=1.0, value_coef=0.5, entropy_coef=0.01)
+    writable = actor_critic_loss(model, [random_rollout(T=6, N=4, seed=2)], cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = actor_critic_loss(model, [read_only(random_rollout(T=6, N=4, seed=2))], cfg)
+    assert terms.loss.item() == writable.loss.item()
+
+
+def test_overflowing_rewards_give_a_non_finite_loss_without_numpy_warnings(model):
+    """Rewards near float32's maximum overflow the returns: the loss is non-finite and the step is refused
+    where it is taken (clip_and_step), with no RuntimeWarning per batch in the learner's log."""
+    r = random_rollout(T=6, N=4, seed=0)
+    ended = np.zeros_like(r.terminated)
+    ended[1] = True  # after four steps whose return overflowed: 0 x inf, an invalid operation
+    valid = np.ones_like(r.valid)
+    valid[2] = False
+    r = dataclasses.replace(r, rewards=np.full_like(r.rewards, 3e38), terminated=ended,
+                            truncated=np.zeros_like(ended), valid=valid)  # returns overflow float32 in two steps
+    cfg = LossConfig(gamma=0.99, gae_lambda=0.95, value_coef=0.5, entropy_coef=0.01, normalize_advantage=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = actor_critic_loss(model, [r], cfg)
+    assert not np.isfinite(terms.loss.item())
+
+    # a critic whose output overflowed already: inf - inf and 0 x inf in the returns, again quietly
+    with torch.no_grad():
+        for p in model.value_net.parameters():
+            p.fill_(float("inf"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = actor_critic_loss(model, [random_rollout(T=6, N=4, seed=0)], cfg)
+    assert not np.isfinite(terms.loss.item())
+
+
+def test_the_loss_reports_the_critics_explained_variance(model):
+    r = random_rollout(T=6, N=4, seed=5)
+    cfg = LossConfig(gamma=0.9, gae_lambda=0.95, value_coef=0.5, entropy_coef=0.01)
+    terms = actor_critic_loss(model, [r], cfg)
+    v, vb, _ = forward(model, r)
+    A = gae_reference(r.rewards.astype(np.float64), v, np.concatenate([v[1:], vb[None]]), r.terminated, r.truncated,
+                      cfg.gamma, cfg.gae_lambda)
+    returns, valid = A + v, r.valid
+    expected = 1.0 - np.var((returns - v)[valid]) / np.var(returns[valid])
+    assert terms.explained_variance == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_explained_variance_takes_any_shape_small_variances_and_degenerate_batches_quietly():
+    from relayrl.loss import explained_variance
+
+    def ev(values, returns, valid, dtype=torch.float64) -> float:
+        return float(explained_variance(*(torch.as_tensor(x, dtype=dtype) for x in (values, returns, valid))))
+
+    returns = np.array([[0.1, 0.2], [0.3, 0.4]])  # [T, N], a variance far below 1
+    assert ev(returns.copy(), returns, np.ones((2, 2), bool)) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN, never a RuntimeWarning per batch in the learner's log
+        assert np.isnan(ev(returns, returns, np.zeros((2, 2), bool)))  # nothing valid
+        huge = np.array([3e38, -3e38], np.float32)  # an overflowing batch
+        assert np.isnan(ev(np.zeros(2, np.float32), huge, np.ones(2, bool), dtype=torch.float32))

@@ -134,3 +134,27 @@ def test_observation_statistics_take_valid_steps_after_the_update():
 def test_env_steps_leave_out_autoreset_steps():
     r = rollout(np.zeros((4, 2)), valid=np.array([[1, 1], [0, 1], [1, 1], [1, 0]], bool))
     assert r.num_steps == 6
+
+
+def test_reward_scaling_clips_both_ways_keeps_float32_and_survives_a_zero_variance():
+    rewards = np.array([[-1e6, 1e6, 3.0]], np.float32)
+    scaled = scale_rewards(rewards, return_var=4.0)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled, [[-10.0, 10.0, 1.5]], rtol=1e-6)
+    at_zero = scale_rewards(np.array([1e-5, -1e-5], np.float32), return_var=0.0)  # no return seen yet
+    assert np.isfinite(at_zero).all()
+    np.testing.assert_allclose(at_zero, [0.1, -0.1], rtol=1e-4)  # divided by sqrt(EPSILON), not NaN
+
+
+def test_an_empty_rollout_advances_no_return():
+    running = np.array([1.5, -2.0])
+    seen, after = discounted_returns(running, np.zeros((0, 2)), np.zeros((0, 2), bool), np.zeros((0, 2), bool), 0.9)
+    assert seen.shape == (0,)
+    np.testing.assert_array_equal(after, running)
+
+
+def test_observation_normalisation_clips_both_ways_and_survives_a_constant_feature():
+    mean, var = np.array([0.0, 5.0]), np.array([1.0, 0.0])  # the second feature never varied
+    out = normalize_observations(np.array([[-1e3, 5.0], [1e3, 5.0]], np.float32), mean, var)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_array_equal(out, [[-10.0, 0.0], [10.0, 0.0]])

@@ -79,3 +79,34 @@ def test_a_state_independent_log_std_is_refused_by_an_sde_actor():
         NumpyPolicy(ACT, (8, 5), "tanh", seed=0, sde_rollout_steps=4).load(
             codec.decode_named(encode_weights(plain, 0).tensors)
         )
+
+
+def test_the_torch_model_samples_with_its_gsde_std_and_scores_what_it_samples():
+    """model.act (torch actors for image envs, evaluation) draws one exploration matrix per call: over many
+    calls at one observation the actions spread as the std _gaussian gives, and each log-probability is the
+    one log_prob_entropy computes."""
+    model = sde_model()
+    obs = torch.as_tensor(np.random.default_rng(1).normal(size=(1, 3)).astype(np.float32))
+    with torch.no_grad():
+        mean, log_std, _ = model._gaussian(model.embed(obs))
+        draws = [model.act(obs) for _ in range(3000)]
+    actions = torch.cat([a for a, _ in draws])
+    log_probs = torch.cat([lp for _, lp in draws])
+    np.testing.assert_allclose(actions.mean(0).numpy(), mean[0].numpy(), atol=0.1 * float(log_std.exp().max()))
+    np.testing.assert_allclose(actions.std(0).numpy(), log_std.exp()[0].numpy(), rtol=0.1)
+    expected, _ = model.log_prob_entropy(obs.expand(len(actions), -1), actions)
+    np.testing.assert_allclose(log_probs.numpy(), expected.detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_features_of_zero_give_the_floor_std_not_nan():
+    """Hidden features all 0 (a saturated or zeroed layer): the variance is 0 and SDE_EPSILON keeps the
+    log-std finite, at log(sqrt(SDE_EPSILON))."""
+    model = sde_model()
+    with torch.no_grad():
+        for p in model.policy[:-1].parameters():
+            p.zero_()
+    obs = torch.ones(2, 3)
+    mean, log_std, _ = model._gaussian(model.embed(obs))
+    np.testing.assert_allclose(log_std.detach().numpy(), np.full((2, 2), 0.5 * np.log(SDE_EPSILON)), rtol=1e-6)
+    log_p, entropy = model.log_prob_entropy(obs, mean.detach())
+    assert torch.isfinite(log_p).all() and torch.isfinite(entropy).all()
