@@ -6,10 +6,13 @@ moment it starts shutting down.
 
 from __future__ import annotations
 
+import logging
 from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -46,4 +49,6 @@ def serve_health(host: str, port: int, services: tuple[str, ...] = ()) -> tuple[
     status = Health(server, services)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
+    if bound:
+        log.info("health on %s:%d", host, bound)
     return server, status, bound

@@ -4,6 +4,7 @@ and network namespaces joined by a veth pair whose packets can be dropped."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import selectors
 import shutil
@@ -22,10 +23,30 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")
 REPO = Path(__file__).resolve().parents[1]
 
 
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A free port for a service that must know its port before it starts (a learner restarted on the same
+    address, a proxy in front of it); a service that need not binds 0 and logs the port it got. Drawn below
+    the kernel's ephemeral range, where outgoing connections take their local ports, so between this probe and
+    the service's bind only another listener could take it (a port probed with bind(0) is in that range, and
+    a CI run lost one so)."""
+    low = int(EPHEMERAL.read_text().split()[0]) if EPHEMERAL.exists() else 32768
+    if low <= 10000:  # no room below the range: the kernel's pick, as before
+        with socket.socket() as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    draw = random.SystemRandom()
+    for _ in range(1000):
+        port = draw.randrange(10000, low)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in 10000-{low - 1} on {host}")
 
 
 class Proc:

@@ -1,10 +1,10 @@
 """Running the deploy artifacts' processes for real on loopback: a service process with an exact environment,
-free ports, and a scrape of a real /metrics endpoint."""
+the ports it bound, and a scrape of a real /metrics endpoint."""
 
 from __future__ import annotations
 
+import re
 import signal
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -12,11 +12,17 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import wait_until
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The line each program logs once it has bound a port it was given as 0. Tests give every port as 0 and
+# read it back: a port probed free and handed over can be taken before the service binds it (a CI run
+# failed so, on an actor's metrics port taken by an outgoing connection).
+BOUND = {
+    "grpc": r"learner \S+ on port (\d+)",
+    "metrics": r"metrics on http://\S+:(\d+)/metrics",
+    "health": r"health on \S+:(\d+)",
+    "prometheus": r'msg="Listening on" address=\S+:(\d+)',
+}
 
 
 class Service:
@@ -32,6 +38,19 @@ class Service:
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace").splitlines()
         return f"--- {self.name} ({' '.join(self.argv)}), last lines:\n" + "\n".join(text[-lines:])
+
+    def port(self, kind: str, timeout: float = 90.0) -> int:
+        """The port this service bound for ``kind`` (a key of BOUND), as its log says; waits for the line."""
+        found: list[int] = []
+
+        def logged() -> bool:
+            match = self.alive() and re.search(BOUND[kind], self.log.read_text(errors="replace"))
+            if match:
+                found.append(int(match.group(1)))
+            return bool(match)
+
+        wait_until(logged, timeout, f"{self.name} to log its {kind} port", 0.1)
+        return found[0]
 
     def running(self) -> bool:
         return self.popen.poll() is None

@@ -22,7 +22,7 @@ from learner_service.config import LearnerConfig
 from tests.conftest import wait_until
 
 from .conftest import DEPLOY, REPO, VENV_BIN, default, run, tool
-from .services import Service, free_port, scrape, try_scrape
+from .services import Service, scrape, try_scrape
 
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
 HEALTH_CHECK_SCRIPT = DEPLOY / "docker" / "grpc-health-check.py"
@@ -140,19 +140,16 @@ def test_compose_services_run_as_resolved_and_train(tmp_path, services):
 
     # Rewrite 1, ports: every container has its own network namespace, but here all processes share the
     # machine's, where fixed ports would clash with anything else running (another test, a real learner on
-    # 50051). Each port moves to a free one, set through its own variable; nothing else about it changes.
-    moved = {port: free_port() for port in (learner_grpc, learner_metrics, actor_metrics, actor_health)}
+    # 50051). Each port is set to 0 through its own variable, and `moved` maps it to the port the service
+    # bound (its log says); nothing else about it changes.
     # Rewrite 2, bind address: the learner binds 0.0.0.0 inside its container, and Compose publishes it on
     # 127.0.0.1 only; the actor publishes nothing. On the host, loopback is that reach.
-    learner_env.update(RELAYRL_HOST="127.0.0.1", RELAYRL_PORT=str(moved[learner_grpc]),
-                       RELAYRL_METRICS_PORT=str(moved[learner_metrics]))
-    actor_env.update(RELAYRL_METRICS_HOST="127.0.0.1", RELAYRL_METRICS_PORT=str(moved[actor_metrics]),
-                     RELAYRL_HEALTH_PORT=str(moved[actor_health]))
+    learner_env.update(RELAYRL_HOST="127.0.0.1", RELAYRL_PORT="0", RELAYRL_METRICS_PORT="0")
+    actor_env.update(RELAYRL_METRICS_HOST="127.0.0.1", RELAYRL_METRICS_PORT="0", RELAYRL_HEALTH_PORT="0")
     # Rewrite 3, the learner's address: `learner` is a Compose service name, resolved by Compose's DNS to
-    # that container; here the learner is a local process, so 127.0.0.1, at the port it was moved to.
+    # that container; here the learner is a local process, so 127.0.0.1, at the port it bound (set below).
     host, _, port = actor_env["RELAYRL_LEARNER"].rpartition(":")
     assert host in model["services"] and int(port) == learner_grpc, actor_env["RELAYRL_LEARNER"]
-    actor_env["RELAYRL_LEARNER"] = f"127.0.0.1:{moved[learner_grpc]}"
     # Rewrite 4, the checkpoint folder: /data/checkpoints is the named volume's mount point in the
     # container; here a folder under tmp stands for the volume (created, as the image creates the mount point).
     mounts = {m["target"]: m for m in learner_svc["volumes"]}
@@ -167,12 +164,15 @@ def test_compose_services_run_as_resolved_and_train(tmp_path, services):
     actor_argv, actor_env = localize(actor_argv, actor_env, home)
     learner = Service("learner", learner_argv, learner_env, tmp_path, cwd=home)
     services.append(learner)
+    moved = {learner_grpc: learner.port("grpc"), learner_metrics: learner.port("metrics")}
+    actor_env["RELAYRL_LEARNER"] = f"127.0.0.1:{moved[learner_grpc]}"
 
     # depends_on: learner: condition: service_healthy -- the actor starts once the learner's healthcheck passes.
     learner_probe = health_check(learner_svc, moved)
     wait_until(lambda: learner.alive() and healthy(learner_probe), 90, "the learner's Compose healthcheck", 1.0)
     actor = Service("actor", actor_argv, actor_env, tmp_path, cwd=home)
     services.append(actor)
+    moved |= {actor_metrics: actor.port("metrics"), actor_health: actor.port("health")}
     actor_probe = health_check(actor_svc, moved)
     wait_until(lambda: actor.alive() and healthy(actor_probe), 60, "the actor's Compose healthcheck (welcomed)", 1.0)
 

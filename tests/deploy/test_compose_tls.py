@@ -14,7 +14,7 @@ from tests.conftest import wait_until
 from tests.pki import CA
 
 from .conftest import DEPLOY, default, run, tool
-from .services import Service, free_port, scrape, try_scrape
+from .services import Service, scrape, try_scrape
 from .test_compose_parity import health_check, healthy, localize, service_argv
 
 FILES = [DEPLOY / "compose" / "compose.yaml", DEPLOY / "compose" / "compose.tls.yaml"]
@@ -64,11 +64,10 @@ def test_compose_tls_override_trains_over_tls_with_the_token(tmp_path, services)
     metrics = int(learner_env.get("RELAYRL_METRICS_PORT", default(LearnerConfig, "metrics_port")))
     actor_health = int(actor_env.get("RELAYRL_HEALTH_PORT", default(ActorConfig, "health_port")))
     assert health not in {int(p["target"]) for p in learner_svc["ports"]}, "the plaintext health port stays unpublished"
-    moved = {port: free_port() for port in (grpc, health, metrics, actor_health)}
-    learner_env.update(RELAYRL_HOST="127.0.0.1", RELAYRL_PORT=str(moved[grpc]), RELAYRL_HEALTH_PORT=str(moved[health]),
-                       RELAYRL_METRICS_PORT=str(moved[metrics]), RELAYRL_CHECKPOINT_DIR=str(tmp_path / "ckpt"))
-    actor_env.update(RELAYRL_LEARNER=f"127.0.0.1:{moved[grpc]}", RELAYRL_HEALTH_PORT=str(moved[actor_health]),
-                     RELAYRL_METRICS_HOST="127.0.0.1", RELAYRL_METRICS_PORT=str(free_port()))
+    # Every port 0, and `moved` maps it to the one the service bound (as test_compose_parity does).
+    learner_env.update(RELAYRL_HOST="127.0.0.1", RELAYRL_PORT="0", RELAYRL_HEALTH_PORT="0",
+                       RELAYRL_METRICS_PORT="0", RELAYRL_CHECKPOINT_DIR=str(tmp_path / "ckpt"))
+    actor_env.update(RELAYRL_HEALTH_PORT="0", RELAYRL_METRICS_HOST="127.0.0.1", RELAYRL_METRICS_PORT="0")
     home = tmp_path / "home"
     home.mkdir()
     learner_argv, learner_env = localize(learner_argv, learner_env, home)
@@ -76,6 +75,8 @@ def test_compose_tls_override_trains_over_tls_with_the_token(tmp_path, services)
 
     learner = Service("learner", learner_argv, learner_env, tmp_path, cwd=home)
     services.append(learner)
+    moved = {grpc: learner.port("grpc"), health: learner.port("health"), metrics: learner.port("metrics")}
+    actor_env["RELAYRL_LEARNER"] = f"127.0.0.1:{moved[grpc]}"
 
     # The healthcheck the override sets: plaintext, on the health port. The TLS port would not answer it.
     probe = health_check(learner_svc, moved)
@@ -93,6 +94,7 @@ def test_compose_tls_override_trains_over_tls_with_the_token(tmp_path, services)
 
     actor = Service("actor", actor_argv, actor_env, tmp_path, cwd=home)
     services.append(actor)
+    moved[actor_health] = actor.port("health")
     wait_until(lambda: actor.alive() and healthy(health_check(actor_svc, moved)), 60, "the actor's healthcheck", 0.5)
     wait_until(lambda: learner.alive() and scrape(moved[metrics])["relayrl_env_steps_total"] > 0, 60,
                "env steps over TLS", 0.2)

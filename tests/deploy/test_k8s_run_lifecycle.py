@@ -21,10 +21,11 @@ import pytest
 import yaml
 
 from tests.conftest import wait_until
+from tests.faults import free_port
 
 from .conftest import DEPLOY, VENV_BIN, run, tool
 from .kustomize import container_env, learner_workload, pods, service_of
-from .services import Service, free_port, try_scrape
+from .services import Service, try_scrape
 from .test_compose_parity import HEALTH_CHECK_SCRIPT
 
 TOKEN = "lifecycle-token-0123456789abcdef"

@@ -12,9 +12,10 @@ import yaml
 from actor_service.config import ActorConfig
 from learner_service.config import LearnerConfig
 from tests.conftest import wait_until
+from tests.faults import free_port
 
 from .conftest import DEPLOY, debian_prometheus, default, run, tool
-from .services import Service, free_port
+from .services import Service
 
 COMPOSE_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 K8S_CONFIG = DEPLOY / "prometheus" / "prometheus-k8s.yml"
@@ -103,10 +104,11 @@ def test_k8s_config_drops_finished_pods(tmp_path, services):
     config.pop("rule_files", None)
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    services.append(Service("prometheus", [debian_prometheus("prometheus"), f"--config.file={path}",
-                                           f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                           f"--web.listen-address=127.0.0.1:{port}"], {}, tmp_path, cwd=tmp_path))
+    prometheus = Service("prometheus", [debian_prometheus("prometheus"), f"--config.file={path}",
+                                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                        "--web.listen-address=127.0.0.1:0"], {}, tmp_path, cwd=tmp_path)
+    services.append(prometheus)
+    port = prometheus.port("prometheus")
 
     def targets() -> dict | None:
         try:

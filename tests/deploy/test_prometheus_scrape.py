@@ -22,7 +22,7 @@ import yaml
 from tests.conftest import wait_until
 
 from .conftest import DEPLOY, VENV_BIN, debian_prometheus
-from .services import Service, free_port
+from .services import Service
 
 COMPOSE_PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "relayrl.json"
@@ -94,14 +94,15 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 def test_prometheus_scrapes_learner_and_actor(tmp_path, prometheus_bin, services):
     relayrl = str(VENV_BIN / "relayrl")
-    grpc_port, learner_metrics, actor_metrics, prom_port = (free_port() for _ in range(4))
-    services.append(Service("learner", [relayrl, "learner", "--host", "127.0.0.1", "--port", str(grpc_port),
-                                        "--metrics-port", str(learner_metrics), "--hidden-sizes", "16,16"],
-                            CLEAN_ENV, tmp_path, cwd=tmp_path))
-    services.append(Service("actor", [relayrl, "actor", "--learner", f"127.0.0.1:{grpc_port}", "--num-envs", "8",
-                                      "--metrics-host", "127.0.0.1", "--metrics-port", str(actor_metrics),
-                                      "--health-port", "-1", "--backoff-max", "0.5"],
-                            CLEAN_ENV, tmp_path, cwd=tmp_path))
+    learner = Service("learner", [relayrl, "learner", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
+                                  "--hidden-sizes", "16,16"], CLEAN_ENV, tmp_path, cwd=tmp_path)
+    services.append(learner)
+    grpc_port, learner_metrics = learner.port("grpc"), learner.port("metrics")
+    actor = Service("actor", [relayrl, "actor", "--learner", f"127.0.0.1:{grpc_port}", "--num-envs", "8",
+                              "--metrics-host", "127.0.0.1", "--metrics-port", "0", "--health-port", "-1",
+                              "--backoff-max", "0.5"], CLEAN_ENV, tmp_path, cwd=tmp_path)
+    services.append(actor)
+    actor_metrics = actor.port("metrics")
     config = tmp_path / "prometheus.yml"
     # The alerting rules beside the config, as Compose mounts them (rule_files: rules/*.yml), evaluated live.
     shutil.copytree(DEPLOY / "prometheus" / "rules", tmp_path / "rules")
@@ -109,9 +110,10 @@ def test_prometheus_scrapes_learner_and_actor(tmp_path, prometheus_bin, services
                                                     "actor": f"127.0.0.1:{actor_metrics}"})))
     prometheus = Service("prometheus", [prometheus_bin, f"--config.file={config}",
                                         f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                        f"--web.listen-address=127.0.0.1:{prom_port}"],
+                                        "--web.listen-address=127.0.0.1:0"],
                          CLEAN_ENV, tmp_path, cwd=tmp_path)
     services.append(prometheus)
+    prom_port = prometheus.port("prometheus")
 
     def alive() -> bool:
         for service in services:

@@ -11,23 +11,22 @@ from learner_service.config import LearnerConfig
 from tests.conftest import wait_until
 
 from .conftest import default
-from .services import Service, free_port
+from .services import Service
 from .test_compose_parity import health_check, healthy, localize, resolved_model, service_argv
 
 
 def start_learner(tmp_path, name: str, volume, **overrides: str) -> Service:
-    """The Compose learner on free loopback ports with ``volume`` as its checkpoint volume; healthy."""
+    """The Compose learner on loopback ports it picks with ``volume`` as its checkpoint volume; healthy."""
     service = resolved_model()["services"]["learner"]
     argv, env = service_argv(service)
     grpc = int(env.get("RELAYRL_PORT", default(LearnerConfig, "port")))
-    moved = {grpc: free_port()}
-    env.update(RELAYRL_HOST="127.0.0.1", RELAYRL_PORT=str(moved[grpc]), RELAYRL_METRICS_PORT=str(free_port()),
+    env.update(RELAYRL_HOST="127.0.0.1", RELAYRL_PORT="0", RELAYRL_METRICS_PORT="0",
                RELAYRL_CHECKPOINT_DIR=str(volume), **overrides)
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     argv, env = localize(argv, env, home)
     learner = Service(name, argv, env, tmp_path, cwd=home)
-    probe = health_check(service, moved)
+    probe = health_check(service, {grpc: learner.port("grpc")})
 
     def up() -> bool:
         if not learner.running():

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import wait_until
 
 from .conftest import DEPLOY, VENV_BIN
-from .services import Service, free_port, scrape, try_scrape
+from .services import Service, scrape, try_scrape
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_") and k != "PYTHONPATH"}
 HEALTH_CHECK = DEPLOY / "docker" / "grpc-health-check.py"
@@ -30,14 +30,15 @@ def test_an_actor_without_torch_trains(tmp_path, services):
     (no_torch / "torch").mkdir(parents=True)
     (no_torch / "torch" / "__init__.py").write_text('raise ImportError("torch is not in the slim actor image")\n')
     relayrl = str(VENV_BIN / "relayrl")
-    grpc, metrics, health = free_port(), free_port(), free_port()
-    learner = Service("learner", [relayrl, "learner", "--host", "127.0.0.1", "--port", str(grpc),
-                                  "--metrics-port", str(metrics), "--algo", "a2c"], CLEAN_ENV, tmp_path, cwd=tmp_path)
+    learner = Service("learner", [relayrl, "learner", "--host", "127.0.0.1", "--port", "0",
+                                  "--metrics-port", "0", "--algo", "a2c"], CLEAN_ENV, tmp_path, cwd=tmp_path)
     services.append(learner)
+    grpc, metrics = learner.port("grpc"), learner.port("metrics")
     actor = Service("actor", [relayrl, "actor", "--learner", f"127.0.0.1:{grpc}", "--num-envs", "8",
-                              "--metrics-port", "-1", "--health-port", str(health), "--backoff-max", "0.5"],
+                              "--metrics-port", "-1", "--health-port", "0", "--backoff-max", "0.5"],
                     {**CLEAN_ENV, "PYTHONPATH": str(no_torch)}, tmp_path, cwd=tmp_path)
     services.append(actor)
+    health = actor.port("health")
 
     def alive() -> bool:
         for service in (learner, actor):

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import wait_until
 
 from .conftest import VENV_BIN
-from .services import Service, free_port, try_scrape
+from .services import Service, try_scrape
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RELAYRL_")}
 GAUGE = "relayrl_learner_starvation_ratio"
@@ -24,12 +24,12 @@ STARVED, SATURATED = 0.9, 0.25
 
 def test_the_gauge_rises_when_the_learner_starves_and_falls_when_it_is_saturated(tmp_path, services):
     relayrl = str(VENV_BIN / "relayrl")
-    grpc, metrics = free_port(), free_port()
-    learner = Service("learner", [relayrl, "learner", "--host", "127.0.0.1", "--port", str(grpc),
-                                  "--metrics-port", str(metrics), "--algo", "a3c", "--transport", "trajectories",
+    learner = Service("learner", [relayrl, "learner", "--host", "127.0.0.1", "--port", "0",
+                                  "--metrics-port", "0", "--algo", "a3c", "--transport", "trajectories",
                                   "--hidden-sizes", "1024,1024", "--log-every", "60"],
                       CLEAN_ENV, tmp_path, cwd=tmp_path)
     services.append(learner)
+    grpc, metrics = learner.port("grpc"), learner.port("metrics")
 
     def gauge() -> float:
         if not learner.running():
