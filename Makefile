@@ -72,9 +72,10 @@ chaos: $(STAMP)
 # not part of `make test`. MUTANTS='"relayrl.loss.*"' narrows it. Survivors and why
 # each is equivalent or which test now kills it: docs/MUTATION.md.
 # The scope (issue 22): the loss, returns, normalisation, the model's heads (acting, log-probabilities and
-# entropy, the Gaussian, the critic), the collector's rollout and lives, the trainer's clip-and-step.
+# entropy, the Gaussian, the critic; relayrl/heads.py's MultiDiscrete and MultiBinary heads), the collector's rollout and lives, the trainer's clip-and-step.
 # (relayrl/distributions.py holds constants only: mutmut mutates functions.)
-MUTANTS ?= 'relayrl.loss.*' 'relayrl.returns.*' 'relayrl.normalization.*' 'relayrl.model.*ActorCritic*act__mutmut_*' \
+MUTANTS ?= 'relayrl.loss.*' 'relayrl.returns.*' 'relayrl.normalization.*' 'relayrl.heads.*' \
+	'relayrl.model.*ActorCritic*act__mutmut_*' \
 	'relayrl.model.*log_prob_entropy*' 'relayrl.model.*_gaussian*' 'relayrl.model.*ActorCritic*value*' \
 	'actor_service.collector.*collect__mutmut_*' 'actor_service.collector.*_lives*' \
 	'learner_service.trainer.x_clip_and_step*' 'learner_service.trainer.x_update_from_rollouts*' \
