@@ -76,10 +76,13 @@ def test_gradients_refuse_normalisation_and_a_linear_schedule_needs_a_budget():
     assert c.normalize_rewards
 
 
+ATARI = "ALE/* | *NoFrameskip-v4 | *Deterministic-v4"
+
+
 def test_a_pattern_preset_covers_every_atari_id_and_an_own_entry_comes_first(monkeypatch):
-    for game in ("ALE/Pong-v5", "ALE/Breakout-v5"):
+    for game in ("ALE/Pong-v5", "ALE/Breakout-v5", "PongNoFrameskip-v4", "BreakoutDeterministic-v4"):
         config = load(TrainConfig, ["--env", game], environ={})
-        assert config.preset == "ALE/*" and config.clip_rewards and config.episodic_life and config.n_steps == 5
+        assert config.preset == ATARI and config.clip_rewards and config.episodic_life and config.n_steps == 5
     assert presets.resolve("auto", "ALEX/Pong-v5", "a2c") is None, "a pattern matches whole ids only"
     own = presets.Preset("ALE/Pong-v5", "a2c", "test.toml", {"n_steps": 7})
     monkeypatch.setitem(presets.all_presets(), ("ALE/Pong-v5", "a2c"), own)
@@ -92,3 +95,24 @@ def test_an_env_given_as_module_and_id_takes_the_ids_entry_and_patterns_match_th
     games = load(LearnerConfig, ["--env", "MinAtar/SpaceInvaders-v1"], environ={})
     assert games.preset == "MinAtar/*" and games.optimizer == "rmsprop_torch"
     assert load(LearnerConfig, ["--env", "my_pkg:Other-v0"], environ={}).preset == "none"
+
+
+def test_the_zoos_atari_ids_train_as_the_ale_ids_do_but_for_what_the_id_sets():
+    """BreakoutNoFrameskip-v4 (the zoo's id) once matched no preset and trained with the built-in defaults."""
+    v5 = dataclasses.asdict(load(TrainConfig, ["--env", "ALE/Breakout-v5"], environ={}))
+    assert v5["optimizer"] == "rmsprop" and v5["entropy_coef"] == 0.01 and v5["clip_rewards"]
+    for env in ("BreakoutNoFrameskip-v4", "BreakoutDeterministic-v4"):
+        v4 = dataclasses.asdict(load(TrainConfig, ["--env", env], environ={}))
+        assert {**v4, "env": v5["env"]} == v5, env
+    # What differs is the id's own: sticky actions, which relayrl/envs.py takes from the spec.
+    pytest.importorskip("ale_py")
+    from relayrl.envs import env_spec
+
+    assert env_spec("ALE/Breakout-v5").kwargs["repeat_action_probability"] == 0.25
+    assert env_spec("BreakoutNoFrameskip-v4").kwargs["repeat_action_probability"] == 0.0
+
+
+def test_a_key_of_several_patterns_matches_any_of_them_and_only_whole_ids():
+    assert presets.matches("BreakoutNoFrameskip-v4", ATARI) and presets.matches("ALE/Pong-v5", ATARI)
+    assert not presets.matches("Breakout-v4", ATARI) and not presets.matches("CartPole-v1", ATARI)
+    assert presets.resolve(ATARI, "BreakoutNoFrameskip-v4", "a2c").env == ATARI  # --preset names it as it is
