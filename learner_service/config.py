@@ -23,6 +23,17 @@ RUN_IDENTITY = ("env", "hidden_sizes", "activation", "optimizer", "normalize_obs
 MODEL_IDENTITY = {"net_arch": "", "cnn": "auto", "features_extractor": "", "features_kwargs": ""}
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
+# The built-in defaults of what a preset sets, for an env without one (or --preset none), by algorithm; a field
+# left None takes its algorithm's value in validate. a2c: Stable-Baselines3's A2C defaults (PyTorch RMSprop, lr 7e-4,
+# alpha 0.99, eps 1e-5, 5 steps, gamma 0.99, raw advantages; the rest are the fields' own defaults: GAE lambda 1,
+# value 0.5, no entropy bonus, clip 0.5), what the presets of the domains suite start from and what beat the earlier
+# defaults (Adam 5e-3, gamma 0.98, 16 steps, normalised advantages) on MinAtar Breakout and TwoWalkers (their
+# presets' screens). a3c: the earlier defaults, kept: SB3 has no A3C to take them from, and nothing measured others.
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "a2c": {"n_steps": 5, "gamma": 0.99, "normalize_advantage": False, "optimizer": "rmsprop_torch", "lr": 7e-4},
+    "a3c": {"n_steps": 16, "gamma": 0.98, "normalize_advantage": True, "optimizer": "adam", "lr": 1e-3},
+}
+
 
 @dataclass
 class LearnerConfig:
@@ -82,12 +93,16 @@ class LearnerConfig:
         "importable here and on every actor; it is checked at start on the env's spaces.",
     )
     features_kwargs: str = option("", "Keyword arguments of --features-extractor, a JSON object.")
-    n_steps: int = option(16, "Steps per environment in one rollout (the n of n-step returns).")
-    gamma: float = option(0.98, "Discount factor (0.98, rl-zoo's CartPole value, needs fewer steps there than 0.99).")
+    n_steps: int | None = option(
+        None, "Steps per environment in one rollout (the n of n-step returns). Default: 5 for a2c (SB3's), 16 for a3c."
+    )
+    gamma: float | None = option(None, "Discount factor. Default: 0.99 for a2c (SB3's), 0.98 for a3c.")
     gae_lambda: float = option(1.0, "GAE lambda; 1.0 gives plain n-step returns.")
     value_coef: float = option(0.5, "Weight of the value loss.")
     entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
-    normalize_advantage: bool = option(True, "Normalise advantages per update (steadier with large batches).")
+    normalize_advantage: bool | None = option(
+        None, "Normalise advantages per update (steadier with large batches). Default: off for a2c (SB3's), on for a3c."
+    )
     normalize_observations: bool = option(
         False,
         "Normalise observations by their running mean and variance. The learner owns the statistics, ships them "
@@ -120,15 +135,16 @@ class LearnerConfig:
         choices=("constant", "linear"),
     )
     max_grad_norm: float = option(0.5, "Gradient-norm clipping threshold.")
-    optimizer: str = option(
-        "adam",
+    optimizer: str | None = option(
+        None,
         "adam; rmsprop (TensorFlow-style, eps inside the root, as published; its statistics are shared by all "
-        "actors in a3c); or rmsprop_torch (PyTorch's, eps outside the root, as Stable-Baselines3's A2C uses).",
-        choices=("rmsprop", "rmsprop_torch", "adam"),
+        "actors in a3c); or rmsprop_torch (PyTorch's, eps outside the root, as Stable-Baselines3's A2C uses). "
+        "Default: rmsprop_torch for a2c (SB3's), adam for a3c.",
+        choices=(None, "rmsprop", "rmsprop_torch", "adam"),
     )
     lr: float | None = option(
         None,
-        "Learning rate. Default: 5e-3 for a2c, 1e-3 for a3c (one step per actor rollout, not per round). "
+        "Learning rate. Default: 7e-4 for a2c (SB3's), 1e-3 for a3c (one step per actor rollout, not per round). "
         "The published A2C setting is --optimizer rmsprop --lr 7e-4.",
     )
     rms_alpha: float = option(0.99, "RMSprop smoothing constant.")
@@ -236,6 +252,9 @@ class LearnerConfig:
         return {**from_preset, **given, "preset": preset.env}
 
     def validate(self) -> None:
+        for name, value in ALGO_DEFAULTS[self.algo].items():
+            if getattr(self, name) is None:  # neither given nor in the preset
+                setattr(self, name, value)
         try:
             env_kwargs(self.env_kwargs)
         except ValueError as exc:
@@ -260,8 +279,6 @@ class LearnerConfig:
             "lr_schedule",
             "linear decays over --max-env-steps, which is not set",
         )
-        if self.lr is None:
-            self.lr = 5e-3 if self.algo == "a2c" else 1e-3
         require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")
         require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
         require(

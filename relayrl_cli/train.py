@@ -21,11 +21,19 @@ from relayrl import presets
 from relayrl.config import config_errors_exit_2, env_name, load, option, require
 from relayrl_cli.run_folder import as_environ, read_config, write_config, write_run_info
 
+# Environments per actor for an env without a preset, by algorithm (learner_service/config.py's ALGO_DEFAULTS has
+# the rest): SB3 A2C's 5-step rollouts on the 8 envs the zoo's entries most often use, over the 2 actors.
+NUM_ENVS = {"a2c": 4, "a3c": 64}
+
 
 @dataclass
 class TrainConfig(LearnerConfig):
     actors: int = option(2, "Actor processes to start.")
-    num_envs: int = option(64, "Environments per actor.")
+    num_envs: int | None = option(
+        None,
+        "Environments per actor. Default: 4 for a2c (2 actors x 4 envs x 5 steps: 40 transitions an update, as SB3 "
+        "A2C's usual 8 envs), 64 for a3c.",
+    )
     port: int = option(0, "Learner gRPC port on 127.0.0.1; 0 picks a free one.")
     actor_threads: int = option(1, "Torch threads per actor.")
     metrics_port: int = option(
@@ -38,6 +46,8 @@ class TrainConfig(LearnerConfig):
     )
 
     def validate(self) -> None:
+        if self.num_envs is None:  # neither given nor in the preset
+            self.num_envs = NUM_ENVS[self.algo]
         require(self.actors >= 1, "actors", "must be at least 1")
         require(self.num_envs >= 1, "num_envs", "must be at least 1")
         require(self.tls_cert is None, "tls_cert", "train runs on loopback; use TLS with `relayrl learner`/`actor`")

@@ -4,8 +4,9 @@ One TOML file per environment family (classic_control.toml, box2d.toml, mujoco.t
 table ``[ENV_ID.ALGO]`` holds values for fields of ``relayrl train``'s configuration, by their field names
 (``n_steps``, ``lr``, ``num_envs``...). ``--preset auto`` (the default) takes the entry for ``--env`` and
 ``--algo`` when there is one; flags and RELAYRL_* variables override any value in it. An ENV_ID may be a
-shell-style pattern (``"ALE/*"``): an env's own entry comes first, then the first pattern that matches. An env
-given as ``module:EnvId`` takes the entry of ``EnvId`` when it has none of its own.
+shell-style pattern (``"MinAtar/*"``), or several separated by ``|`` for one family's ids in all their forms
+(``"ALE/* | *NoFrameskip-v4"``): an env's own entry comes first, then the first entry with a pattern that
+matches. An env given as ``module:EnvId`` takes the entry of ``EnvId`` when it has none of its own.
 """
 
 from __future__ import annotations
@@ -61,9 +62,15 @@ def resolve(choice: str, env: str, algo: str) -> Preset | None:
     bare = wanted.rpartition(":")[2]  # "highway_env:highway-fast-v0" takes highway-fast-v0's entry
     preset = all_presets().get((wanted, algo)) or all_presets().get((bare, algo))
     if preset is None:
-        patterns = [p for (e, a), p in all_presets().items() if a == algo and fnmatch.fnmatchcase(bare, e)]
+        patterns = [p for (e, a), p in all_presets().items() if a == algo and matches(bare, e)]
         preset = patterns[0] if patterns else None
     if preset is None and choice != "auto":
         known = sorted({e for e, a in all_presets() if a == algo})
         raise PresetError(f"no {algo} preset for {choice!r}; there are: {', '.join(known)}")
     return preset
+
+
+def matches(env: str, key: str) -> bool:
+    """Whether ``env`` is one of the ids a preset's ENV_ID names: itself, or any of its ``|``-separated
+    shell-style patterns, each matched against the whole id."""
+    return any(fnmatch.fnmatchcase(env, pattern.strip()) for pattern in key.split("|"))
