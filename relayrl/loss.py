@@ -89,7 +89,7 @@ def _concatenate(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray:
     return arrays[0] if arrays[0].flags.writeable else arrays[0].copy()
 
 
-def _stack(rollouts: Sequence[Rollout], name: str, axis: int = 1) -> Observation:
+def _stack(rollouts: Sequence[Rollout], name: str, axis: int) -> Observation:
     """Concatenate one field of several rollouts along the environment axis (writable, for torch); a Dict
     observation key by key."""
     values = [getattr(r, name) for r in rollouts]

@@ -180,3 +180,34 @@ def test_a_users_extractor_is_checked_naming_its_class():
     model = ActorCritic(DICT, gym.spaces.Discrete(2), features_extractor="tests.space_envs:TinyExtractor",
                         features_kwargs='{"width": 12}')
     assert model.encoder.features_dim == 12 and model.state_dict()["policy.0.weight"].shape == (64, 12)
+
+
+@pytest.mark.parametrize("act_space", [MULTI_DISCRETE, MULTI_BINARY, gym.spaces.Box(-1, 1, (2,), np.float32)])
+def test_the_models_actions_have_the_spaces_shape_and_their_own_log_probability(act_space):
+    """ActorCritic.act for every head: actions shaped as the space's elements, the log-probability of the action
+    it returned (as the loss scores it), and greedy actions the modes, the same each call."""
+    torch.manual_seed(0)
+    model = sharpened(ActorCritic(VECTOR, act_space, (16,)))
+    obs = torch.randn(64, 3)
+    with torch.no_grad():
+        embedded = model.embed(obs)
+        for greedy in (False, True):
+            actions, log_p = model.act(obs, greedy)
+            assert actions.shape == (64, *act_space.shape)
+            if not isinstance(act_space, gym.spaces.Box):
+                assert all(act_space.contains(a) for a in actions.numpy().astype(act_space.dtype))
+            scored = model.log_prob_entropy_of(embedded, actions)[0]
+            np.testing.assert_allclose(log_p.numpy(), scored.numpy(), rtol=1e-5, atol=1e-5)
+        assert torch.equal(model.act(obs, greedy=True)[0], actions)
+        sampled = torch.stack([model.act(obs)[0] for _ in range(5)])
+        assert not all(torch.equal(s, actions) for s in sampled), "sampling is not the mode"
+
+
+def test_a_bits_greedy_value_at_even_odds_is_zero_and_its_log_probability_is_the_actions():
+    """The mode of a Bernoulli at P(1) = 0.5 is 0, as SB3's (torch.round of 0.5); bernoulli_sample returns the
+    log-probability of the bits it chose, not their entropy."""
+    logits = torch.tensor([[0.0, 3.0, -3.0]])
+    bits, log_p = heads.bernoulli_sample(logits, greedy=True)
+    assert bits.tolist() == [[0, 1, 0]]
+    assert log_p.item() == pytest.approx(float(heads.bernoulli(logits, bits)[0]))
+    assert log_p.item() == pytest.approx(np.log(0.5) + 2 * np.log(1 / (1 + np.exp(-3.0))), rel=1e-5)

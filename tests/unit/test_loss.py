@@ -179,6 +179,36 @@ def test_batched_rollouts_equal_one_wide_rollout(model):
     )
 
 
+def dict_rollout(r):
+    """CartPole's rollout with its observation split into a Dict of two keys (position and angle pairs)."""
+    def split(obs):
+        return {"cart": obs[..., :2].copy(), "pole": obs[..., 2:].copy()}
+
+    return dataclasses.replace(r, observations=split(r.observations),
+                               bootstrap_observations=split(r.bootstrap_observations))
+
+
+def test_dict_observations_batch_key_by_key_as_one_wide_rollout():
+    """Dict observations go through the loss key by key: two actors' rollouts side by side give the loss of one
+    rollout with all their environments, and one rollout alone computes."""
+    space = gym.spaces.Dict({"cart": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32),
+                             "pole": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)})
+    torch.manual_seed(0)
+    model = ActorCritic(space, CARTPOLE_ACT, (16,))
+    r1, r2 = random_rollout(T=5, N=2, seed=3), random_rollout(T=5, N=3, seed=4)
+    wide = dataclasses.replace(
+        r1,
+        **{f: np.concatenate([getattr(r1, f), getattr(r2, f)], axis=1)
+           for f in ("observations", "actions", "rewards", "terminated", "truncated", "valid", "log_probs")},
+        bootstrap_observations=np.concatenate([r1.bootstrap_observations, r2.bootstrap_observations]),
+    )
+    cfg = LossConfig(entropy_coef=0.01)
+    pair = actor_critic_loss(model, [dict_rollout(r1), dict_rollout(r2)], cfg).loss.item()
+    assert pair == pytest.approx(actor_critic_loss(model, [dict_rollout(wide)], cfg).loss.item(), rel=1e-5)
+    one = actor_critic_loss(model, [dict_rollout(r1)], cfg).loss.item()
+    assert np.isfinite(one) and one != pytest.approx(pair)
+
+
 def test_gradient_flows_to_both_heads(model):
     terms = actor_critic_loss(model, [random_rollout(seed=5)], LossConfig())
     terms.loss.backward()
@@ -393,5 +423,7 @@ def test_explained_variance_takes_any_shape_small_variances_and_degenerate_batch
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # NaN, never a RuntimeWarning per batch in the learner's log
         assert np.isnan(ev(returns, returns, np.zeros((2, 2), bool)))  # nothing valid
+        # returns that do not vary explain nothing, whatever the values: NaN, not 1 - x / 0 = -inf
+        assert np.isnan(ev(np.array([0.0, 1.0]), np.array([2.0, 2.0]), np.ones(2, bool)))
         huge = np.array([3e38, -3e38], np.float32)  # an overflowing batch
         assert np.isnan(ev(np.zeros(2, np.float32), huge, np.ones(2, bool), dtype=torch.float32))

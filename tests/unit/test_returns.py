@@ -148,3 +148,12 @@ def test_n_step_returns_match_the_sum_and_gae_with_lambda_one(seed):
     )
     adv = gae_advantages(rewards, values, next_values, terminated, ended, 0.9, 1.0)
     np.testing.assert_allclose(adv, ret - values, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.9])
+def test_a_one_step_rollout_gives_the_one_step_td_error(lam):
+    """n_steps 1 (a valid setting): A_0 = r_0 + gamma (1 - terminated_0) V(s_1) - V(s_0), whatever lambda."""
+    rewards, values, next_values = np.array([[1.0, 2.0]]), np.array([[0.5, 0.25]]), np.array([[4.0, 8.0]])
+    terminated = np.array([[False, True]])
+    advantages = gae_advantages(rewards, values, next_values, terminated, terminated, 0.9, lam)
+    np.testing.assert_allclose(advantages, [[1.0 + 0.9 * 4.0 - 0.5, 2.0 - 0.25]])
