@@ -22,8 +22,10 @@ log = logging.getLogger("relayrl.learner")
 
 
 class Checkpointer:
-    def __init__(self, config: LearnerConfig, trainer: Trainer, progress: Progress, metrics: LearnerMetrics) -> None:
+    def __init__(self, config: LearnerConfig, trainer: Trainer, progress: Progress, metrics: LearnerMetrics,
+                 writes: bool = True) -> None:
         self.config, self.trainer, self.progress, self.metrics = config, trainer, progress, metrics
+        self.writes = writes  # False on a learner rank other than 0: it holds rank 0's weights, rank 0 saves them
         self._last = time.monotonic()
         # Set by the learner before its final checkpoint when a stop criterion was met (its name): the
         # checkpoint then marks the run finished, with the targets it met, and --resume refuses it unless a
@@ -58,7 +60,7 @@ class Checkpointer:
 
     def write(self) -> Path | None:
         """Write a checkpoint now (None without a checkpoint directory); a failed write raises."""
-        if self.config.checkpoint_dir is None:
+        if self.config.checkpoint_dir is None or not self.writes:
             return None
         started = time.perf_counter()
         with self.trainer.lock:

@@ -155,6 +155,20 @@ class LearnerConfig:
         "beyond the first in a3c (each one's contributions add to the others' lag); a2c always uses 0.",
     )
     round_timeout: float = option(5.0, "a2c: seconds a round waits for slow actors before closing on those in.")
+    learners: int = option(
+        1,
+        "a2c: learner ranks on this machine, data-parallel on torch.distributed (started by torchrun; each rank "
+        "serves its own actors on --port + its local rank, gradients averaged every update). Several machines: "
+        "run torchrun yourself (see DEPLOY.md).",
+    )
+    max_restarts: int = option(
+        3, "With several learner ranks: how often torchrun restarts the whole group after a rank fails; each "
+        "restart continues from the newest checkpoint."
+    )
+    weights_check_every: int = option(
+        100, "With several learner ranks: updates between two checks that every rank holds bitwise the same "
+        "weights (a mismatch fails the group loudly); 0 never checks."
+    )
     queue_size: int = option(64, "a3c: contributions waiting for the optimizer; a full queue slows senders down.")
     max_message_bytes: int = option(
         64 * 1024 * 1024,
@@ -279,6 +293,14 @@ class LearnerConfig:
             "lr_schedule",
             "linear decays over --max-env-steps, which is not set",
         )
+        require(self.learners >= 1, "learners", "must be at least 1")
+        require(self.learners == 1 or self.algo == "a2c", "learners",
+                "several learner ranks average A2C's synchronous gradients; a3c applies each arrival on one learner")
+        for name in ("normalize_observations", "normalize_rewards"):
+            require(not (getattr(self, name) and self.learners > 1), name,
+                    "not yet with several learner ranks: each would keep statistics of its own actors only")
+        require(self.weights_check_every >= 0, "weights_check_every", "must be 0 or more")
+        require(self.max_restarts >= 0, "max_restarts", "must be 0 or more")
         require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")
         require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
         require(

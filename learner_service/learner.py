@@ -3,14 +3,16 @@ orderly shutdown. ``main.py`` builds one, installs the signal handlers and calls
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 import torch
 
-from learner_service import coordinators, training_setup
+from learner_service import coordinators, group, training_setup
 from learner_service.checkpointer import Checkpointer
 from learner_service.config import LearnerConfig
 from learner_service.evaluator import EvalResult, Evaluator
@@ -23,7 +25,7 @@ from learner_service.server import SERVICE, LearnerServicer
 from learner_service.sessions import Registry, WeightsBoard
 from learner_service.summary import run_summary, write_summary
 from learner_service.tensorboard_log import TensorBoardLog
-from learner_service.trainer import Trainer
+from learner_service.trainer import GroupRole, Trainer
 from relayrl import __version__, telemetry
 from relayrl.config import ConfigError, describe
 from relayrl.envs import env_kwargs
@@ -72,6 +74,10 @@ class Learner:
             raise
 
     def _build(self) -> None:
+        # Among data-parallel learners (torchrun set RANK and WORLD_SIZE): this rank's ports and share of the work
+        self.rank = group.from_environment()
+        if self.rank is not None:
+            self.config = group_config(self.config, self.rank)
         config = self.config
         self.stop = threading.Event()
         self.final_return: float | None = None
@@ -83,11 +89,18 @@ class Learner:
         torch.manual_seed(config.seed)
         self.observation_space, self.action_space = training_setup.env_spaces(config)
         self.device = training_setup.resolve_device(config.device)
+        if self.rank is not None and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.rank.local_rank)  # one GPU per rank on a machine
         self.model = training_setup.build_model(config, self.observation_space, self.action_space, self.device)
         self.optimizer = training_setup.build_optimizer(config, self.model)
         self.metrics = LearnerMetrics(config.algo, config.env)
         self.progress = Progress()
-        version = resume(config, self.model, self.optimizer, self.progress) if config.resume else 0
+        # torchrun restarting the group after a rank failed: every rank continues from the newest checkpoint
+        restarted = self.rank is not None and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+        version = resume(config, self.model, self.optimizer, self.progress) if config.resume or restarted else 0
+        if self.rank is not None:
+            group.join(self.rank, self.device)
+            group.broadcast_weights(self.model)  # rank 0's, bit for bit, whatever each rank initialised or loaded
         self.board = WeightsBoard()
         self.registry = Registry(self.board)
         self.coordinator = coordinators.for_algorithm(config.algo, config.round_timeout, config.queue_size)
@@ -105,8 +118,12 @@ class Learner:
             on_update=lambda: self.checkpointer.maybe_write(),  # the checkpointer needs the trainer
             lr_at=training_setup.lr_schedule(config),
             connected=self.registry.live_count,
+            group=None if self.rank is None else GroupRole(
+                reason=lambda: self.stop_reason, stopped_by_group=self._stopped_by_group,
+                check_every=config.weights_check_every),
         )
-        self.checkpointer = Checkpointer(config, self.trainer, self.progress, self.metrics)
+        writes = self.rank is None or self.rank.writes
+        self.checkpointer = Checkpointer(config, self.trainer, self.progress, self.metrics, writes=writes)
         self.progress.version = version
         self.servicer = LearnerServicer(
             run_config_message(config),
@@ -179,8 +196,9 @@ class Learner:
         self.health.set(True)  # the model is built (and resumed) and the trainer runs
         c = self.config
         log.info(
-            "learner %s on port %d (%s%s): %s/%s on %s, device %s, torch %s, seed %d",
+            "learner %s%s on port %d (%s%s): %s/%s on %s, device %s, torch %s, seed %d",
             __version__,
+            "" if self.rank is None else f" rank {self.rank.rank} of {self.rank.world_size} (pid {os.getpid()})",
             self.port,
             "mutual TLS" if c.tls_ca else "TLS" if c.tls_cert else "plaintext",
             ", bearer token required" if c.auth_token else "",
@@ -203,6 +221,16 @@ class Learner:
             self.trainer_failed = True
             self.health.shutdown()  # NOT_SERVING at once
             self.stop.set()
+
+    def _stopped_by_group(self, reason: str) -> None:
+        """Another learner rank stopped the group for ``reason`` (the trainer thread): this rank ends with it."""
+        log.info("rank %d: the group stopped (%s)", self.rank.rank if self.rank else 0, reason)
+        if reason != "stopped":
+            self.stop_reason, self.finished = reason, True
+            self.final_return = self.progress.mean_return()
+        else:
+            self.stop_reason = "group"
+        self.stop.set()
 
     def request_stop(self, reason: str) -> None:
         """Stop serving for ``reason`` (a signal, say): ``serve()`` then shuts down and returns. A run that has
@@ -285,6 +313,8 @@ class Learner:
             self.tensorboard.close()
         if self.config.run_dir is not None:
             write_summary(self.config.run_dir, {**self.summary(), "finished_at": finished_at})
+        if self.rank is not None:
+            group.leave()
 
     def summary(self) -> dict:
         summary = run_summary(
@@ -295,4 +325,19 @@ class Learner:
         barrier = self.coordinator.barrier()
         if barrier is not None:
             summary["a2c_barrier"] = barrier
+        if self.rank is not None:
+            summary["learners"] = {"ranks": self.rank.world_size, "weights_checks": self.trainer.weights_checks}
         return summary
+
+
+def group_config(config: LearnerConfig, rank: group.Rank) -> LearnerConfig:
+    """A rank's own configuration: its ports offset by its local rank (several ranks share a machine), and on
+    every rank but 0 no run folder, TensorBoard or evaluation (rank 0 writes them; checkpoints: Checkpointer)."""
+    def offset(port: int | None) -> int | None:
+        return port if port is None or port <= 0 else port + rank.local_rank
+
+    changes: dict = dict(port=offset(config.port), metrics_port=offset(config.metrics_port),
+                         health_port=offset(config.health_port))
+    if not rank.writes:
+        changes.update(run_dir=None, tensorboard=False, eval_every=None)
+    return dataclasses.replace(config, **changes)

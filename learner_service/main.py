@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 from collections.abc import Sequence
 
+from learner_service import group
 from learner_service.config import LearnerConfig
 from learner_service.learner import Learner
 from relayrl.config import config_errors_exit_2, service_config
@@ -18,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = service_config(
         LearnerConfig, argv, "learner", "The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors."
     )
+    if config.learners > 1 and group.from_environment() is None:
+        launch_ranks(config, sys.argv[1:] if argv is None else list(argv))  # does not return
     learner = Learner(config)  # a ConfigError here too: what only the model or the checkpoint can tell
     learner.start()
 
@@ -48,3 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def has_stop_target(config: LearnerConfig) -> bool:
     return any(v is not None for v in (config.target_return, config.max_env_steps, config.max_seconds))
+
+
+def launch_ranks(config: LearnerConfig, argv: list[str]) -> None:
+    """Become torchrun (torch.distributed.run) starting --learners ranks of this same command on this machine,
+    with a rendezvous of their own; each rank then sees RANK and WORLD_SIZE and runs one learner. A rank that
+    fails takes the group down and torchrun starts it again, up to --max-restarts times (each from the newest
+    checkpoint). Signals reach torchrun, which passes them on to the ranks."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               str(config.learners), "--max-restarts", str(config.max_restarts), "-m", "learner_service", *argv]
+    log.info("starting %d learner ranks: %s", config.learners, " ".join(command[1:]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)

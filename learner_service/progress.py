@@ -44,6 +44,9 @@ class Progress:
     first_data: float | None = None  # when the first contribution arrived (monotonic)
     curve: list[tuple[float, int, float]] = field(default_factory=list)  # (seconds, env_steps, mean_return)
     eval_return: float | None = None  # the latest evaluation's mean return (--eval-every)
+    # data-parallel learners (group.py): the other ranks' env steps, added to env_steps at each update, so that
+    # --max-env-steps, the learning-rate schedule and the summary count the whole group's
+    peer_env_steps: int = 0
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,6 +63,16 @@ class Progress:
             self.new_returns.extend(values)
             if lengths is not None:
                 self.lengths.extend(lengths.tolist())
+
+    def own_env_steps(self) -> int:
+        """The env steps this rank's actors reported (all of env_steps for a learner alone)."""
+        with self.lock:
+            return self.env_steps - self.peer_env_steps
+
+    def record_peer_env_steps(self, n: int) -> None:
+        with self.lock:
+            self.env_steps += n
+            self.peer_env_steps += n
 
     def take_new_returns(self) -> list[float]:
         """The returns of the episodes reported since the last call."""

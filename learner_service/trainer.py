@@ -22,12 +22,14 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from learner_service.coordinators import Contribution, Coordinator
 from learner_service.device_batch import host_state, stage, stage_rollouts
+from learner_service.group import STOP_REASONS, GroupUpdate, average_gradients, weights_identical
 from learner_service.metrics import LearnerMetrics
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
@@ -59,10 +61,18 @@ def update_from_rollouts(
     On CUDA the host waits for the device once (learner_service.device_batch counts every wait): the batch
     goes over in one non-blocking copy, the loss (GAE included) and its backward pass run there, and the one
     synchronisation reads the diagnostics and the gradient norm together; the norm decides the step."""
+    terms = backward(model, optimizer, rollouts, loss_config)
+    return terms, clip_and_step(model, optimizer, max_grad_norm, terms)
+
+
+def backward(
+    model: ActorCritic, optimizer: Optimizer, rollouts: Sequence[Rollout], loss_config: LossConfig
+) -> LossTerms:
+    """The actor-critic loss over all rollouts and its gradient, not yet applied."""
     optimizer.zero_grad(set_to_none=True)
     terms = actor_critic_loss(model, rollouts, loss_config, gather=stage_rollouts)
     terms.loss.backward()
-    return terms, clip_and_step(model, optimizer, max_grad_norm, terms)
+    return terms
 
 
 def clip_and_step(
@@ -110,6 +120,7 @@ class Trainer:
         on_update: Callable[[], None] | None = None,
         connected: Callable[[], int] | None = None,
         lr_at: Callable[[int], float] | None = None,
+        group: GroupRole | None = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
         self.coordinator, self.board = coordinator, board
@@ -122,6 +133,9 @@ class Trainer:
         if lr_at is not None:  # a resumed run continues its schedule from its first update
             optimizer.lr = lr_at(progress.env_steps)
         self.statistics = RunningStatistics(model, loss_config.gamma)
+        self.group = group
+        self.weights_checks = 0  # versions at which every rank was found to hold the same weights
+        self._env_steps_shared = progress.own_env_steps()  # a rank's env steps already told to the group
         self.starvation = StarvationMeter(metrics.starvation)
         self._drops_unlogged, self._next_drop_warning = 0, 0.0
         # The last update's diagnostics, read by the TensorBoard writer on another thread (one dict swap
@@ -247,6 +261,8 @@ class Trainer:
     def run(self, stop: threading.Event) -> None:
         """Apply batches until ``stop``, then drain. An exception propagates: the caller (Learner._train)
         makes it loud and stops the learner; the trainer never swallows its own failures."""
+        if self.group is not None:
+            return self._run_in_group(stop)
         while not stop.is_set():
             waiting = time.perf_counter()
             batch = self.coordinator.next_batch(wait=0.1)
@@ -261,3 +277,87 @@ class Trainer:
         round that has not closed is dropped: its actors get the next learner's weights and collect again."""
         while batch := self.coordinator.leftover():  # readers stop offering once stop is set
             self.step(batch)
+
+    # --- data-parallel A2C (learner_service/group.py) -------------------------------------------------
+    def _run_in_group(self, stop: threading.Event) -> None:
+        """Every rank makes one collective per update, in step: it waits for its own round (a rank without
+        actors joins at once with nothing, so it never stalls the others), and a stop on any rank travels in
+        the same collective, so every rank stops after the same update, with the same version and weights."""
+        assert self.group is not None
+        while True:
+            batch: list[Contribution] = []
+            while not stop.is_set():
+                batch = self.coordinator.next_batch(wait=0.1)
+                if batch or not self.connected():
+                    break
+            reason = self.group.reason() if stop.is_set() else None
+            try:
+                agreed = self._group_update(batch, reason)
+            finally:
+                for item in batch:
+                    item.done()
+            if agreed.stop is not None:
+                if reason is None:
+                    self.group.stopped_by_group(agreed.stop)
+                return
+
+    def _group_update(self, batch: list[Contribution], reason: str | None) -> GroupUpdate:
+        """This rank's gradient, the group's sample-weighted mean of them (one all-reduce), the same clipped
+        step on every rank; then the next version, as a learner alone publishes it."""
+        assert self.group is not None
+        started = time.perf_counter()
+        shared = self.progress.own_env_steps()
+        env_steps, self._env_steps_shared = shared - self._env_steps_shared, shared
+        with self.lock:
+            last: dict[str, float] = {}
+            params = list(self.model.parameters())
+            self.optimizer.zero_grad(set_to_none=True)
+            samples = 0
+            if batch:
+                rollouts = [c.rollout for c in batch]
+                terms = backward(self.model, self.optimizer, rollouts, self.loss_config)
+                samples = int(sum(r.valid.sum() for r in rollouts))  # the loss is a mean over valid steps
+                last = {"policy_loss": terms.policy_loss, "value_loss": terms.value_loss, "entropy": terms.entropy,
+                        "explained_variance": terms.explained_variance}
+            agreed = average_gradients(params, samples, env_steps, reason if reason in STOP_REASONS else
+                                       None if reason is None else "stopped")
+            self.progress.record_peer_env_steps(int(agreed.env_steps) - env_steps)
+            if agreed.samples == 0:  # no rank had a batch: nothing to step, no new version
+                return agreed
+            try:
+                norm = clip_and_step(self.model, self.optimizer, self.max_grad_norm)
+            except NonFiniteUpdate as exc:  # the same on every rank: they all hold the same gradient
+                log.warning("skipped an update: %s", exc)
+                self.metrics.rejected.labels(Reason.NON_FINITE).inc(len(batch))
+                self.metrics.contributions.labels("non_finite").inc(len(batch))
+                norm = None
+            if self.lr_at is not None:
+                self.optimizer.lr = self.lr_at(self.progress.env_steps)
+            self._next_version()
+            check = self.group.check_every
+            if check and self.version % check == 0:
+                if not weights_identical(params):
+                    raise RuntimeError(f"the learner ranks' weights differ at version {self.version}")
+                self.weights_checks += 1
+        if norm is None:
+            return agreed
+        seconds = time.perf_counter() - started
+        self.metrics.update_seconds.observe(seconds)
+        self.metrics.updates.inc()
+        self.metrics.contributions.labels("applied").inc(len(batch))
+        self.metrics.samples.inc(samples)
+        self.metrics.grad_norm.set(norm)
+        self.last_update = {**last, "grad_norm": norm, "learning_rate": self.optimizer.lr}
+        self.progress.record_update(self.version, int(agreed.samples), [0] * len(batch), seconds)
+        if self.on_update is not None:
+            self.on_update()
+        return agreed
+
+
+@dataclass
+class GroupRole:
+    """What a trainer among data-parallel learners (group.py) needs from its learner."""
+
+    reason: Callable[[], str]  # why this rank stopped, once its stop event is set
+    stopped_by_group: Callable[[str], None]  # another rank's reason ends this rank too
+    check_every: int  # updates between two checks that every rank holds the same weights (0: never)

@@ -54,10 +54,23 @@ class TrainConfig(LearnerConfig):
         super().validate()
 
 
-def free_port() -> int:
+def free_port(count: int = 1) -> int:
+    """A port P such that P .. P + count - 1 are free now (several learner ranks take one each)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + count <= 65536 and all(bindable(port + i) for i in range(1, count)):
+            return port
+
+
+def bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def to_environ(values: dict[str, object]) -> dict[str, str]:
@@ -78,7 +91,8 @@ def launch(config: TrainConfig, started: float, argv: Sequence[str] = ()) -> int
     # The resolved configuration (preset, variables and flags merged), before anything runs, and how it was run.
     write_config(run_dir, config)
     write_run_info(run_dir, argv, config.seed, os.environ)
-    port = config.port or free_port()  # a tiny race with other programs; the learner fails loudly if it loses
+    # a tiny race with other programs; the learner fails loudly if it loses. Rank r of --learners listens on port + r
+    port = config.port or free_port(config.learners)
     learner_fields = {f.name for f in dataclasses.fields(LearnerConfig)}
     learner_values = {k: v for k, v in dataclasses.asdict(config).items() if k in learner_fields}
     learner_values.update(host="127.0.0.1", port=port, run_dir=str(run_dir))
@@ -86,7 +100,6 @@ def launch(config: TrainConfig, started: float, argv: Sequence[str] = ()) -> int
     base["PYTHONUNBUFFERED"] = "1"
     procs = [subprocess.Popen([sys.executable, "-m", "learner_service"], env={**base, **to_environ(learner_values)})]
     actor_values = dict(
-        learner=f"127.0.0.1:{port}",
         num_envs=config.num_envs,
         threads=config.actor_threads,
         metrics_port=-1 if config.metrics_port < 0 else 0,
@@ -101,7 +114,9 @@ def launch(config: TrainConfig, started: float, argv: Sequence[str] = ()) -> int
     )
     # Actors start alongside the learner (their imports overlap its start-up) and retry until it listens.
     for i in range(config.actors):
-        env = {**base, **to_environ({**actor_values, "actor_id": f"actor-{i}"})}
+        # with several learner ranks, actor i serves rank i mod N: each rank gets its share of the fleet
+        learner = f"127.0.0.1:{port + i % config.learners}"
+        env = {**base, **to_environ({**actor_values, "learner": learner, "actor_id": f"actor-{i}"})}
         procs.append(subprocess.Popen([sys.executable, "-m", "actor_service"], env=env))
     learner = procs[0]
     # Ctrl-C reaches the whole process group, the learner perhaps before this process: forward it from a handler

@@ -35,6 +35,10 @@ def run(*args, timeout=120, env=None):
         (["actor", "--learner", "nohost"], {}, "--learner"),
         (["learner"], {"RELAYRL_N_STEPS": "-3"}, "RELAYRL_N_STEPS"),
         (["learner", "--algo", "a2c", "--transport", "gradients"], {}, "--transport"),
+        (["learner", "--learners", "2", "--algo", "a3c"], {}, "--learners"),
+        (["train", "--learners", "0"], {}, "--learners"),
+        (["learner", "--learners", "2", "--env", "Pendulum-v1", "--normalize-observations"], {},
+         "--normalize-observations"),
     ],
 )
 def test_bad_configuration_fails_at_start_naming_it(args, env, fragment):

@@ -1,0 +1,85 @@
+"""Data-parallel A2C learners (issue 26) as users start them: `relayrl train --learners 2`, torchrun starting two
+learner ranks on gloo, real actors on loopback gRPC, real CartPole. The ranks check at every version that they
+hold bitwise the same weights; a rank SIGKILLed mid-run takes the group down and torchrun restarts it from the
+last checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.conftest import wait_until
+from tests.faults import Proc
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun, its ranks, the actors), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def train(tmp_path: Path, *extra: str) -> Proc:
+    return Proc("train", "--env", "CartPole-v1", "--learners", "2", "--actors", "2", "--run-dir",
+                str(tmp_path / "run"), "--weights-check-every", "1", "--log-every", "0.5", *extra)
+
+
+def finish(proc: Proc, timeout: float | None) -> int | None:
+    """Wait for the command to exit (``timeout`` None: do not wait), then kill whatever it left behind."""
+    try:
+        return None if timeout is None else proc.wait(timeout)
+    finally:
+        for pid in descendants(proc.pid):  # nothing left behind when the test fails half-way
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.stop()
+
+
+def test_two_learner_ranks_solve_cartpole_with_the_same_weights_at_every_version(tmp_path):
+    proc = train(tmp_path, "--target-return", "200", "--max-seconds", "150")
+    assert finish(proc, 240) == 0, proc.text()[-4000:]
+    for rank in (0, 1):
+        assert f"rank {rank} of 2" in proc.text()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["solved"] and summary["mean_return"] >= 200
+    # every version the group made was checked on both ranks (a mismatch would have failed the run)
+    assert summary["learners"] == {"ranks": 2, "weights_checks": summary["updates"]} and summary["updates"] > 20
+    assert summary["peak_actors_connected"] == 1, "each rank served its own actor"
+
+
+def test_a_rank_killed_mid_run_restarts_the_group_from_the_last_checkpoint(tmp_path):
+    budget = 800_000  # about 15 s of training here: the kill lands mid-run
+    proc = train(tmp_path, "--max-env-steps", str(budget), "--checkpoint-every", "0.5")
+    try:
+        _, rank1 = proc.wait_for(r"rank 1 of 2 \(pid (\d+)\)", 120)
+        checkpoints = tmp_path / "run" / "checkpoints"
+        wait_until(lambda: any(checkpoints.glob("ckpt-*.pt")), 120, "a checkpoint")
+        os.kill(int(rank1.group(1)), signal.SIGKILL)
+        killed_at = time.monotonic()
+        # torchrun takes the group down and starts both ranks again; each continues from the newest checkpoint
+        _, resumed = proc.wait_for(r"resumed from \S+ at policy version (\d+)", 120, after=killed_at)
+        assert int(resumed.group(1)) > 0
+        _, again = proc.wait_for(r"rank 1 of 2 \(pid (\d+)\)", 60, after=killed_at)
+        assert again.group(1) != rank1.group(1)
+    except BaseException:
+        finish(proc, None)
+        raise
+    assert finish(proc, 240) == 0, proc.text()[-4000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == "max_env_steps" and summary["env_steps"] >= budget
+    assert summary["learners"]["weights_checks"] > 0
