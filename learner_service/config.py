@@ -161,6 +161,14 @@ class LearnerConfig:
         "serves its own actors on --port + its local rank, gradients averaged every update). Several machines: "
         "run torchrun yourself (see DEPLOY.md).",
     )
+    learner_nodes: int = option(
+        1, "Machines the learner ranks span, --learners on each (a Kubernetes pod per machine, say); they meet at "
+        "--rendezvous."
+    )
+    rendezvous: str | None = option(
+        None, "HOST:PORT of torchrun's c10d rendezvous when --learner-nodes > 1: the same on every machine, served "
+        "by whichever starts first."
+    )
     max_restarts: int = option(
         3, "With several learner ranks: how often torchrun restarts the whole group after a rank fails; each "
         "restart continues from the newest checkpoint."
@@ -265,6 +273,10 @@ class LearnerConfig:
         from_preset = {k: coerce(cls, k, v, origin) for k, v in preset.values.items() if k in fields}
         return {**from_preset, **given, "preset": preset.env}
 
+    def ranks(self) -> int:
+        """Learner ranks in the group: --learners on each of --learner-nodes machines."""
+        return self.learners * self.learner_nodes
+
     def validate(self) -> None:
         for name, value in ALGO_DEFAULTS[self.algo].items():
             if getattr(self, name) is None:  # neither given nor in the preset
@@ -294,13 +306,20 @@ class LearnerConfig:
             "linear decays over --max-env-steps, which is not set",
         )
         require(self.learners >= 1, "learners", "must be at least 1")
-        require(self.learners == 1 or self.algo == "a2c", "learners",
+        require(self.ranks() == 1 or self.algo == "a2c", "learners",
                 "several learner ranks average A2C's synchronous gradients; a3c applies each arrival on one learner")
         for name in ("normalize_observations", "normalize_rewards"):
-            require(not (getattr(self, name) and self.learners > 1), name,
+            require(not (getattr(self, name) and self.ranks() > 1), name,
                     "not yet with several learner ranks: each would keep statistics of its own actors only")
         require(self.weights_check_every >= 0, "weights_check_every", "must be 0 or more")
         require(self.max_restarts >= 0, "max_restarts", "must be 0 or more")
+        require(self.learner_nodes >= 1, "learner_nodes", "must be at least 1")
+        require(self.learner_nodes == 1 or self.rendezvous is not None, "rendezvous",
+                "needed with --learner-nodes > 1: the HOST:PORT where the machines' ranks meet")
+        if self.rendezvous is not None:
+            host, _, port = self.rendezvous.rpartition(":")
+            require(bool(host) and port.isdigit() and 0 < int(port) <= 65535, "rendezvous",
+                    f"{self.rendezvous!r} is not HOST:PORT")
         require(0 <= self.port <= 65535, "port", f"{self.port} is not a port")
         require(self.metrics_port <= 65535, "metrics_port", f"{self.metrics_port} is not a port")
         require(

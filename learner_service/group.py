@@ -122,11 +122,16 @@ def digest(parameters: Sequence[torch.nn.Parameter]) -> int:
 
 
 def weights_identical(parameters: Sequence[torch.nn.Parameter], group: dist.ProcessGroup | None = None) -> bool:
-    """Whether every rank holds bitwise the same weights: one all-reduce (MAX) of [digest, -digest]."""
-    d = digest(parameters)
-    both = torch.tensor([d, -d], dtype=torch.int64, device=parameters[0].device)  # NCCL reduces on the GPU
+    """Whether every rank holds bitwise the same weights (a hash of them the same on every rank)."""
+    return same_everywhere([digest(parameters)], parameters[0].device, group)
+
+
+def same_everywhere(values: Sequence[int], device: torch.device, group: dist.ProcessGroup | None = None) -> bool:
+    """Whether every rank passed the same integers: one all-reduce (MAX) of [values, -values]."""
+    both = torch.tensor([*values, *(-v for v in values)], dtype=torch.int64, device=device)  # NCCL: on the GPU
     dist.all_reduce(both, op=dist.ReduceOp.MAX, group=group)
-    return both[0].item() == d and -both[1].item() == d
+    n = len(values)
+    return both[:n].tolist() == list(values) and [-v for v in both[n:].tolist()] == list(values)
 
 
 def broadcast_weights(model: torch.nn.Module) -> None:

@@ -94,13 +94,20 @@ class Learner:
         self.model = training_setup.build_model(config, self.observation_space, self.action_space, self.device)
         self.optimizer = training_setup.build_optimizer(config, self.model)
         self.metrics = LearnerMetrics(config.algo, config.env)
+        self.metrics.rank.labels(*map(str, (self.rank.rank, self.rank.world_size) if self.rank else (0, 1))).set(1)
         self.progress = Progress()
         # torchrun restarting the group after a rank failed: every rank continues from the newest checkpoint
         restarted = self.rank is not None and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
         version = resume(config, self.model, self.optimizer, self.progress) if config.resume or restarted else 0
         if self.rank is not None:
             group.join(self.rank, self.device)
-            group.broadcast_weights(self.model)  # rank 0's, bit for bit, whatever each rank initialised or loaded
+            # Every rank resumes from the same checkpoint (one directory all ranks read; rank 0 writes it): a rank
+            # that found another, or none, would step a different optimizer state from a different version.
+            if not group.same_everywhere([version, self.progress.env_steps], self.device):
+                raise ConfigError(f"{describe('checkpoint_dir')}: learner rank {self.rank.rank} resumed at policy "
+                                  f"version {version}, another rank elsewhere; every rank must read rank 0's "
+                                  "checkpoint directory (shared storage)")
+            group.broadcast_weights(self.model)  # rank 0's, bit for bit, whatever each rank initialised
         self.board = WeightsBoard()
         self.registry = Registry(self.board)
         self.coordinator = coordinators.for_algorithm(config.algo, config.round_timeout, config.queue_size)

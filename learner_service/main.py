@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = service_config(
         LearnerConfig, argv, "learner", "The RelayRL learner: owns the model, runs A2C/A3C updates, serves actors."
     )
-    if config.learners > 1 and group.from_environment() is None:
+    if config.ranks() > 1 and group.from_environment() is None:
         launch_ranks(config, sys.argv[1:] if argv is None else list(argv))  # does not return
     learner = Learner(config)  # a ConfigError here too: what only the model or the checkpoint can tell
     learner.start()
@@ -57,12 +57,18 @@ def has_stop_target(config: LearnerConfig) -> bool:
 
 def launch_ranks(config: LearnerConfig, argv: list[str]) -> None:
     """Become torchrun (torch.distributed.run) starting --learners ranks of this same command on this machine,
-    with a rendezvous of their own; each rank then sees RANK and WORLD_SIZE and runs one learner. A rank that
-    fails takes the group down and torchrun starts it again, up to --max-restarts times (each from the newest
-    checkpoint). Signals reach torchrun, which passes them on to the ranks."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-               str(config.learners), "--max-restarts", str(config.max_restarts), "-m", "learner_service", *argv]
-    log.info("starting %d learner ranks: %s", config.learners, " ".join(command[1:]))
+    meeting each other (--standalone) or, with --learner-nodes, the other machines' ranks at --rendezvous; each
+    rank then sees RANK and WORLD_SIZE and runs one learner. A rank that fails takes the group down and torchrun
+    starts it again, up to --max-restarts times (each from the newest checkpoint). Signals reach torchrun, which
+    passes them on to the ranks."""
+    if config.learner_nodes == 1:
+        meet = ["--standalone"]
+    else:  # several machines: torchrun's c10d rendezvous, one id for the run on every machine
+        meet = ["--nnodes", str(config.learner_nodes), "--rdzv-backend", "c10d", "--rdzv-endpoint",
+                config.rendezvous, "--rdzv-id", config.run_name or "relayrl"]
+    command = [sys.executable, "-m", "torch.distributed.run", *meet, "--nproc-per-node", str(config.learners),
+               "--max-restarts", str(config.max_restarts), "-m", "learner_service", *argv]
+    log.info("starting %d of %d learner ranks: %s", config.learners, config.ranks(), " ".join(command[1:]))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, command)

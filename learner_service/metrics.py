@@ -24,6 +24,9 @@ class LearnerMetrics:
         self.episodes, self.episode_return, self.episode_length = episode_metrics(r, "reported by actors")
         self.mean_return = Gauge("relayrl_mean_return_100", "Mean return of the last 100 episodes.", registry=r)
         self.policy_version = Gauge("relayrl_policy_version", "Current policy version.", registry=r)
+        # A rank label for every series of this learner, by a join on this one (group.py: data-parallel ranks)
+        self.rank = Gauge("relayrl_learner_rank", "This learner's rank among its data-parallel ranks (always 1).",
+                          ["rank", "world_size"], registry=r)
         self.policy_lag = Histogram(
             "relayrl_policy_lag", "Learner version minus the version data came from.", buckets=LAG_BUCKETS, registry=r
         )

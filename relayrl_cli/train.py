@@ -49,6 +49,8 @@ class TrainConfig(LearnerConfig):
         if self.num_envs is None:  # neither given nor in the preset
             self.num_envs = NUM_ENVS[self.algo]
         require(self.actors >= 1, "actors", "must be at least 1")
+        require(self.learner_nodes == 1, "learner_nodes", "train runs on this machine: --learners ranks here; on "
+                "several machines run `relayrl learner --learner-nodes` on each")
         require(self.num_envs >= 1, "num_envs", "must be at least 1")
         require(self.tls_cert is None, "tls_cert", "train runs on loopback; use TLS with `relayrl learner`/`actor`")
         super().validate()

@@ -26,6 +26,7 @@ from relayrl_cli.bench import (
     device,
     domains,
     hold,
+    learners,
     learning,
     pipeline,
     provenance,
@@ -183,14 +184,16 @@ def run(quick: bool, env_id: str = "CartPole-v1") -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relayrl bench", description=__doc__)
-    parser.add_argument("--suite", choices=("performance", "learning", "hold", "atari", "domains", "device"),
+    parser.add_argument("--suite",
+                        choices=("performance", "learning", "hold", "atari", "domains", "device", "learners"),
                         default="performance",
                         help="performance (default): speed and time to a held solve against SB3 on CartPole; "
                              "learning: final greedy return per env against SB3 and rl-baselines3-zoo's A2C; "
                              "hold: whether CartPole's solve holds at 1, 2, 8 actors x 16, 64, 256 envs; "
                              "atari: pixels' env steps/s against SB3 A2C, and a bounded-time learning run; "
                              "domains: highway-env, MinAtar, PointMaze and a MultiDiscrete task against SB3 A2C; "
-                             "device: the GPU learner's correctness and speed on this machine (device.json)")
+                             "device: the GPU learner's correctness and speed on this machine (device.json); "
+                             "learners: 2 data-parallel learner ranks against 1 on the same actors (learners.json)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that every section runs")
     parser.add_argument("--out", default="benchmarks/results",
                         help="folder for bench.json and bench.md (learning: learning.json and learning.md, "
@@ -198,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--envs", default=None,
                         help="learning, domains: comma-separated env ids [default: all of the suite's]")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="learning, hold: seeds 0..N-1 [default: 3; --quick: 1]")
+                        help="learning, hold, learners: seeds 0..N-1 [default: 3; --quick: 1]")
     parser.add_argument("--shapes", default=",".join(hold.key(a, e) for a, e in hold.SHAPES),
                         help="hold: comma-separated ACTORSxENVS [default: 2x32, then 1, 2, 8 x 16, 64, 256]")
     parser.add_argument("--timeout", type=float, default=6 * 3600,
@@ -258,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{', '.join(domains.BY_ENV)}")
         results = domains.run(envs, seeds, args.quick, out, args.timeout, args.rerun)
         print(domains.markdown(results))
+        return 0
+    if args.suite == "learners":
+        results = learners.run(seeds, args.quick, out, machine())
+        print(learners.markdown(results))
+        log(f"wrote {learners.results_path(out, args.quick)} and its .md")
         return 0
     if args.suite == "learning":
         envs = [e.strip() for e in (args.envs or ",".join(zoo.ENVS)).split(",") if e.strip()]

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import wait_until
-from tests.faults import Proc
+from tests.faults import Proc, free_port
 
 
 def descendants(pid: int) -> list[int]:
@@ -83,3 +85,35 @@ def test_a_rank_killed_mid_run_restarts_the_group_from_the_last_checkpoint(tmp_p
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["stop_reason"] == "max_env_steps" and summary["env_steps"] >= budget
     assert summary["learners"]["weights_checks"] > 0
+
+
+def test_ranks_on_two_machines_meet_at_the_rendezvous(tmp_path):
+    """--learner-nodes: each `relayrl learner` (a machine, here a process) starts its torchrun; they meet at one
+    c10d rendezvous, form one group of 2 ranks, and serve their own actors."""
+    rendezvous, ports, metrics = free_port(), [free_port(), free_port()], [free_port(), free_port()]
+    common = ("learner", "--env", "CartPole-v1", "--learners", "1", "--learner-nodes", "2", "--rendezvous",
+              f"127.0.0.1:{rendezvous}", "--host", "127.0.0.1", "--max-env-steps", "150000",
+              "--weights-check-every", "1", "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-every", "0.5")
+    machines = [Proc(*common, "--port", str(port), "--metrics-port", str(metric), "--run-dir",
+                     str(tmp_path / f"machine{i}")) for i, (port, metric) in enumerate(zip(ports, metrics))]
+    actors = [Proc("actor", "--learner", f"127.0.0.1:{port}", "--actor-id", f"actor-{i}", "--num-envs", "8",
+                   "--metrics-port", "-1", "--health-port", "-1") for i, port in enumerate(ports)]
+    try:
+        for machine in machines:
+            machine.wait_for(r"rank \d of 2", 120)
+        # each machine's /metrics says which rank it is (served before that line is logged)
+        ranks = set()
+        for metric in metrics:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metric}/metrics", timeout=10).read().decode()
+            ranks |= set(re.findall(r'relayrl_learner_rank\{rank="(\d)",world_size="2"\} 1\.0', text))
+        assert ranks == {"0", "1"}
+        codes = [finish(machine, 180) for machine in machines]
+        assert codes == [0, 0], "\n".join(m.text()[-2000:] for m in machines)
+    finally:
+        for proc in machines + actors:
+            finish(proc, None)
+    summaries = [json.loads(p.read_text()) for p in tmp_path.glob("machine*/summary.json")]
+    assert len(summaries) == 1, "rank 0 alone writes summary.json"
+    (summary,) = summaries
+    assert summary["stop_reason"] == "max_env_steps" and summary["env_steps"] >= 150_000
+    assert summary["learners"] == {"ranks": 2, "weights_checks": summary["updates"]} and summary["updates"] > 0

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from learner_service.group import average_gradients
+from learner_service.group import average_gradients, broadcast_weights, same_everywhere, weights_identical
 from learner_service.optim import make_optimizer
 from learner_service.trainer import clip_and_step
 from relayrl.loss import LossConfig, actor_critic_loss
@@ -98,3 +98,32 @@ def test_ranks_stay_bitwise_equal_and_step_as_one_learner_on_the_union(tmp_path,
     stops = [None] * (UPDATES - 1) + ["solved"]
     assert [a[2] for a in ranks[0]["agreed"]] == stops == [a[2] for a in ranks[1]["agreed"]]
 
+
+
+def checks_main(rank: int, world: int, init: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    torch.manual_seed(rank)  # different weights on each rank, then rank 0's everywhere
+    model = ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (8,))
+    params = list(model.parameters())
+    found = {
+        "weights_before": weights_identical(params),
+        "same_values": same_everywhere([7, 1234], torch.device("cpu")),
+        "one_value_differs": same_everywhere([7, 1234 + rank], torch.device("cpu")),
+    }
+    broadcast_weights(model)
+    found["weights_after"] = weights_identical(params)
+    with torch.no_grad():  # one bit of one weight on rank 1
+        if rank == 1:
+            params[0].view(-1)[0] = torch.nextafter(params[0].view(-1)[0], torch.tensor(1.0))
+    found["one_bit_differs"] = weights_identical(params)
+    torch.save(found, f"{out}/checks{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_the_ranks_find_a_difference_in_one_bit_of_the_weights_or_in_their_resumed_counters(tmp_path):
+    init = f"file://{tmp_path}/rendezvous"
+    mp.start_processes(checks_main, args=(2, init, str(tmp_path)), nprocs=2, start_method="spawn")
+    for rank in range(2):
+        found = torch.load(tmp_path / f"checks{rank}.pt")
+        assert found == {"weights_before": False, "same_values": True, "one_value_differs": False,
+                         "weights_after": True, "one_bit_differs": False}, rank
