@@ -64,31 +64,42 @@ def title(summary: dict) -> str:
 
 def render(summary: dict, out: Path) -> None:
     """Draw the two panels and write the PNG with matplotlib's Agg canvas (no display, no global pyplot state)."""
+    target = (summary.get("config") or {}).get("target_return")
+    render_curves({"mean return, last 100 episodes": summary["curve"]}, out, title(summary), target)
+
+
+COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+
+
+def render_curves(curves: dict[str, list], out: Path, heading: str, target: float | None = None) -> None:
+    """Several runs' curves (label -> rows [seconds, env_steps, mean_return]) in the two panels of one PNG:
+    against environment steps, where runs at equal budgets compare, and against wall-clock seconds."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise PlotError(INSTALL_HINT) from None
 
-    seconds, steps, returns = curve_columns(summary["curve"])
-    target = (summary.get("config") or {}).get("target_return")
     fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, x, label in ((axes[0], steps, "environment steps"), (axes[1], seconds, "seconds")):
-        ax.plot(x, returns, color="tab:blue", linewidth=1.6, label="mean return, last 100 episodes",
-                marker="o" if len(x) <= SPARSE else None, markersize=3)
+    columns = {label: curve_columns(rows) for label, rows in curves.items()}
+    for ax, x_label, which in ((axes[0], "environment steps", 1), (axes[1], "seconds", 0)):
+        for (label, cols), colour in zip(columns.items(), COLOURS, strict=False):
+            x, returns = cols[which], cols[2]
+            ax.plot(x, returns, color=colour, linewidth=1.6, label=label,
+                    marker="o" if len(x) <= SPARSE else None, markersize=3)
         if target is not None:
             ax.axhline(target, color="tab:green", linestyle="--", linewidth=1, label=f"target {target:g}")
-        ax.set_xlabel(label)
+        ax.set_xlabel(x_label)
         ax.grid(True, alpha=0.3)
         ax.set_xlim(left=0)
     axes[0].set_ylabel("mean return (last 100 episodes)")
     axes[0].legend(loc="lower right")
-    if all(math.isnan(r) for r in returns):
+    if all(math.isnan(r) for cols in columns.values() for r in cols[2]):
         for ax in axes:
             ax.text(0.5, 0.5, "no finished episode yet", transform=ax.transAxes, ha="center", color="grey")
-    fig.suptitle(title(summary))
+    fig.suptitle(heading)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
 

@@ -1,13 +1,16 @@
-"""`relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-minutes M]`: Atari from
+"""`relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-steps N]`: Atari from
 pixels on this machine, written to atari.json, atari.md and a learning-curve PNG.
 
 - Throughput: env steps/s through the whole pipeline (`relayrl train`, the game's preset: 2 actors x 8 envs,
   the Nature CNN) against Stable-Baselines3 A2C with its Atari wrappers and CnnPolicy, rl-baselines3-zoo's
   Atari settings (16 envs, 5 steps), on the same game in the same run, each in its own process.
-- Learning: one `relayrl train` run for a bounded time; the mean true game score of its last 100 episodes,
-  against the mean score of a random policy (100 episodes).
+- Costs: CPU milliseconds per env step of each part (emulation, inference, the learner's update).
+- Learning: RelayRL (the game's preset) and SB3 A2C (the zoo's Atari settings) for the same env steps on the
+  same id (the same sticky actions), one after the other; each side's true game score (the mean of its last
+  100 whole games, unclipped) against env steps, both curves in one PNG, and a random policy's mean score.
 
-`--parts throughput` or `--parts learning` runs one part and keeps the other's results from atari.json.
+`--parts throughput` or `--parts learning` runs one part and keeps the others' results from the game's file
+(atari.json for Breakout, atari-<game>.json for another game).
 `python -m relayrl_cli.bench.atari --sb3 --game G --seed S --steps N` is the SB3 child: one JSON line.
 """
 
@@ -18,6 +21,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +31,28 @@ from relayrl_cli.bench.pipeline import run_group
 from relayrl_cli.bench.provenance import timed
 from relayrl_cli.bench.report import write_results
 from relayrl_cli.bench.stats import paired_ratio, summary
-from relayrl_cli.plot import render
+from relayrl_cli.plot import render_curves
 
 # rl-baselines3-zoo's A2C "atari" entry (hyperparams/a2c.yml); n_steps and gamma are SB3's defaults.
 SB3_ATARI = dict(n_envs=16, frame_stack=4, n_steps=5, ent_coef=0.01, vf_coef=0.25, rms_eps=1e-5)
 # SB3 is timed at both: one process stepping its envs in turn, its update may or may not gain from a second core.
 SB3_THREADS = (1, 2)
+CURVE_EVERY = 10.0  # seconds between a learning run's curve rows, both sides
 
 
 def plan(quick: bool) -> dict:
     if quick:
-        return dict(ours_steps=1_000, sb3_steps=800, learn_seconds=20, random_episodes=4, cost_reps=3)
-    return dict(ours_steps=40_000, sb3_steps=12_000, learn_seconds=None, random_episodes=100, cost_reps=40)
+        return dict(ours_steps=1_000, sb3_steps=800, learn_steps=2_000, random_episodes=4, cost_reps=3)
+    return dict(ours_steps=40_000, sb3_steps=12_000, learn_steps=1_000_000, random_episodes=100, cost_reps=40)
 
 
 def sb3_child(game: str, seed: int, steps: int, threads: int, device: str = "cpu",
-              max_seconds: float | None = None) -> dict:
+              max_seconds: float | None = None, curve_every: float | None = None) -> dict:
     """SB3 A2C on ``game`` as the zoo trains Atari; steady env steps/s of learn() after its first update.
-    ``max_seconds``: learn() stops once its first update is that long ago (the device benchmark's budget)."""
+    ``max_seconds``: learn() stops once its first update is that long ago (the device benchmark's budget).
+    ``curve_every``: "curve" holds a row [seconds, env_steps, mean true score of the last 100 games] that
+    often, as `relayrl train`'s summary does. The scores are Monitor's: make_atari_env puts Monitor inside
+    AtariWrapper, so its episodes are whole games with unclipped rewards, as RelayRL's are."""
     import ale_py
     import gymnasium as gym
     import torch
@@ -58,13 +66,29 @@ def sb3_child(game: str, seed: int, steps: int, threads: int, device: str = "cpu
         def __init__(self) -> None:
             super().__init__()
             self.first: tuple[float, int] | None = None
+            self.scores: deque[float] = deque(maxlen=100)
+            self.episodes = 0
+            self.curve: list[list] = []
+            self.next_row = 0.0
 
         def _on_rollout_end(self) -> None:
             if self.first is None:
                 self.first = (time.time(), self.model.num_timesteps)
 
         def _on_step(self) -> bool:
+            if curve_every is not None:
+                for info in self.locals["infos"]:
+                    if "episode" in info:
+                        self.scores.append(float(info["episode"]["r"]))
+                        self.episodes += 1
+                if time.time() - started >= self.next_row:
+                    self.row()
+                    self.next_row += curve_every
             return max_seconds is None or self.first is None or time.time() - self.first[0] < max_seconds
+
+        def row(self) -> None:
+            mean = float(np.mean(self.scores)) if self.scores else None
+            self.curve.append([time.time() - started, self.model.num_timesteps, mean])
 
     gym.register_envs(ale_py)
     torch.set_num_threads(threads)
@@ -89,7 +113,12 @@ def sb3_child(game: str, seed: int, steps: int, threads: int, device: str = "cpu
     model.learn(total_timesteps=steps, callback=clock)
     finished = time.time()
     first_at, first_steps = clock.first or (started, 0)
-    return {"game": game, "seed": seed, "env_steps": model.num_timesteps,
+    curve = {}
+    if curve_every is not None:
+        clock.row()
+        curve = {"curve": clock.curve, "episodes": clock.episodes, "mean_score_last_100": clock.curve[-1][2],
+                 "wall_seconds": finished - started}
+    return {**curve, "game": game, "seed": seed, "env_steps": model.num_timesteps,
             "steps_per_second": model.num_timesteps / (finished - started),
             "steady_steps_per_second": (model.num_timesteps - first_steps) / max(finished - first_at, 1e-9),
             "torch_threads": torch.get_num_threads(), "settings": SB3_ATARI, "device": str(model.device),
@@ -98,8 +127,9 @@ def sb3_child(game: str, seed: int, steps: int, threads: int, device: str = "cpu
 
 
 def sb3_run(game: str, seed: int, steps: int, threads: int, timeout: float, device: str = "cpu",
-            max_seconds: float | None = None) -> dict:
+            max_seconds: float | None = None, curve_every: float | None = None) -> dict:
     extra = ["--device", device] + ([] if max_seconds is None else ["--max-seconds", str(max_seconds)])
+    extra += [] if curve_every is None else ["--curve-every", str(curve_every)]
     result = run_group([sys.executable, "-m", "relayrl_cli.bench.atari", "--sb3", "--game", game, "--seed", str(seed),
                         "--steps", str(steps), "--threads", str(threads), *extra], timeout)
     if result.returncode != 0:
@@ -120,16 +150,21 @@ def random_scores(game: str, episodes: int, seed: int = 0) -> list[float]:
 PARTS = ("throughput", "costs", "learning")
 
 
-def results_path(out: Path, quick: bool) -> Path:
-    return out / ("atari-quick.json" if quick else "atari.json")
+DEFAULT_GAME = "ALE/Breakout-v5"
 
 
-def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Path, machine: dict,
+def results_path(out: Path, quick: bool, game: str = DEFAULT_GAME) -> Path:
+    """atari.json for the default game (the README's), atari-<game>.json for any other."""
+    name = "atari" if game == DEFAULT_GAME else f"atari-{slug(game)}"
+    return out / f"{name}{'-quick' if quick else ''}.json"
+
+
+def run(game: str, seeds: int, quick: bool, learn_steps: int | None, out: Path, machine: dict,
         parts: tuple[str, ...] = PARTS) -> dict:
     """The parts asked for; the others' results are kept from an earlier run on the same game."""
     p = plan(quick)
-    learn_seconds = learn_seconds or p["learn_seconds"]
-    path = results_path(out, quick)
+    learn_steps = learn_steps or p["learn_steps"]
+    path = results_path(out, quick, game)
     earlier = json.loads(path.read_text()) if path.exists() else {}
     results: dict = {part: earlier[part] for part in PARTS if part not in parts and earlier.get("game") == game
                      and part in earlier}
@@ -140,7 +175,8 @@ def run(game: str, seeds: int, quick: bool, learn_seconds: float | None, out: Pa
     if "costs" in parts:
         results["costs"] = timed(costs, game, p["cost_reps"])
     if "learning" in parts:
-        results["learning"] = timed(learning, game, learn_seconds, p["random_episodes"], quick, out, machine)
+        threads = results.get("throughput", {}).get("sb3", {}).get("torch_threads", SB3_THREADS[-1])
+        results["learning"] = timed(learning, game, learn_steps, p["random_episodes"], quick, out, machine, threads)
     return results
 
 
@@ -221,22 +257,32 @@ def costs(game: str, reps: int) -> dict:
     return {"ms_per_env_step": result, "cores": os.cpu_count()}
 
 
-def learning(game: str, learn_seconds: float, random_episodes: int, quick: bool, out: Path, machine: dict) -> dict:
+def learning(game: str, steps: int, random_episodes: int, quick: bool, out: Path, machine: dict,
+             sb3_threads: int) -> dict:
+    """Both sides for ``steps`` env steps, seed 0, one after the other, then both curves in one PNG."""
     log(f"random policy: {random_episodes} episodes")
     random = random_scores(game, random_episodes)
-    log(f"relayrl {game} learning for {learn_seconds:.0f} s")
-    learned = pipeline.train(["--env", game, "--max-seconds", str(learn_seconds), "--seed", "0"],
-                             timeout=learn_seconds + 600, log_every=10.0, keep_curve=True)
+    timeout = 600 + steps / 100  # 100 env steps/s: a fifth of either side's speed here
+    log(f"relayrl {game} learning for {steps:,} env steps")
+    ours = timed(pipeline.train, ["--env", game, "--max-env-steps", str(steps), "--seed", "0"],
+                 timeout=timeout, log_every=CURVE_EVERY, keep_curve=True)
+    log(f"SB3 A2C {game} learning for {steps:,} env steps, {sb3_threads} torch threads")
+    theirs = timed(sb3_run, game, 0, steps, sb3_threads, timeout, curve_every=CURVE_EVERY)
     curve_png = out / f"atari-{slug(game)}{'-quick' if quick else ''}.png"
-    out.mkdir(parents=True, exist_ok=True)
-    render(learned, curve_png)
+    render_curves({"RelayRL A2C (preset)": ours["curve"], f"SB3 A2C (zoo settings, {sb3_threads} threads)":
+                   theirs["curve"]}, curve_png, f"{game}, seed 0: true game score, training episodes")
     return {
-        "machine": machine, "seconds": learn_seconds, "env_steps": learned["env_steps"],
-        "episodes": learned.get("episodes"), "mean_score_last_100": learned["mean_return"],
-        "random_mean_score": float(np.mean(random)), "random_scores": summary(random), "curve_png": curve_png.name,
-        "steady_steps_per_second": learned["steady_steps_per_second"],
-        "load_average_at_end": os.getloadavg(),  # other work on this machine slows the run: say how much
-        "curve": learned["curve"],
+        "machine": machine, "env_steps": steps, "curve_png": curve_png.name,
+        "random_mean_score": float(np.mean(random)), "random_scores": summary(random),
+        "relayrl": {"env_steps": ours["env_steps"], "episodes": ours.get("episodes"),
+                    "mean_score_last_100": ours["mean_return"], "wall_seconds": ours["wall_seconds"],
+                    "steady_steps_per_second": ours["steady_steps_per_second"], "curve": ours["curve"],
+                    "run": ours["run"]},
+        "sb3": {"env_steps": theirs["env_steps"], "episodes": theirs["episodes"], "torch_threads": sb3_threads,
+                "mean_score_last_100": theirs["mean_score_last_100"], "wall_seconds": theirs["wall_seconds"],
+                "steady_steps_per_second": theirs["steady_steps_per_second"], "curve": theirs["curve"],
+                "run": theirs["run"]},
+        "load_average_at_end": os.getloadavg(),  # other work on this machine slows the runs: say how much
     }
 
 
@@ -300,12 +346,21 @@ def costs_lines(c: dict) -> list[str]:
 
 
 def learning_lines(learn: dict) -> list[str]:
+    ours, theirs = learn["relayrl"], learn["sb3"]
     return [
-        f"Learning, {learn['seconds'] / 60:.0f} min on this machine: {learn['env_steps']} env steps "
-        f"({learn['steady_steps_per_second']:.0f}/s); mean score of the last 100 episodes "
-        f"**{fmt(learn['mean_score_last_100'])}**, a random policy's {learn['random_mean_score']:.1f} "
-        f"({len(learn['random_scores']['runs'])} episodes). Curve: {learn['curve_png']}. Load average at the end "
-        f"(1, 5, 15 min): {', '.join(f'{v:.1f}' for v in learn['load_average_at_end'])}.",
+        f"Learning at equal env steps ({learn['env_steps']:,} a side, seed 0, one after the other): the mean true "
+        f"score of the last 100 training games, against a random policy's {learn['random_mean_score']:.1f} "
+        f"({len(learn['random_scores']['runs'])} games). Curves: {learn['curve_png']}.",
+        "",
+        "| | mean score, last 100 games | games | wall s | env steps/s (steady) |",
+        "|---|---|---|---|---|",
+        f"| RelayRL A2C, preset | **{fmt(ours['mean_score_last_100'])}** | {ours['episodes']} | "
+        f"{ours['wall_seconds']:.0f} | {ours['steady_steps_per_second']:.0f} |",
+        f"| SB3 A2C, zoo Atari settings, {theirs['torch_threads']} torch threads | "
+        f"**{fmt(theirs['mean_score_last_100'])}** | {theirs['episodes']} | {theirs['wall_seconds']:.0f} | "
+        f"{theirs['steady_steps_per_second']:.0f} |",
+        "",
+        f"Load average at the end (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in learn['load_average_at_end'])}.",
         "",
     ]
 
@@ -315,7 +370,7 @@ def fmt(value: float | None) -> str:
 
 
 def write(results: dict, out: Path) -> Path:
-    path = results_path(out, results["quick"])
+    path = results_path(out, results["quick"], results["game"])
     write_results(path, results, markdown(results))
     return path
 
@@ -329,5 +384,6 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-seconds", type=float, default=None)
+    parser.add_argument("--curve-every", type=float, default=None)
     a = parser.parse_args()
-    print(json.dumps(sb3_child(a.game, a.seed, a.steps, a.threads, a.device, a.max_seconds)))
+    print(json.dumps(sb3_child(a.game, a.seed, a.steps, a.threads, a.device, a.max_seconds, a.curve_every)))

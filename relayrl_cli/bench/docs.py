@@ -106,20 +106,6 @@ def hold(h: dict, link: str) -> str:
             f"{_range(others)} s (8 x 256: {_range(widest)} s).")
 
 
-def hold_cost(h: dict, link: str) -> str:
-    """README: what the preset's Adam eps 1e-2 costs in time to the first 475, at 1 and 2 actors."""
-    before = load("hold-eps-1e-3.json")
-
-    def first(results: dict) -> list[float]:
-        return [r["crossed_at"] for shape, r in _runs(results) if shape.split("x")[0] in ("1", "2")
-                and r["crossed_at"] is not None]
-
-    now, then = first(h), first(before)
-    return (f"What it costs: the first {h['plan']['target']:g} comes later at 1 and 2 actors, after "
-            f"{_range(now)} s (median {statistics.median(now):.1f}) against {_range(then)} s (median "
-            f"{statistics.median(then):.1f}) with eps 1e-3 ([hold-eps-1e-3.json]({link}hold-eps-1e-3.json)).")
-
-
 def learning_table(results: dict, link: str) -> str:
     """README "Learning": the table learning.md holds."""
     return "\n".join(line for line in learning.markdown(results).splitlines() if line.startswith("|"))
@@ -162,11 +148,12 @@ def atari_costs(a: dict, link: str) -> str:
 
 def atari_learning(a: dict, link: str) -> str:
     learn = a["learning"]
-    scores = learn["random_scores"]
-    return (f"A {learn['seconds'] / 60:.0f}-minute learning run ([curve]({link}{learn['curve_png']})): "
-            f"{learn['env_steps']:,} env steps ({learn['steady_steps_per_second']:.0f}/s), a mean true score over "
-            f"the last 100 episodes of {learn['mean_score_last_100']:.1f} against {learn['random_mean_score']:.1f} "
-            f"for a random policy ({len(scores['runs'])} episodes).")
+    ours, theirs = learn["relayrl"], learn["sb3"]
+    return (f"Both sides for {learn['env_steps']:,} env steps on the same id, seed 0 "
+            f"([curves]({link}{learn['curve_png']})): the mean true score of the last 100 training games was "
+            f"{ours['mean_score_last_100']:.1f} for RelayRL ({ours['wall_seconds'] / 60:.0f} min) and "
+            f"{theirs['mean_score_last_100']:.1f} for SB3 A2C ({theirs['wall_seconds'] / 60:.0f} min), against "
+            f"{learn['random_mean_score']:.1f} for a random policy ({len(learn['random_scores']['runs'])} games).")
 
 
 def domains_table(results: dict, link: str) -> str:
@@ -179,7 +166,6 @@ def domains_table(results: dict, link: str) -> str:
 SECTIONS: dict[str, tuple[str, Callable[[dict, str], str]]] = {
     "performance": ("bench.json", performance),
     "hold": ("hold.json", hold),
-    "hold-cost": ("hold.json", hold_cost),
     "learning": ("learning.json", learning_table),
     "domains": ("domains.json", domains_table),
     "domains-retuned": ("retuned/domains.json", domains_table),

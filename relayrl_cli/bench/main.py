@@ -3,7 +3,7 @@
 against rl-baselines3-zoo's A2C results (relayrl_cli.bench.learning).
 `relayrl bench --suite hold [--quick] [--shapes 1x16,8x256] [--seeds N] [--out DIR]`: whether CartPole's solve
 holds at every fleet shape (relayrl_cli.bench.hold).
-`relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-minutes M]`: Atari throughput
+`relayrl bench --suite atari [--quick] [--game ALE/Breakout-v5] [--seeds N] [--learn-steps N]`: Atari throughput
 against SB3 A2C and a bounded-time learning run (relayrl_cli.bench.atari).
 `relayrl bench --suite domains [--quick] [--envs A,B] [--seeds N]`: each domain's standard task (driving, games,
 robots, MultiDiscrete) against SB3 A2C at equal env steps (relayrl_cli.bench.domains).
@@ -209,8 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rerun", action="store_true",
                         help="learning, hold: run again what the results file already holds")
     parser.add_argument("--game", default="ALE/Breakout-v5", help="atari: the ALE id [default: ALE/Breakout-v5]")
-    parser.add_argument("--learn-minutes", type=float, default=30.0,
-                        help="atari: minutes of the learning run [default: 30; --quick: 1/3]")
+    parser.add_argument("--learn-steps", type=int, default=None,
+                        help="atari: env steps of each side's learning run [default: 1000000; --quick: 2000]")
     parser.add_argument("--parts", default=None,
                         help="atari: any of throughput, costs (CPU ms per env step of each part), learning; a "
                              "part left out keeps its earlier results [default: all three]. device: any of "
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not parts or any(part not in atari.PARTS for part in parts):
             parser.error(f"--parts: {args.parts!r}; choose from {', '.join(atari.PARTS)}")
         results = atari.run(args.game, args.seeds or 1 if args.quick else args.seeds or 2, args.quick,
-                            None if args.quick else args.learn_minutes * 60, out, machine(), parts)
+                            args.learn_steps, out, machine(), parts)
         path = atari.write(results, out)
         print(atari.markdown(results))
         log(f"wrote {path} and its .md")
