@@ -285,11 +285,12 @@ class Actor:
                 self.metrics.reconnects.inc()
             self.metrics.learner_connected.set(1)
             log.info(
-                "connected to %s as %s (run %s), policy version %d",
+                "connected to %s as %s (run %s), policy version %d, actor index %d",
                 self.config.learner,
                 self.actor_id,
                 self.run_id,
                 link.welcome.weights.version,
+                link.welcome.actor_index,  # seeds its envs and sampling (unless --seed): unique per learner group
             )
             try:
                 self._work(link)

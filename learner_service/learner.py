@@ -109,7 +109,7 @@ class Learner:
                                   "checkpoint directory (shared storage)")
             group.broadcast_weights(self.model)  # rank 0's, bit for bit, whatever each rank initialised
         self.board = WeightsBoard()
-        self.registry = Registry(self.board)
+        self.registry = Registry(self.board, *((self.rank.rank, self.rank.world_size) if self.rank else (0, 1)))
         self.coordinator = coordinators.for_algorithm(config.algo, config.round_timeout, config.queue_size)
         self.trainer = Trainer(
             self.model,

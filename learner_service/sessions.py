@@ -115,11 +115,13 @@ class Registry:
     resets the connection), within about 2 x --keepalive-seconds when its host vanished.
     """
 
-    def __init__(self, board: WeightsBoard) -> None:
+    def __init__(self, board: WeightsBoard, first: int = 0, step: int = 1) -> None:
         self._lock = threading.Lock()
         self._board = board
         self._by_actor: dict[str, Session] = {}
-        self._counter = itertools.count()
+        # Session indices, which actors seed their envs from: rank r of N data-parallel learners hands out
+        # r, r + N, r + 2N, ... so that no two actors of the group collect the same episodes.
+        self._counter = itertools.count(first, step)
         self.peak = 0
 
     def join(self, hello: pb.Hello, peer: str) -> tuple[Session, Session | None]:

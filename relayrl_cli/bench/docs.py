@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 import tomllib
 from collections.abc import Callable

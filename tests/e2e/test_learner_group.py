@@ -57,6 +57,9 @@ def test_two_learner_ranks_solve_cartpole_with_the_same_weights_at_every_version
     assert finish(proc, 240) == 0, proc.text()[-4000:]
     for rank in (0, 1):
         assert f"rank {rank} of 2" in proc.text()
+    # the ranks hand out different actor indices, so the two actors' envs are seeded apart (with the same index
+    # both collected the same episodes: half the data, and every curve fell behind one learner's)
+    assert sorted(re.findall(r"connected to \S+ as actor-\d .* actor index (\d+)", proc.text())) == ["0", "1"]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["solved"] and summary["mean_return"] >= 200
     # every version the group made was checked on both ranks (a mismatch would have failed the run)
