@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from relayrl_cli.bench import domains, learning
+from relayrl_cli.bench import domains, learners, learning
 from relayrl_cli.bench.stats import paired_ratio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +155,13 @@ def atari_learning(a: dict, link: str) -> str:
             f"{learn['random_mean_score']:.1f} for a random policy ({len(learn['random_scores']['runs'])} games).")
 
 
+def learners_tables(results: dict, link: str) -> str:
+    """README "Several learners": learners.md's tables (the curves per env, the all-reduce's cost)."""
+    lines = learners.markdown(results).splitlines()
+    body = lines[lines.index("") + 1:]  # after the title
+    return "\n".join(line.replace("## ", "**", 1) + "**" if line.startswith("## ") else line for line in body).strip()
+
+
 def domains_table(results: dict, link: str) -> str:
     """README "Every space": each domain's standard task against SB3 A2C, the rows of domains.md that ran."""
     lines = domains.markdown(results).splitlines()
@@ -167,6 +174,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict, str], str]]] = {
     "hold": ("hold.json", hold),
     "learning": ("learning.json", learning_table),
     "domains": ("domains.json", domains_table),
+    "learners": ("learners.json", learners_tables),
     "domains-retuned": ("retuned/domains.json", domains_table),
     "atari-throughput": ("atari.json", atari_throughput),
     "atari-costs": ("atari.json", atari_costs),
