@@ -94,7 +94,8 @@ class Learner:
         self.model = training_setup.build_model(config, self.observation_space, self.action_space, self.device)
         self.optimizer = training_setup.build_optimizer(config, self.model)
         self.metrics = LearnerMetrics(config.algo, config.env)
-        self.metrics.rank.labels(*map(str, (self.rank.rank, self.rank.world_size) if self.rank else (0, 1))).set(1)
+        if self.rank is not None:
+            self.metrics.set_rank(self.rank.rank, self.rank.world_size)
         self.progress = Progress()
         # torchrun restarting the group after a rank failed: every rank continues from the newest checkpoint
         restarted = self.rank is not None and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0

@@ -27,6 +27,7 @@ class LearnerMetrics:
         # A rank label for every series of this learner, by a join on this one (group.py: data-parallel ranks)
         self.rank = Gauge("relayrl_learner_rank", "This learner's rank among its data-parallel ranks (always 1).",
                           ["rank", "world_size"], registry=r)
+        self.set_rank(0, 1)  # a learner alone; data-parallel ranks say theirs (learner.py)
         self.policy_lag = Histogram(
             "relayrl_policy_lag", "Learner version minus the version data came from.", buckets=LAG_BUCKETS, registry=r
         )
@@ -89,3 +90,7 @@ class LearnerMetrics:
         )
         self.received_bytes = Counter("relayrl_received_bytes", "Bytes of actor messages received.", registry=r)
         self.sent_bytes = Counter("relayrl_sent_bytes", "Bytes of weight messages sent.", registry=r)
+
+    def set_rank(self, rank: int, world_size: int) -> None:
+        self.rank.clear()
+        self.rank.labels(str(rank), str(world_size)).set(1)
