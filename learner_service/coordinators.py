@@ -30,6 +30,8 @@ class Contribution:
     rollout: Rollout | None = None
     grads: dict[str, np.ndarray] | None = None
     done: Callable[[], None] = lambda: None  # called once it is applied or dropped (sends the actor an Ack)
+    # the episodes it reports (returns, lengths): counted with its env steps when it is settled, not on arrival
+    episodes: tuple[np.ndarray, np.ndarray] | None = None
 
 
 # What became of an offered contribution: "accepted" (it will be applied or dropped, and acknowledged),

@@ -191,7 +191,7 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 self.metrics.received_bytes.inc(message.ByteSize())
                 item = self._check_contribution(message)
                 item.session = session.index
-                item.done = functools.partial(self.board.acknowledge, session)
+                item.done = functools.partial(self._settle, session, item)
                 self.metrics.contributions_received.inc()
                 session.received += 1
                 if self.stop.is_set():  # stopping: no new work; the stream ends with UNAVAILABLE shortly
@@ -205,7 +205,10 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                         self.metrics.dropped_stale.inc()
                     self.metrics.contributions.labels(f"dropped_{outcome}").inc()
                     self.progress.record_drop()
-                    item.done()
+                    if outcome == "stale":
+                        item.done()
+                    else:  # its env steps are the delivery already in the round: acknowledged, not counted again
+                        self.board.acknowledge(session)
                 else:
                     self._discard()
         except Rejection as rejection:
@@ -219,6 +222,17 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         finally:
             session.closed = True
             self.board.wake()
+
+    def _settle(self, session: Session, item: Contribution) -> None:
+        """A contribution applied or dropped: acknowledged (the actor never sends it again), and only now are its
+        env steps and episodes counted. One discarded while stopping, or in an A2C round left unapplied, is not
+        acknowledged: the actor delivers it again to the next learner, which counts it then, once. Counted on
+        arrival, a run resumed from the final checkpoint counted those steps twice (and the summary showed more
+        env steps than the checkpoint it ended with)."""
+        self.board.acknowledge(session)
+        returns, lengths = item.episodes if item.episodes is not None else (np.zeros(0), np.zeros(0))
+        self.progress.record_episodes(item.env_steps, returns, lengths)
+        self._count_episodes(item.env_steps, returns, lengths)
 
     def _discard(self) -> None:
         self.discarded += 1
@@ -306,9 +320,8 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             raise Rejection(INVALID, Reason.INVALID_TENSOR, str(exc)) from None
         except RolloutError as exc:
             raise rollout_rejection(exc) from None
-        self.progress.record_episodes(rollout.num_steps, rollout.episode_returns, rollout.episode_lengths)
-        self._count_episodes(rollout.num_steps, rollout.episode_returns, rollout.episode_lengths)
-        return Contribution(0, message.policy_version, rollout.num_steps, rollout=rollout)
+        return Contribution(0, message.policy_version, rollout.num_steps, rollout=rollout,
+                            episodes=(rollout.episode_returns, rollout.episode_lengths))
 
     def _check_gradient(self, message: pb.Gradient) -> Contribution:
         self._check_version(message.policy_version)
@@ -337,12 +350,10 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 raise Rejection(INVALID, Reason.NON_FINITE, f"grads[{name}] contains NaN or Inf")
         if message.env_steps > 1 << 24:
             raise Rejection(INVALID, Reason.MALFORMED, f"env_steps {message.env_steps} is implausible")
-        self.progress.record_episodes(int(message.env_steps), returns, lengths)
-        self._count_episodes(int(message.env_steps), returns, lengths)
         self.metrics.loss.labels("policy").set(message.policy_loss)
         self.metrics.loss.labels("value").set(message.value_loss)
         self.metrics.loss.labels("entropy").set(message.entropy)
-        return Contribution(0, message.policy_version, int(message.env_steps), grads=grads)
+        return Contribution(0, message.policy_version, int(message.env_steps), grads=grads, episodes=(returns, lengths))
 
     def _count_episodes(self, env_steps: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         self.metrics.env_steps.inc(env_steps)

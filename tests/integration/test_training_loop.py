@@ -43,7 +43,8 @@ def test_a2c_round_waits_for_live_actors_and_closes_when_one_dies(start_learner,
     start_actor(learner.address, actor_id="worker")
     wait_until(lambda: learner.registry.live_count() == 2, 10, "both connected")
     # the worker delivered, the silent actor is alive: round 0 must wait (round_timeout is 60 s)
-    wait_until(lambda: learner.progress.env_steps > 0, 20, "the worker's first rollout")
+    wait_until(lambda: learner.coordinator.depth() == 1, 20, "the worker's first rollout in the open round")
+    assert learner.progress.env_steps == 0  # counted when the round is applied, not on arrival
     assert learner.trainer.version == 0
     silent.close()  # dies mid-round
     wait_until(lambda: learner.trainer.version >= 5, 15, "rounds to resume without the dead actor")
