@@ -234,29 +234,35 @@ class Trainer:
                     self.metrics.loss.labels("value").set(terms.value_loss)
                     self.metrics.loss.labels("entropy").set(terms.entropy)
             except NonFiniteUpdate as exc:
-                log.warning("skipped an update: %s", exc)
-                self.metrics.rejected.labels(Reason.NON_FINITE).inc(len(fresh))
-                self.metrics.contributions.labels("non_finite").inc(len(fresh))
-                norm = None
+                norm = self._skipped(exc, len(fresh))
             if self.lr_at is not None:
                 self.optimizer.lr = self.lr_at(self.progress.env_steps)
             # A new version even when skipped: A2C actors wait for it before collecting again.
             self._next_version()
         if norm is None:
             return False
+        self._applied(started, len(fresh), samples, norm, last, [self.version - 1 - c.policy_version for c in fresh])
+        return True
+
+    def _skipped(self, exc: NonFiniteUpdate, contributions: int) -> None:
+        """Count an update skipped for a non-finite loss or gradient (nothing was applied); returns no norm."""
+        log.warning("skipped an update: %s", exc)
+        self.metrics.rejected.labels(Reason.NON_FINITE).inc(contributions)
+        self.metrics.contributions.labels("non_finite").inc(contributions)
+
+    def _applied(self, started: float, contributions: int, samples: int, norm: float, last: dict[str, float],
+                 lags: list[int]) -> None:
+        """Count an update applied (metrics, progress, the diagnostics TensorBoard reads), then on_update."""
         seconds = time.perf_counter() - started
         self.metrics.update_seconds.observe(seconds)
         self.metrics.updates.inc()
-        self.metrics.contributions.labels("applied").inc(len(fresh))
+        self.metrics.contributions.labels("applied").inc(contributions)
         self.metrics.samples.inc(samples)
         self.metrics.grad_norm.set(norm)
         self.last_update = {**last, "grad_norm": norm, "learning_rate": self.optimizer.lr}
-        self.progress.record_update(
-            self.version, samples, [self.version - 1 - c.policy_version for c in fresh], seconds
-        )
+        self.progress.record_update(self.version, samples, lags, seconds)
         if self.on_update is not None:
             self.on_update()
-        return True
 
     def run(self, stop: threading.Event) -> None:
         """Apply batches until ``stop``, then drain. An exception propagates: the caller (Learner._train)
@@ -327,10 +333,7 @@ class Trainer:
             try:
                 norm = clip_and_step(self.model, self.optimizer, self.max_grad_norm)
             except NonFiniteUpdate as exc:  # the same on every rank: they all hold the same gradient
-                log.warning("skipped an update: %s", exc)
-                self.metrics.rejected.labels(Reason.NON_FINITE).inc(len(batch))
-                self.metrics.contributions.labels("non_finite").inc(len(batch))
-                norm = None
+                norm = self._skipped(exc, len(batch))
             if self.lr_at is not None:
                 self.optimizer.lr = self.lr_at(self.progress.env_steps)
             self._next_version()
@@ -339,18 +342,8 @@ class Trainer:
                 if not weights_identical(params):
                     raise RuntimeError(f"the learner ranks' weights differ at version {self.version}")
                 self.weights_checks += 1
-        if norm is None:
-            return agreed
-        seconds = time.perf_counter() - started
-        self.metrics.update_seconds.observe(seconds)
-        self.metrics.updates.inc()
-        self.metrics.contributions.labels("applied").inc(len(batch))
-        self.metrics.samples.inc(samples)
-        self.metrics.grad_norm.set(norm)
-        self.last_update = {**last, "grad_norm": norm, "learning_rate": self.optimizer.lr}
-        self.progress.record_update(self.version, int(agreed.samples), [0] * len(batch), seconds)
-        if self.on_update is not None:
-            self.on_update()
+        if norm is not None:  # the update trained on the group's samples, this rank's contributions
+            self._applied(started, len(batch), int(agreed.samples), norm, last, [0] * len(batch))
         return agreed
 
 
