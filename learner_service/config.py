@@ -159,7 +159,7 @@ class LearnerConfig:
         1,
         "a2c: learner ranks on this machine, data-parallel on torch.distributed (started by torchrun; each rank "
         "serves its own actors on --port + its local rank, gradients averaged every update). Several machines: "
-        "run torchrun yourself (see DEPLOY.md).",
+        "--learner-nodes.",
     )
     learner_nodes: int = option(
         1, "Machines the learner ranks span, --learners on each (a Kubernetes pod per machine, say); they meet at "

@@ -78,6 +78,7 @@ class Rank:
     rank: int
     world_size: int
     local_rank: int  # among the ranks on this machine: offsets its ports and picks its GPU
+    attempt: int = 0  # torchrun's restarts of the group so far (TORCHELASTIC_RESTART_COUNT)
 
     @property
     def writes(self) -> bool:
@@ -90,7 +91,8 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Rank | None:
     world = int(environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
-    return Rank(int(environ["RANK"]), world, int(environ.get("LOCAL_RANK", environ["RANK"])))
+    return Rank(int(environ["RANK"]), world, int(environ.get("LOCAL_RANK", environ["RANK"])),
+                int(environ.get("TORCHELASTIC_RESTART_COUNT", "0")))
 
 
 def join(rank: Rank, device: torch.device, environ: Mapping[str, str] = os.environ) -> None:
@@ -102,9 +104,8 @@ def join(rank: Rank, device: torch.device, environ: Mapping[str, str] = os.envir
                           is_master=not agent_store and rank.rank == 0, timeout=TIMEOUT)
     # torchrun restarts a failed group on the same store: without a prefix of the attempt, a restarted rank reads
     # the dead rank's address from the attempt before and fails to connect (seen here in 1 restart of 4)
-    attempt = environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.PrefixStore(
-        f"relayrl/attempt-{attempt}", store), rank=rank.rank, world_size=rank.world_size, timeout=TIMEOUT,
+        f"relayrl/attempt-{rank.attempt}", store), rank=rank.rank, world_size=rank.world_size, timeout=TIMEOUT,
         device_id=device if device.type == "cuda" else None)
 
 

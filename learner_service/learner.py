@@ -98,7 +98,7 @@ class Learner:
             self.metrics.set_rank(self.rank.rank, self.rank.world_size)
         self.progress = Progress()
         # torchrun restarting the group after a rank failed: every rank continues from the newest checkpoint
-        restarted = self.rank is not None and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+        restarted = self.rank is not None and self.rank.attempt > 0
         version = resume(config, self.model, self.optimizer, self.progress) if config.resume or restarted else 0
         if self.rank is not None:
             group.join(self.rank, self.device)

@@ -224,17 +224,10 @@ class Trainer:
                     )
                     self.statistics.after_update(rollouts)
                     samples = terms.num_samples
-                    last = {
-                        "policy_loss": terms.policy_loss,
-                        "value_loss": terms.value_loss,
-                        "entropy": terms.entropy,
-                        "explained_variance": terms.explained_variance,
-                    }
-                    self.metrics.loss.labels("policy").set(terms.policy_loss)
-                    self.metrics.loss.labels("value").set(terms.value_loss)
-                    self.metrics.loss.labels("entropy").set(terms.entropy)
+                    last = self._diagnostics(terms)
             except NonFiniteUpdate as exc:
-                norm = self._skipped(exc, len(fresh))
+                self._skipped(exc, len(fresh))
+                norm = None
             if self.lr_at is not None:
                 self.optimizer.lr = self.lr_at(self.progress.env_steps)
             # A new version even when skipped: A2C actors wait for it before collecting again.
@@ -244,8 +237,16 @@ class Trainer:
         self._applied(started, len(fresh), samples, norm, last, [self.version - 1 - c.policy_version for c in fresh])
         return True
 
+    def _diagnostics(self, terms: LossTerms) -> dict[str, float]:
+        """The loss terms of an update, to Prometheus and as TensorBoard's last_update reads them."""
+        self.metrics.loss.labels("policy").set(terms.policy_loss)
+        self.metrics.loss.labels("value").set(terms.value_loss)
+        self.metrics.loss.labels("entropy").set(terms.entropy)
+        return {"policy_loss": terms.policy_loss, "value_loss": terms.value_loss, "entropy": terms.entropy,
+                "explained_variance": terms.explained_variance}
+
     def _skipped(self, exc: NonFiniteUpdate, contributions: int) -> None:
-        """Count an update skipped for a non-finite loss or gradient (nothing was applied); returns no norm."""
+        """Count an update skipped for a non-finite loss or gradient (nothing was applied)."""
         log.warning("skipped an update: %s", exc)
         self.metrics.rejected.labels(Reason.NON_FINITE).inc(contributions)
         self.metrics.contributions.labels("non_finite").inc(contributions)
@@ -323,17 +324,18 @@ class Trainer:
                 rollouts = [c.rollout for c in batch]
                 terms = backward(self.model, self.optimizer, rollouts, self.loss_config)
                 samples = int(sum(r.valid.sum() for r in rollouts))  # the loss is a mean over valid steps
-                last = {"policy_loss": terms.policy_loss, "value_loss": terms.value_loss, "entropy": terms.entropy,
-                        "explained_variance": terms.explained_variance}
-            agreed = average_gradients(params, samples, env_steps, reason if reason in STOP_REASONS else
-                                       None if reason is None else "stopped")
+                last = self._diagnostics(terms)  # this rank's batch's loss terms
+            # a reason the group does not rank (a signal: "signal") stops it as "stopped"
+            stop = None if reason is None else reason if reason in STOP_REASONS else "stopped"
+            agreed = average_gradients(params, samples, env_steps, stop)
             self.progress.record_peer_env_steps(int(agreed.env_steps) - env_steps)
             if agreed.samples == 0:  # no rank had a batch: nothing to step, no new version
                 return agreed
             try:
                 norm = clip_and_step(self.model, self.optimizer, self.max_grad_norm)
             except NonFiniteUpdate as exc:  # the same on every rank: they all hold the same gradient
-                norm = self._skipped(exc, len(batch))
+                self._skipped(exc, len(batch))
+                norm = None
             if self.lr_at is not None:
                 self.optimizer.lr = self.lr_at(self.progress.env_steps)
             self._next_version()
