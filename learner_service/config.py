@@ -308,9 +308,6 @@ class LearnerConfig:
         require(self.learners >= 1, "learners", "must be at least 1")
         require(self.ranks() == 1 or self.algo == "a2c", "learners",
                 "several learner ranks average A2C's synchronous gradients; a3c applies each arrival on one learner")
-        for name in ("normalize_observations", "normalize_rewards"):
-            require(not (getattr(self, name) and self.ranks() > 1), name,
-                    "not yet with several learner ranks: each would keep statistics of its own actors only")
         require(self.weights_check_every >= 0, "weights_check_every", "must be 0 or more")
         require(self.max_restarts >= 0, "max_restarts", "must be 0 or more")
         require(self.learner_nodes >= 1, "learner_nodes", "must be at least 1")

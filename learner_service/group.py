@@ -9,8 +9,10 @@ A rank with no rollouts contributes zeros (n_r = 0) rather than stalling the oth
 
 The header carries what the ranks must agree on besides the gradient, summed: env steps (the learning-rate
 schedule and --max-env-steps count the whole group's) and one count per stop reason (any rank's reason stops
-every rank). Advantage normalisation, where a preset turns it on, stays per rank (its mean and standard
-deviation over the rank's own batch), unlike one learner's over the union.
+every rank). Observation and reward normalisation statistics fold the union's samples on every rank (sums of
+each rank's batch, all-reduced: ``sum_over_ranks``), so they stay the same on every rank and travel with the
+weights as one learner's do. Advantage normalisation, where a preset turns it on, stays per rank (its mean and
+standard deviation over the rank's own batch), unlike one learner's over the union.
 
 The ranks are started the way torch users start them, by torchrun (torch.distributed.run): it sets RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT, and ``join`` reads them (the env:// rendezvous).
@@ -24,6 +26,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -114,7 +117,7 @@ def leave() -> None:
         dist.destroy_process_group()
 
 
-def digest(parameters: Sequence[torch.nn.Parameter]) -> int:
+def digest(parameters: Sequence[torch.Tensor]) -> int:
     """A 63-bit hash of the parameters' bytes: equal on two ranks only if their weights are bitwise equal."""
     h = hashlib.blake2b(digest_size=8)
     for p in parameters:
@@ -122,7 +125,7 @@ def digest(parameters: Sequence[torch.nn.Parameter]) -> int:
     return int.from_bytes(h.digest(), "little") >> 1
 
 
-def weights_identical(parameters: Sequence[torch.nn.Parameter], group: dist.ProcessGroup | None = None) -> bool:
+def weights_identical(parameters: Sequence[torch.Tensor], group: dist.ProcessGroup | None = None) -> bool:
     """Whether every rank holds bitwise the same weights (a hash of them the same on every rank)."""
     return same_everywhere([digest(parameters)], parameters[0].device, group)
 
@@ -133,6 +136,13 @@ def same_everywhere(values: Sequence[int], device: torch.device, group: dist.Pro
     dist.all_reduce(both, op=dist.ReduceOp.MAX, group=group)
     n = len(values)
     return both[:n].tolist() == list(values) and [-v for v in both[n:].tolist()] == list(values)
+
+
+def sum_over_ranks(values: np.ndarray, device: torch.device, group: dist.ProcessGroup | None = None) -> np.ndarray:
+    """``values`` summed over every rank (float64), the same array on every rank; one all-reduce."""
+    summed = torch.tensor(values, dtype=torch.float64, device=device)  # a copy: the all-reduce is in place
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=group)
+    return summed.cpu().numpy()
 
 
 def broadcast_weights(model: torch.nn.Module) -> None:

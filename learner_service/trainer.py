@@ -29,7 +29,7 @@ import torch
 
 from learner_service.coordinators import Contribution, Coordinator
 from learner_service.device_batch import host_state, stage, stage_rollouts
-from learner_service.group import STOP_REASONS, GroupUpdate, average_gradients, weights_identical
+from learner_service.group import STOP_REASONS, GroupUpdate, average_gradients, sum_over_ranks, weights_identical
 from learner_service.metrics import LearnerMetrics
 from learner_service.optim import Optimizer
 from learner_service.progress import Progress
@@ -132,7 +132,10 @@ class Trainer:
         self.lr_at = lr_at  # the learning rate at a number of env steps (a schedule), or None: constant
         if lr_at is not None:  # a resumed run continues its schedule from its first update
             optimizer.lr = lr_at(progress.env_steps)
-        self.statistics = RunningStatistics(model, loss_config.gamma)
+        device = next(model.parameters()).device
+        # among ranks the statistics fold every rank's samples (a sum over the ranks), so they stay the same
+        reduce = None if group is None else (lambda sums: sum_over_ranks(sums, device))
+        self.statistics = RunningStatistics(model, loss_config.gamma, reduce)
         self.group = group
         self.weights_checks = 0  # versions at which every rank was found to hold the same weights
         self._env_steps_shared = progress.own_env_steps()  # a rank's env steps already told to the group
@@ -320,8 +323,9 @@ class Trainer:
             params = list(self.model.parameters())
             self.optimizer.zero_grad(set_to_none=True)
             samples = 0
+            # every rank, with a batch or not: the return statistics fold the whole group's (a collective)
+            rollouts = self.statistics.before_update([c.session for c in batch], [c.rollout for c in batch])
             if batch:
-                rollouts = [c.rollout for c in batch]
                 terms = backward(self.model, self.optimizer, rollouts, self.loss_config)
                 samples = int(sum(r.valid.sum() for r in rollouts))  # the loss is a mean over valid steps
                 last = self._diagnostics(terms)  # this rank's batch's loss terms
@@ -333,6 +337,7 @@ class Trainer:
                 return agreed
             try:
                 norm = clip_and_step(self.model, self.optimizer, self.max_grad_norm)
+                self.statistics.after_update(rollouts)  # every rank: a collective when normalising observations
             except NonFiniteUpdate as exc:  # the same on every rank: they all hold the same gradient
                 self._skipped(exc, len(batch))
                 norm = None
@@ -341,7 +346,7 @@ class Trainer:
             self._next_version()
             check = self.group.check_every
             if check and self.version % check == 0:
-                if not weights_identical(params):
+                if not weights_identical([*params, *self.model.buffers()]):  # normalisation statistics too
                     raise RuntimeError(f"the learner ranks' weights differ at version {self.version}")
                 self.weights_checks += 1
         if norm is not None:  # the update trained on the group's samples, this rank's contributions

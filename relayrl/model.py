@@ -22,7 +22,7 @@ than the MLP at these sizes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -33,7 +33,7 @@ from relayrl import heads
 from relayrl.architecture import CNNS, features_kwargs, parse_net_arch
 from relayrl.distributions import LOG_2PI, SDE_EPSILON
 from relayrl.extractors import built_in_extractor, preprocess, user_extractor
-from relayrl.normalization import CLIP, EPSILON, merge_moments, statistic_name
+from relayrl.normalization import CLIP, EPSILON, merge_moments, merge_sums, shifted_sums, statistic_name
 from relayrl.spaces import (
     BERNOULLI,
     CATEGORICAL,
@@ -51,6 +51,14 @@ from relayrl.spaces import (
 )
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+Reduce = Callable[[np.ndarray], np.ndarray]  # an array summed over the learner ranks (learner_service/group.py)
+
+
+def _fold(state: tuple[float, np.ndarray, np.ndarray], batch: np.ndarray, reduce: Reduce | None):
+    """Running (count, mean, var) with ``batch`` folded in; with ``reduce``, with every rank's batch."""
+    if reduce is None:
+        return merge_moments(*state, batch)
+    return merge_sums(*state, reduce(shifted_sums(batch, state[1])), state[1])
 
 
 def as_tensors(obs: Observation, device: torch.device | str | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
@@ -184,29 +192,29 @@ class ActorCritic(nn.Module):
         return features if self.shared is None else self.shared(features)
 
     @torch.no_grad()
-    def update_observation_stats(self, observations: Observation) -> None:
+    def update_observation_stats(self, observations: Observation | None, reduce: Reduce | None = None) -> None:
         """Fold a batch of raw observations (any leading axes; a dict for Dict spaces) into the running mean and
-        variance of each normalised part."""
+        variance of each normalised part. ``reduce``: among learner ranks, the sum over all of them (every rank
+        then folds the same batch of every rank's samples); a rank without samples passes None."""
         for key in self.normalized_keys:
             mean, var, count = (self._statistic(stat, key) for stat in ("mean", "var", "count"))
-            batch = np.asarray(select(observations, key), np.float64).reshape(-1, mean.shape[0])
-            new_count, new_mean, new_var = merge_moments(
-                float(count), mean.double().cpu().numpy(), var.double().cpu().numpy(), batch
-            )
+            dim = mean.shape[0]
+            batch = np.zeros((0, dim)) if observations is None else np.asarray(select(observations, key), np.float64)
+            state = float(count), mean.double().cpu().numpy(), var.double().cpu().numpy()
+            new_count, new_mean, new_var = _fold(state, batch.reshape(-1, dim), reduce)
             count.fill_(new_count)
             mean.copy_(torch.as_tensor(new_mean))
             var.copy_(torch.as_tensor(new_var))
 
     @torch.no_grad()
-    def update_return_stats(self, discounted_returns: np.ndarray) -> None:
-        """Fold discounted returns into the running variance that rewards are scaled by."""
-        batch = np.asarray(discounted_returns, np.float64).reshape(-1)
-        count, mean, var = merge_moments(
-            float(self.return_count), float(self.return_mean), float(self.return_var), batch
-        )
+    def update_return_stats(self, discounted_returns: np.ndarray, reduce: Reduce | None = None) -> None:
+        """Fold discounted returns into the running variance that rewards are scaled by (``reduce``: as above)."""
+        batch = np.asarray(discounted_returns, np.float64).reshape(-1, 1)
+        state = float(self.return_count), np.array([float(self.return_mean)]), np.array([float(self.return_var)])
+        count, mean, var = _fold(state, batch, reduce)
         self.return_count.fill_(count)
-        self.return_mean.fill_(float(mean))
-        self.return_var.fill_(float(var))
+        self.return_mean.fill_(float(mean[0]))
+        self.return_var.fill_(float(var[0]))
 
     def value(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.value_of(self.embed(obs))

@@ -31,12 +31,34 @@ def merge_moments(
     if n == 0:
         return count, mean, var
     batch = batch.astype(np.float64, copy=False)
-    batch_mean, batch_var = batch.mean(axis=0), batch.var(axis=0)
+    return _merge(count, mean, var, n, batch.mean(axis=0), batch.var(axis=0))
+
+
+def _merge(count: float, mean, var, n: float, batch_mean, batch_var) -> tuple[float, np.ndarray, np.ndarray]:
     total = count + n
     delta = batch_mean - mean
     new_mean = mean + delta * (n / total)
     m2 = var * count + batch_var * n + delta**2 * (count * n / total)
     return total, new_mean, m2 / total
+
+
+def shifted_sums(batch: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """[n, sum(x - shift), sum((x - shift)^2)] per feature (shape [3, *feature]) of ``batch`` (samples along axis
+    0): sums that add up across learner ranks, which then fold one batch of all their samples (merge_sums).
+    Shifted by the running mean, so the variance taken from them does not lose its digits to a large mean."""
+    centred = batch.astype(np.float64, copy=False) - shift
+    return np.stack([np.full(np.shape(shift), float(batch.shape[0])), centred.sum(axis=0), (centred**2).sum(axis=0)])
+
+
+def merge_sums(
+    count: float, mean: np.ndarray, var: np.ndarray, sums: np.ndarray, shift: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """merge_moments of the batch that ``sums`` (shifted_sums' rows, added over ranks) describe."""
+    n = float(np.max(sums[0]))
+    if n == 0:
+        return count, mean, var
+    centred_mean = sums[1] / n
+    return _merge(count, mean, var, n, shift + centred_mean, np.maximum(sums[2] / n - centred_mean**2, 0.0))
 
 
 def discounted_returns(

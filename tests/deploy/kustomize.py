@@ -19,11 +19,23 @@ FROM_POD = "set-per-pod"  # stands in for a value the downward API fills in
 SECRET_STAND_IN = "stand-in-for-a-secret-value-0123456789"  # a Secret's value (long enough for a token)
 # What a Secret made by cert-manager's Certificate holds (components/tls mounts such Secrets whole).
 CERTIFICATE_KEYS = ("tls.crt", "tls.key", "ca.crt")
+RANKS = 3  # all-components' learner ranks: another count than overlays/ranks', so tests can tell it flows into place
+
+
+def nested_components() -> set[Path]:
+    """Components that another component lists (components/learner-ranks lists learner-job)."""
+    nested = set()
+    for kustomization in (K8S / "components").glob("*/kustomization.yaml"):
+        for entry in yaml.safe_load(kustomization.read_text()).get("components", []):
+            nested.add((kustomization.parent / entry).resolve())
+    return nested
 
 
 def all_components_overlay(tmp: Path) -> Path:
-    """A throwaway overlay with the base and every component, so each component renders at least once."""
-    components = sorted(p for p in (K8S / "components").iterdir() if p.is_dir())
+    """A throwaway overlay with the base and every component, so each component renders at least once: a
+    component that another lists renders through that one (listed twice, its objects would be made twice)."""
+    nested = nested_components()
+    components = sorted(p for p in (K8S / "components").iterdir() if p.is_dir() and p.resolve() not in nested)
     lines = ["apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization", "namespace: relayrl",
              "resources:", f"  - {os.path.relpath(K8S / 'base', tmp)}", "components:"]
     lines += [f"  - {os.path.relpath(c, tmp)}" for c in components]
@@ -33,6 +45,9 @@ def all_components_overlay(tmp: Path) -> Path:
     lines += [f"      - {key}={value}" for key, value in ALL_COMPONENTS_MONITORING.items()]
     lines += ["    options:", "      disableNameSuffixHash: true", "      annotations:",
               '        config.kubernetes.io/local-config: "true"']
+    # What components/learner-ranks needs from its overlay (overlays/ranks shows it): how many rank pods.
+    lines += ["  - name: relayrl-learner", "    behavior: merge", "    literals:",
+              f"      - RELAYRL_LEARNER_NODES={RANKS}"]
     (tmp / "kustomization.yaml").write_text("\n".join(lines) + "\n")
     return tmp
 

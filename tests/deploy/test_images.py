@@ -46,13 +46,16 @@ def test_compose_reads_the_images_file():
     assert gpu["learner"]["image"] == expected(names, "relayrl-cuda")
 
 
+GPU_TARGETS = ("overlays/gpu", "overlays/gpu-ranks", "all-components")  # those with components/learner-gpu
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_kustomize_deploys_the_same_names(rendered, target):
     names = read_env(IMAGES_ENV)
     assert "relayrl-images" not in by_kind(rendered[target], "ConfigMap"), "local-config: never applied"
     for _, template in pods(rendered[target]):
         container = template["spec"]["containers"][0]
-        image = {"learner": "relayrl-cuda" if target == "overlays/gpu" else "relayrl", "actor": SLIM}
+        image = {"learner": "relayrl-cuda" if target in GPU_TARGETS else "relayrl", "actor": SLIM}
         assert container["image"] == expected(names, image[service_of(container)]), target
 
 
@@ -62,11 +65,11 @@ def test_another_registry_flows_everywhere(tmp_path):
     shutil.copytree(DEPLOY, copy, symlinks=True)
     names = {"RELAYRL_REGISTRY": "registry.example.com:5000/ml", "RELAYRL_TAG": "9.9.9"}
     (copy / "images" / "images.env").write_text("".join(f"{k}={v}\n" for k, v in names.items()))
-    for overlay, learner in (("default", "relayrl"), ("gpu", "relayrl-cuda")):
+    for overlay, learner in (("default", "relayrl"), ("gpu", "relayrl-cuda"), ("gpu-ranks", "relayrl-cuda")):
         result = run([tool("kubectl"), "kustomize", str(copy / "k8s" / "overlays" / overlay)])
         assert result.returncode == 0, result.stderr
         images = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
-                  for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Deployment"}
+                  for d in yaml.safe_load_all(result.stdout) if d and d["kind"] in ("Deployment", "Job")}
         assert images == {"relayrl-learner": expected(names, learner), "relayrl-actor": expected(names, SLIM)}
     services = compose_model(copy)["services"]
     assert services["learner"]["image"] == expected(names, "relayrl")

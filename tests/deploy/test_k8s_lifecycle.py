@@ -41,7 +41,7 @@ def render_run(k8s_run, tmp_path, overlay: str, name: str, namespace: str = "rel
     return [o for o in yaml.safe_load_all(result.stdout) if o]
 
 
-@pytest.mark.parametrize("overlay", ["job", "autoscaling"])
+@pytest.mark.parametrize("overlay", ["job", "autoscaling", "ranks"])
 def test_a_run_takes_its_name_and_namespace_everywhere(k8s_run, tmp_path, overlay):
     objects = render_run(k8s_run, tmp_path, overlay, "cartpole-2", namespace="second")
     config = pod_config(objects, learner_workload(objects)["spec"]["template"],

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from .conftest import DEPLOY, REPO
-from .kustomize import CERTIFICATE_KEYS, TARGETS, by_kind, pods, service_of, workloads
+from .kustomize import CERTIFICATE_KEYS, TARGETS, by_kind, container_env, pods, service_of, workloads
 
 
 def documented_minimum() -> str:
@@ -120,16 +120,22 @@ def test_references_resolve(rendered, target):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_network_policy_admits_only_actors_to_learner_grpc(rendered, target):
+    """Actors, and only they, reach the learner's gRPC port; with several learner ranks
+    (components/learner-ranks) the ranks also reach each other, on any port (gloo's are ephemeral)."""
     objects = rendered[target]
     templates = {service_of(t["spec"]["containers"][0]): t for _, t in pods(objects)}
     learner_labels = templates["learner"]["metadata"]["labels"]
     actor_labels = templates["actor"]["metadata"]["labels"]
+    ranks = int(container_env(objects, templates["learner"]["spec"]["containers"][0]).get("RELAYRL_LEARNER_NODES", "1"))
     policies = [p for p in by_kind(objects, "NetworkPolicy").values()
                 if p["spec"]["podSelector"]["matchLabels"].items() <= learner_labels.items()]
     assert len(policies) == 1
     declared = {p["name"] for c in templates["learner"]["spec"]["containers"] for p in c["ports"]}
-    grpc_sources = []
+    grpc_sources, every_port_sources = [], []
     for rule in policies[0]["spec"]["ingress"]:
+        if "ports" not in rule:  # every port
+            every_port_sources += rule["from"]
+            continue
         ports = {p["port"] for p in rule["ports"]}
         assert ports <= declared, f"policy names ports the learner does not declare: {ports - declared}"
         if "grpc" in ports:
@@ -139,6 +145,10 @@ def test_network_policy_admits_only_actors_to_learner_grpc(rendered, target):
         assert set(source) == {"podSelector"}, f"only pods in this namespace: {source}"
         assert source["podSelector"]["matchLabels"].items() <= actor_labels.items()
         assert not source["podSelector"]["matchLabels"].items() <= learner_labels.items()
+    if ranks == 1:
+        assert not every_port_sources, every_port_sources
+    else:
+        assert every_port_sources == [{"podSelector": policies[0]["spec"]["podSelector"]}], every_port_sources
 
 
 def test_podmonitor_selects_both_services(rendered):
@@ -174,7 +184,7 @@ DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kub
 @pytest.mark.parametrize("target", TARGETS)
 def test_egress_is_dns_and_for_actors_the_learner(rendered, target):
     """Actors run environment code: their egress is DNS and the learner's gRPC port, nothing else (no node
-    metadata service, no other pod); the learner's is DNS alone."""
+    metadata service, no other pod); the learner's is DNS alone, and with several ranks the other ranks."""
     objects = rendered[target]
     templates = {service_of(t["spec"]["containers"][0]): t for _, t in pods(objects)}
     for service, template in templates.items():
@@ -187,7 +197,8 @@ def test_egress_is_dns_and_for_actors_the_learner(rendered, target):
         assert len(dns) == 1 and {(p["port"], p["protocol"]) for p in dns[0]["ports"]} == {(53, "UDP"), (53, "TCP")}
         others = [r for r in rules if r not in dns]
         if service == "learner":
-            assert not others, others
+            ranks = int(container_env(objects, template["spec"]["containers"][0]).get("RELAYRL_LEARNER_NODES", "1"))
+            assert others == ([] if ranks == 1 else [{"to": [{"podSelector": policy["spec"]["podSelector"]}]}]), others
         else:
             (to_learner,) = others
             (peer,) = to_learner["to"]

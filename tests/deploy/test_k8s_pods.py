@@ -99,20 +99,27 @@ def test_pods_are_hardened(rendered, target):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_learner_is_single_with_persistent_checkpoints(rendered, target):
+def test_learner_pods_with_persistent_checkpoints(rendered, target):
+    """One learner pod on one checkpoint volume, or (components/learner-ranks) one pod per rank, as many as
+    the ranks the learner is told of, all on one volume that every node can mount."""
     objects = rendered[target]
     learner = learner_workload(objects)
     spec = learner["spec"]
-    if learner["kind"] == "Job":  # components/learner-job: one pod at a time, a new one only once the old is gone
-        assert spec["parallelism"] == spec["completions"] == 1 and spec["podReplacementPolicy"] == "Failed"
-    else:
-        assert learner["kind"] == "Deployment"
-        assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
     container = learner["spec"]["template"]["spec"]["containers"][0]
     env = container_env(objects, container)
+    ranks = int(env.get("RELAYRL_LEARNER_NODES", "1"))
+    assert env.get("RELAYRL_LEARNERS", "1") == "1", "one rank per pod: the Service's one port is the pod's rank"
+    if learner["kind"] == "Job":  # components/learner-job: one pod at a time, a new one only once the old is gone
+        assert spec["parallelism"] == spec["completions"] == ranks and spec["podReplacementPolicy"] == "Failed"
+        assert (spec.get("completionMode") == "Indexed") == (ranks > 1), "a stable name per rank pod"
+    else:
+        assert learner["kind"] == "Deployment" and ranks == 1
+        assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in learner["spec"]["template"]["spec"]["volumes"]}
-    assert "persistentVolumeClaim" in volumes[mounts[env["RELAYRL_CHECKPOINT_DIR"]]]
+    claim = volumes[mounts[env["RELAYRL_CHECKPOINT_DIR"]]]["persistentVolumeClaim"]["claimName"]
+    access = by_kind(objects, "PersistentVolumeClaim")[claim]["spec"]["accessModes"]
+    assert access == (["ReadWriteMany"] if ranks > 1 else ["ReadWriteOnce"]), access
     assert env["RELAYRL_RESUME"] == "true"
 
 
@@ -139,8 +146,9 @@ def test_scrape_annotations_name_the_metrics_port(rendered, target):
         assert metrics == [int(annotations["prometheus.io/port"])], name
 
 
-def test_gpu_overlay_puts_the_learner_on_one_gpu_with_the_cuda_image(rendered):
-    objects = rendered["overlays/gpu"]
+@pytest.mark.parametrize("target", ["overlays/gpu", "overlays/gpu-ranks"])
+def test_gpu_overlays_put_each_learner_pod_on_one_gpu_with_the_cuda_image(rendered, target):
+    objects = rendered[target]
     for _, template in pods(objects):
         container = template["spec"]["containers"][0]
         gpus = container["resources"]["limits"].get("nvidia.com/gpu")

@@ -40,12 +40,12 @@ def k8s_run():
     return module
 
 
-def rendered_env(k8s_run, tmp_path, run_name: str) -> dict[str, dict[str, str]]:
+def rendered_env(k8s_run, tmp_path, run_name: str, overlay: str = "job") -> dict[str, dict[str, str]]:
     """service -> its container's environment, from the run's overlay as `make k8s-run` writes it."""
     deploy = tmp_path / "deploy"
     if not deploy.exists():
         shutil.copytree(DEPLOY, deploy, symlinks=True, ignore=shutil.ignore_patterns("runs"))
-    folder = k8s_run.run_overlay(deploy / "k8s", "job", run_name, "relayrl")
+    folder = k8s_run.run_overlay(deploy / "k8s", overlay, run_name, "relayrl")
     result = run([tool("kubectl"), "kustomize", str(folder)])
     assert result.returncode == 0, result.stderr
     objects = [o for o in yaml.safe_load_all(result.stdout) if o]
@@ -65,13 +65,16 @@ class Cluster:
         self.token = tmp_path / "secret-token"
         self.token.write_text(TOKEN + "\n")  # as `kubectl create secret --from-file` stores a file
 
-    def learner(self, env: dict[str, str], name: str, port: int, steps: int = STEPS) -> tuple[Service, int]:
+    def learner(self, env: dict[str, str], name: str, port: int, steps: int = STEPS,
+                **cluster: str) -> tuple[Service, int]:
+        """A learner pod's process; ``cluster``: other variables whose value the cluster stands behind (a pod's
+        DNS name), rewritten for loopback."""
         assert env["RELAYRL_CHECKPOINT_DIR"] == "/data/checkpoints" and env["RELAYRL_RESUME"] == "true"
         env = {k: v for k, v in env.items() if k != "RELAYRL_TARGET_RETURN"}  # the overlay's: hours for CartPole
         metrics = free_port()
         env.update(RELAYRL_MAX_ENV_STEPS=str(steps), RELAYRL_HOST="127.0.0.1", RELAYRL_PORT=str(port),
                    RELAYRL_METRICS_PORT=str(metrics), RELAYRL_CHECKPOINT_DIR=str(self.volume),
-                   RELAYRL_AUTH_TOKEN_FILE=self._file(env["RELAYRL_AUTH_TOKEN_FILE"]), HOME=str(self.tmp))
+                   RELAYRL_AUTH_TOKEN_FILE=self._file(env["RELAYRL_AUTH_TOKEN_FILE"]), HOME=str(self.tmp), **cluster)
         return Service(name, [str(VENV_BIN / "relayrl"), "learner"], env, self.tmp, cwd=self.tmp), metrics
 
     def actor(self, env: dict[str, str], name: str, learner_port: int) -> tuple[Service, int, int]:

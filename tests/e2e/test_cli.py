@@ -37,8 +37,7 @@ def run(*args, timeout=120, env=None):
         (["learner", "--algo", "a2c", "--transport", "gradients"], {}, "--transport"),
         (["learner", "--learners", "2", "--algo", "a3c"], {}, "--learners"),
         (["train", "--learners", "0"], {}, "--learners"),
-        (["learner", "--learners", "2", "--env", "Pendulum-v1", "--normalize-observations"], {},
-         "--normalize-observations"),
+        (["learner", "--learners", "2", "--learner-nodes", "2"], {}, "--rendezvous"),
     ],
 )
 def test_bad_configuration_fails_at_start_naming_it(args, env, fragment):

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import torch
+
 from tests.conftest import wait_until
 from tests.faults import Proc, free_port
 
@@ -65,6 +67,21 @@ def test_two_learner_ranks_solve_cartpole_with_the_same_weights_at_every_version
     # every version the group made was checked on both ranks (a mismatch would have failed the run)
     assert summary["learners"] == {"ranks": 2, "weights_checks": summary["updates"]} and summary["updates"] > 20
     assert summary["peak_actors_connected"] == 1, "each rank served its own actor"
+
+
+def test_normalising_ranks_hold_the_same_statistics_at_every_version(tmp_path):
+    """Observation and reward normalisation among ranks: each folds every rank's samples, so the statistics (in
+    the weights check with the parameters) are bitwise the same on both ranks at every version, and the
+    checkpoint's count is the whole group's valid transitions, not one rank's."""
+    proc = train(tmp_path, "--normalize-observations", "--normalize-rewards", "--max-env-steps", "20000")
+    assert finish(proc, 180) == 0, proc.text()[-4000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["learners"] == {"ranks": 2, "weights_checks": summary["updates"]} and summary["updates"] > 20
+    newest = max((tmp_path / "run" / "checkpoints").glob("ckpt-*.pt"), key=lambda p: p.stat().st_mtime)
+    state = torch.load(newest, weights_only=True)["model"]
+    # every valid transition both ranks trained on: the ranks' env steps less the last rollouts' in flight
+    assert 0.9 * summary["env_steps"] <= float(state["obs_count"]) <= summary["env_steps"], state["obs_count"]
+    assert float(state["return_count"]) > 0.9 * summary["env_steps"]
 
 
 def test_a_rank_killed_mid_run_restarts_the_group_from_the_last_checkpoint(tmp_path):

@@ -1,5 +1,6 @@
 """Data-parallel A2C learners (learner_service/group.py) on real torch.distributed (gloo), two processes: the
-ranks' weights stay bitwise equal, and equal one learner's on the union of their batches."""
+ranks' weights and normalisation statistics stay bitwise equal, and equal one learner's on the union of their
+batches."""
 
 import dataclasses
 
@@ -9,8 +10,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from learner_service.group import average_gradients, broadcast_weights, same_everywhere, weights_identical
+from learner_service.group import (
+    average_gradients,
+    broadcast_weights,
+    same_everywhere,
+    sum_over_ranks,
+    weights_identical,
+)
 from learner_service.optim import make_optimizer
+from learner_service.statistics import RunningStatistics
 from learner_service.trainer import clip_and_step
 from relayrl.loss import LossConfig, actor_critic_loss
 from relayrl.model import ActorCritic
@@ -127,3 +135,39 @@ def test_the_ranks_find_a_difference_in_one_bit_of_the_weights_or_in_their_resum
         found = torch.load(tmp_path / f"checks{rank}.pt")
         assert found == {"weights_before": False, "same_values": True, "one_value_differs": False,
                          "weights_after": True, "one_bit_differs": False}, rank
+
+
+def normalising() -> ActorCritic:
+    return ActorCritic(CARTPOLE_OBS, CARTPOLE_ACT, (8,), normalize_observations=True, normalize_rewards=True)
+
+
+def statistics_main(rank: int, world: int, init: str, out: str, empty_rank: int | None) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    model = normalising()
+    statistics = RunningStatistics(model, 0.9, reduce=lambda sums: sum_over_ranks(sums, torch.device("cpu")))
+    for update in range(UPDATES):
+        batch = rollouts(update, rank, empty_rank)
+        statistics.after_update(statistics.before_update([rank] * len(batch), batch))
+    torch.save(model.state_dict(), f"{out}/statistics{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("empty_rank", [None, 1], ids=["both-ranks-fed", "rank-1-without-actors"])
+def test_ranks_fold_the_unions_normalisation_statistics(tmp_path, empty_rank):
+    init = f"file://{tmp_path}/rendezvous"
+    mp.start_processes(statistics_main, args=(2, init, str(tmp_path), empty_rank), nprocs=2, start_method="spawn")
+    ranks = [torch.load(tmp_path / f"statistics{r}.pt") for r in range(2)]
+    union = normalising()
+    statistics = RunningStatistics(union, 0.9)  # one learner: each rank's actor a session of its own
+    for update in range(UPDATES):
+        batches = [rollouts(update, r, empty_rank) for r in range(2)]
+        statistics.after_update(statistics.before_update([0] * len(batches[0]) + [1] * len(batches[1]),
+                                                         batches[0] + batches[1]))
+    names = [n for n in union.state_dict() if n.startswith(("obs_", "return_"))]
+    assert len(names) == 6
+    for name in names:
+        assert torch.equal(ranks[0][name], ranks[1][name]), f"{name} differs between the ranks"
+        rtol = 1e-9 if ranks[0][name].dtype == torch.float64 else 1e-6  # the mean and variance are float32 buffers
+        torch.testing.assert_close(ranks[0][name], union.state_dict()[name], rtol=rtol, atol=0, msg=name)
+    assert float(union.obs_count) == sum(valid_count(rollouts(u, r, empty_rank)) for u in range(UPDATES)
+                                         for r in range(2))

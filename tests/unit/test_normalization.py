@@ -9,7 +9,14 @@ import torch
 from learner_service.statistics import RunningStatistics
 from relayrl import codec
 from relayrl.model import ActorCritic
-from relayrl.normalization import discounted_returns, merge_moments, normalize_observations, scale_rewards
+from relayrl.normalization import (
+    discounted_returns,
+    merge_moments,
+    merge_sums,
+    normalize_observations,
+    scale_rewards,
+    shifted_sums,
+)
 from relayrl.numpy_policy import NumpyPolicy
 from relayrl.rollout import Rollout
 from relayrl.wire import encode_weights, load_weights
@@ -28,6 +35,24 @@ def test_merged_moments_equal_those_of_everything_seen():
     np.testing.assert_allclose(mean, everything.mean(0), rtol=1e-10)
     np.testing.assert_allclose(var, everything.var(0), rtol=1e-10)
     assert merge_moments(count, mean, var, np.zeros((0, 3)))[0] == count
+
+
+def test_summed_batches_fold_as_their_union_does():
+    """Learner ranks add up shifted_sums of their own batches; merge_sums then folds the union, as merge_moments
+    of the concatenated batches would, also where the mean dwarfs the spread (shifted by the running mean)."""
+    rng = np.random.default_rng(1)
+    count, mean, var = 50.0, np.array([1e6, -3.0, 0.5]), np.array([1e-4, 4.0, 0.01])
+    for sizes in ((3, 0, 9), (1, 1, 1), (0, 0, 5)):
+        batches = [rng.normal(mean, np.sqrt(var) * 2 + 1e-3, (n, 3)) for n in sizes]
+        sums = sum(shifted_sums(b, mean) for b in batches)
+        assert sums.shape == (3, 3) and sums[0].tolist() == [sum(sizes)] * 3
+        expected = merge_moments(count, mean, var, np.concatenate(batches))
+        count, mean, var = merge_sums(count, mean, var, sums, mean)
+        assert count == expected[0]
+        np.testing.assert_allclose(mean, expected[1], rtol=1e-12)
+        np.testing.assert_allclose(var, expected[2], rtol=1e-7)
+    nothing = shifted_sums(np.zeros((0, 3)), mean)
+    assert merge_sums(count, mean, var, nothing + nothing, mean) == (count, mean, var)
 
 
 def test_discounted_returns_restart_after_an_episode_and_skip_invalid_steps():
