@@ -44,7 +44,7 @@ def test_metrics_ports_admit_the_monitoring_namespace(rendered, target):
     policies = by_kind(rendered[target], "NetworkPolicy")
     assert set(policies) == {"relayrl-learner", "relayrl-actor"}
     for name, policy in policies.items():
-        metrics_rules = [r for r in policy["spec"]["ingress"] if {p["port"] for p in r["ports"]} == {"metrics"}]
+        metrics_rules = [r for r in policy["spec"]["ingress"] if {p["port"] for p in r.get("ports", [])} == {"metrics"}]
         assert len(metrics_rules) == 1, name
         assert metrics_rules[0]["from"] == [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}], name

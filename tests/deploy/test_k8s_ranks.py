@@ -10,7 +10,7 @@ becomes loopback, ports, the volume and the token), form one group and finish th
 from __future__ import annotations
 
 import copy
-import json
+import re
 import subprocess
 
 import pytest
@@ -99,12 +99,17 @@ def test_the_rendered_rank_pods_form_one_group_and_finish_together(k8s_run, tmp_
     for index, port in enumerate(ports):  # the learner Service sends each actor's connection to one rank
         actor, _, _ = cluster.actor(env["actor"], f"actor-{index}", port)
         services.append(actor)
-    for learner in learners:
+    for index, learner in enumerate(learners):
         try:
             assert learner.popen.wait(timeout=240) == 0, learner.tail()
         except subprocess.TimeoutExpired:
             pytest.fail(f"the ranks did not finish\n{learners[0].tail()}\n{learners[1].tail()}")
-        assert "stopped: max_env_steps" in learner.log.read_text(), learner.tail()
-    summary = json.loads((cluster.volume / "ranks-run" / "summary.json").read_text())
-    assert summary["learners"]["ranks"] == 2 and summary["learners"]["weights_checks"] >= 1, summary
-    assert summary["env_steps"] >= 40_000, summary
+        log = learner.log.read_text()
+        assert f"rank {index} of 2" in log and "stopped: max_env_steps" in log, learner.tail()
+        assert f"actor actor-{index} disconnected" in log, "each rank served the actor sent to it"
+    # Rank 0 alone writes the checkpoints; the ranks compared their weights every 100 versions (a mismatch fails
+    # the group, and neither would have exited 0), so the run must have gone past a check.
+    final = re.search(r"final checkpoint \S+ \(policy version (\d+)\)", learners[0].log.read_text())
+    assert final and int(final.group(1)) >= 100, learners[0].tail()
+    assert "final checkpoint" not in learners[1].log.read_text()
+    assert (cluster.volume / "ranks-run" / f"ckpt-{int(final.group(1)):012d}.pt").is_file()

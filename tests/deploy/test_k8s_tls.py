@@ -78,10 +78,13 @@ def test_health_port_is_declared_probed_and_not_exposed(rendered, target):
     assert named.get(health) == "health"
     for policy in by_kind(objects, "NetworkPolicy").values():
         for rule in policy["spec"]["ingress"]:
+            if "ports" not in rule:  # every port: only learner ranks, from each other (components/learner-ranks)
+                assert rule["from"] == [{"podSelector": policy["spec"]["podSelector"]}], rule
+                continue
             assert not {p["port"] for p in rule["ports"]} & {"health", health}, "no pod may reach the health port"
-    (service,) = by_kind(objects, "Service").values()
-    assert health not in {p["port"] for p in service["spec"]["ports"]}
-    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    for service in by_kind(objects, "Service").values():
+        assert health not in {p["port"] for p in service["spec"]["ports"]}
+    grpc = next(p for p in by_kind(objects, "Service")["relayrl-learner"]["spec"]["ports"] if p["name"] == "grpc")
     assert grpc.get("appProtocol") != "kubernetes.io/h2c", "the gRPC port speaks TLS, not cleartext HTTP/2"
 
 
