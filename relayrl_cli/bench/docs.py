@@ -107,7 +107,8 @@ def hold(h: dict, link: str) -> str:
 
 def learning_table(results: dict, link: str) -> str:
     """README "Learning": the table learning.md holds."""
-    return "\n".join(line for line in learning.markdown(results).splitlines() if line.startswith("|"))
+    table = "\n".join(line for line in learning.markdown(results).splitlines() if line.startswith("|"))
+    return f"{table}\n\n{learning.load_line(results)}"
 
 
 def atari_throughput(a: dict, link: str) -> str:

@@ -155,9 +155,29 @@ def row(env_id: str, entry: dict | None, quick: bool = False) -> dict:
                              "min": min(r["final_return"] for r in ok), "max": max(r["final_return"] for r in ok)},
             "wall_seconds": statistics.median(r["wall_seconds"] for r in ok),
         }
-    ours = out["relayrl"]
+    ours, sb3_side = out["relayrl"], out["sb3"]
     out["short_of_zoo"] = None if ours is None else max(out["zoo_return"] - ours["final_return"]["median"], 0.0)
+    out["short_of_sb3"] = None if ours is None or sb3_side is None else max(
+        sb3_side["final_return"]["median"] - ours["final_return"]["median"], 0.0)
     return out
+
+
+def verdict(short: float | None, of: str) -> str:
+    if short is None:
+        return "no result"
+    return f"**short of {of}** by {short:,.1f}" if short > 0 else "at or above"
+
+
+def load_line(results: dict) -> str:
+    """The 1-minute load average at the start and end of every run: how quiet the machine was for the wall
+    seconds (the returns, counted in env steps, do not depend on it)."""
+    loads = [load for entry in results["envs"].values() for side in SIDES for r in entry[side].values()
+             if "run" in r for load in (r["run"]["load_average_at_start"][0], r["run"]["load_average_at_end"][0])]
+    if not loads:
+        return "No run carries a load average (measured before runs were stamped)."
+    cores = results.get("machine", {}).get("cpu_count", "?")
+    return (f"1-minute load average at the runs' starts and ends: {min(loads):.1f}–{max(loads):.1f} on {cores} "
+            "cores; wall seconds measured above the core count were slowed by other work.")
 
 
 def markdown(results: dict) -> str:
@@ -174,9 +194,9 @@ def markdown(results: dict) -> str:
         "missing or failed re-runs both); each run's commit, command, start, end and load average are in its "
         "`run` stamp in the JSON file.",
         "",
-        "| env | budget (env steps) | RelayRL final return | RelayRL s | SB3 A2C final return | SB3 s | zoo A2C | "
-        "RelayRL vs zoo | notes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| env | budget (env steps) | RelayRL final return | RelayRL s | SB3 A2C final return | SB3 s | "
+        "RelayRL vs SB3 | zoo A2C | RelayRL vs zoo | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for env_id in zoo.ENVS:
         entry = results["envs"].get(env_id)
@@ -191,16 +211,11 @@ def markdown(results: dict) -> str:
                 f = s["final_return"]
                 cells += [f"{f['median']:,.1f} ({f['min']:,.1f}–{f['max']:,.1f}), {len(s['seeds'])} seeds",
                           f"{s['wall_seconds']:,.0f}"]
-        if r["short_of_zoo"] is None:
-            verdict = "no result"
-        elif r["short_of_zoo"] > 0:
-            verdict = f"**short of zoo** by {r['short_of_zoo']:,.1f}"
-        else:
-            verdict = "at or above"
         notes = "; ".join(r["errors"]).replace("|", "/")
         lines.append(f"| {env_id} | {r['budget']:,} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | "
-                     f"{r['zoo_return']:g} | {verdict} | {notes} |")
-    lines.append("")
+                     f"{verdict(r['short_of_sb3'], 'SB3')} | {r['zoo_return']:g} | {verdict(r['short_of_zoo'], 'zoo')} "
+                     f"| {notes} |")
+    lines += ["", load_line(results), ""]
     return "\n".join(lines)
 
 

@@ -89,14 +89,16 @@ def test_table_lists_every_env_marks_short_of_zoo_and_shows_errors(tmp_path, mon
     cart = rows["CartPole-v1"]
     assert cart["relayrl"]["final_return"] == {"median": 200.0, "min": 100.0, "max": 300.0}
     assert cart["relayrl"]["wall_seconds"] == 11.0 and cart["sb3"]["final_return"]["median"] == 500.0
-    assert cart["short_of_zoo"] == 300.0 and cart["errors"] == []
+    assert cart["short_of_zoo"] == 300.0 and cart["short_of_sb3"] == 300.0 and cart["errors"] == []
     pend = rows["Pendulum-v1"]  # one seed of three ran: it is reported, with the two failures
     assert pend["relayrl"]["seeds"] == [2] and pend["short_of_zoo"] == 0.0  # 200 >= -163
     assert pend["errors"] == ["relayrl seed 0: RuntimeError: boom 0", "relayrl seed 1: RuntimeError: boom 1"]
     table = (tmp_path / "learning-quick.md").read_text()
     lines = {line.split(" | ")[0][2:]: line for line in table.splitlines() if line.startswith("| ") and " | " in line}
     assert set(zoo.ENVS) <= set(lines)
-    assert "**short of zoo** by 300.0" in lines["CartPole-v1"]
+    assert "**short of zoo** by 300.0" in lines["CartPole-v1"] and "**short of SB3** by 300.0" in lines["CartPole-v1"]
+    assert rows["Acrobot-v1"]["short_of_sb3"] is None
+    assert "1-minute load average at the runs' starts and ends" in table  # every run is stamped with it
     assert "200.0 (100.0–300.0), 3 seeds" in lines["CartPole-v1"]
     assert "at or above" in lines["Pendulum-v1"] and "RuntimeError: boom 1" in lines["Pendulum-v1"]
     assert "not run yet" in lines["Acrobot-v1"] and "-83.4" in lines["Acrobot-v1"]
