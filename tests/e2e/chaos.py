@@ -267,13 +267,14 @@ class Chaos:
     def end(self, service: Service, signum: int) -> None:
         service.ended = "SIGKILL" if signum == signal.SIGKILL else "SIGTERM"
         if self.ranks > 1 and signum == signal.SIGKILL and service.name.startswith("learner"):
-            service.ended_at = self._kill_group(service)
+            service.ended_at, ranks = self._kill_group(service)
+            service.ranks_at_end = set(ranks)
             return
         if self.ranks > 1 and service.name.startswith("learner"):
             service.ranks_at_end = set(rank_pids(service.proc.pid))  # torchrun passes the SIGTERM on to them
         service.ended_at = service.proc.signal(signum)
 
-    def _kill_group(self, service: Service) -> float:
+    def _kill_group(self, service: Service) -> tuple[float, list[int]]:
         """SIGKILL torchrun and its ranks at once, as a container's end takes every process in it. torchrun is
         stopped first, so that it cannot start a rank between the listing and the kill, nor see one die."""
         torchrun = service.proc.pid
@@ -282,7 +283,6 @@ class Chaos:
         except ProcessLookupError:
             pass  # it has exited; its ranks went before it
         ranks = rank_pids(torchrun)
-        service.ranks_at_end = set(ranks)
         at = service.proc.signal(signal.SIGKILL)
         for pid in ranks:
             try:
@@ -291,7 +291,7 @@ class Chaos:
                 pass
         # their ports are the next learner's: it must not start before they are gone
         wait_until(lambda: all(gone(pid) for pid in ranks), 10, f"the ranks {ranks} of {service.name} to die")
-        return at
+        return at, ranks
 
     def kill_rank(self, rank: int) -> None:
         """SIGKILL one rank process (not torchrun): the others' all-reduce fails, torchrun restarts the group."""
@@ -568,6 +568,8 @@ class Chaos:
                 self._check_ranks_stopped(service)
         if code not in expected:
             self.problems.append(Check(f"{service.name} exit status", False, f"{code}, expected {sorted(expected)}"))
+            if ranks:
+                self._kill_group(service)  # torchrun and whatever ranks it still has
             service.proc.stop()
 
     def _check_ranks_stopped(self, service: Service) -> None:
@@ -819,6 +821,8 @@ def figures(chaos: Chaos, schedule: list[Fault], totals: dict[str, int]) -> list
     if getattr(chaos, "calm_reached", None) is not None:
         rows.append(("target reached, seconds from start", f"{chaos.calm_reached:.1f}"))
     final = learner_samples(chaos, chaos.learner().name)
+    if chaos.ranks > 1:  # the ranks' last samples can fall between their stop and torchrun's
+        final = [s for s in final if s.version is not None] or final
     if final:
         rows.append(("final policy version", f"{final[-1].version:.0f}" if final[-1].version is not None else "?"))
     return [(name, str(figure)) for name, figure in rows]
