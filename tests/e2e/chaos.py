@@ -42,7 +42,7 @@ from tests.conftest import wait_until
 from tests.e2e.ledger import ActorBooks, Check, LearnerBooks, check_books, pids, read_samples, value
 from tests.faults import Proc, SilentProxy, descendants, free_port
 
-RANKS_RESTART = 15.0  # seconds a group of ranks may take to start: N ranks import torch at once, then meet
+RANKS_RESTART = 15.0  # s a group of ranks may take to start (N ranks import torch at once); here 6-7 s, a restart 2.5
 MIN_UPDATES_IN_HOLD = 10  # versions published during the hold; here 100-1,000 are
 RSS_GROWTH_MIB, FD_GROWTH = 100, 16  # within one learner process that lived a minute or more
 KEEPALIVE = 1.0  # seconds: a cut is noticed within about twice this
