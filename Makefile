@@ -62,6 +62,7 @@ bench-device: $(STAMP)
 
 # The chaos soak (issue 15): seeded, overlapping kills, restarts and network cuts, then the books checked.
 # CHAOS_ALGO=a3c and CHAOS_TRANSPORT=gradients|trajectories run it on A3C.
+# CHAOS_LEARNERS=2 runs the learner as 2 data-parallel ranks under torchrun, and adds rank kills.
 CHAOS_SECONDS ?= 600
 CHAOS_SEED    ?= 1
 CHAOS_OUT     ?=# e.g. benchmarks/results/chaos-1.json: the figures as a results file, with provenance

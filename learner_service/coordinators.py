@@ -65,8 +65,9 @@ class Coordinator(abc.ABC):
         """After the learner stopped: the next accepted batch still to apply before the final checkpoint."""
 
     @abc.abstractmethod
-    def advance(self, version: int) -> None:
-        """The trainer published ``version``."""
+    def advance(self, version: int) -> list[Contribution]:
+        """The trainer published ``version``; returns what was accepted for an older version and is now left behind
+        (the caller drops it as stale and acknowledges it)."""
 
     @abc.abstractmethod
     def depth(self) -> int:
@@ -144,13 +145,17 @@ class SyncRounds(Coordinator):
         """Nothing: a round that has not closed is dropped; its actors collect again for the next learner."""
         return []
 
-    def advance(self, version: int) -> None:
+    def advance(self, version: int) -> list[Contribution]:
+        """Opens round ``version``. A round still open is left behind only among learner ranks: the group stepped
+        without it (this rank stopping, or joining with no actor connected while one's rollout came in)."""
         with self._cond:
             self.version = version
             self._closed = False
             self._opened = time.monotonic()
+            left = [self._pending[session] for session in sorted(self._pending)]
             self._pending.clear()
             self.clock.published()
+            return left
 
     def depth(self) -> int:
         with self._cond:
@@ -196,8 +201,9 @@ class AsyncQueue(Coordinator):
         """What is still queued, one at a time: it was accepted, so it is applied."""
         return self.next_batch(wait=0)
 
-    def advance(self, version: int) -> None:
+    def advance(self, version: int) -> list[Contribution]:
         self.version = version
+        return []  # the queue's items are applied (or dropped as stale) by the trainer in turn
 
     def depth(self) -> int:
         return self._queue.qsize()

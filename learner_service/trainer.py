@@ -145,7 +145,7 @@ class Trainer:
         # per update, so logging costs the trainer nothing measurable)
         self.last_update: dict[str, float] = {}
         self.lock = threading.Lock()  # held during an update; snapshotting the model takes it too
-        coordinator.advance(version)
+        self._advance()
         self.publish()
 
     def publish_new_version(self) -> int:
@@ -157,8 +157,16 @@ class Trainer:
     def _next_version(self) -> None:
         """Bump the version, open the coordinator to it and publish it. Call with the lock held."""
         self.version += 1
-        self.coordinator.advance(self.version)
+        self._advance()
         self.publish()
+
+    def _advance(self) -> None:
+        """Open the coordinator to the current version; what it left behind of an older round is stale now:
+        dropped as such and acknowledged, as a stale arrival is (learner ranks: the group stepped without this
+        rank's open round; uncounted and unacknowledged, the chaos soak's books found it)."""
+        for item in self.coordinator.advance(self.version):
+            self._drop_stale(self.version - item.policy_version, self.lag_cap())
+            item.done()
 
     def publish(self) -> None:
         """Publish the model's weights as the current version (serialized once, for every stream)."""
@@ -211,7 +219,7 @@ class Trainer:
             self.metrics.policy_lag.observe(lag)
             fresh.append(item)
         if not fresh:
-            self.coordinator.advance(self.version)  # reopens an A2C round that closed on stale data only
+            self._advance()  # reopens an A2C round that closed on stale data only
             return False
         started = time.perf_counter()
         with self.lock:
@@ -301,11 +309,12 @@ class Trainer:
                 if batch or not self.connected():
                     break
             reason = self.group.reason() if stop.is_set() else None
-            try:
-                agreed = self._group_update(batch, reason)
-            finally:
-                for item in batch:
-                    item.done()
+            # Acknowledged once the update went through: an all-reduce that raised (a rank died) applied nothing,
+            # and the learner goes down with the batch unacknowledged, so its actors deliver it again (acknowledged
+            # in a finally, the chaos soak's rank kills found actors told it was applied)
+            agreed = self._group_update(batch, reason)
+            for item in batch:
+                item.done()
             if agreed.stop is not None:
                 if reason is None:
                     self.group.stopped_by_group(agreed.stop)

@@ -26,27 +26,52 @@ REPO = Path(__file__).resolve().parents[1]
 EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
     """A free port for a service that must know its port before it starts (a learner restarted on the same
     address, a proxy in front of it); a service that need not binds 0 and logs the port it got. Drawn below
     the kernel's ephemeral range, where outgoing connections take their local ports, so between this probe and
     the service's bind only another listener could take it (a port probed with bind(0) is in that range, and
-    a CI run lost one so)."""
+    a CI run lost one so). ``count`` > 1: the first of that many consecutive free ports (learner ranks serve
+    on --port + their rank)."""
     low = int(EPHEMERAL.read_text().split()[0]) if EPHEMERAL.exists() else 32768
-    if low <= 10000:  # no room below the range: the kernel's pick, as before
+    if low <= 10000 and count == 1:  # no room below the range: the kernel's pick, as before
         with socket.socket() as s:
             s.bind((host, 0))
             return s.getsockname()[1]
+    high = low if low > 10000 else 65536  # no room below the range for several: anywhere
     draw = random.SystemRandom()
     for _ in range(1000):
-        port = draw.randrange(10000, low)
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
+        port = draw.randrange(10000, high - count + 1)
+        if all(_bindable(host, p) for p in range(port, port + count)):
             return port
-    raise RuntimeError(f"no free port in 10000-{low - 1} on {host}")
+    raise RuntimeError(f"no {count} consecutive free port(s) in 10000-{high - 1} on {host}")
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun's learner ranks, say: each in a session of its own, so a signal to
+    torchrun's process group misses them), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 class Proc:

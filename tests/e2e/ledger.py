@@ -36,16 +36,26 @@ HELLO_REFUSALS = {"duplicate_actor", "wrong_env", "wrong_proto_version", "unauth
 STREAM_END = re.compile(r"stream ended \((\w+)\): (\d+) contributions sent, (\d+) acknowledged, (\d+) unacknowledged")
 
 
-def read_samples(directory: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """What one process wrote to its multiprocess directory: sample name -> {sorted labels: value}."""
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(directory))
+def read_samples(directory: Path, pid: int | None = None) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """What one process wrote to its multiprocess directory: sample name -> {sorted labels: value}. ``pid``: only
+    that process's files, where several wrote to one directory (a learner's ranks, and their restarts)."""
+    if pid is None:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(directory))
+        families = registry.collect()
+    else:
+        families = MultiProcessCollector.merge([str(f) for f in directory.glob(f"*_{pid}.db")], accumulate=True)
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in registry.collect():
+    for family in families:
         for sample in family.samples:
             labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "pid"))
             out.setdefault(sample.name, {})[labels] = sample.value
     return out
+
+
+def pids(directory: Path) -> list[int]:
+    """The processes that wrote to a multiprocess directory (its files are named kind_pid.db)."""
+    return sorted({int(m.group(1)) for f in directory.glob("*.db") if (m := re.search(r"_(\d+)\.db$", f.name))})
 
 
 def value(samples: dict, name: str, default: float | None = 0.0) -> float | None:
@@ -103,8 +113,8 @@ class LearnerBooks:
     refused: dict[str, int]
 
     @classmethod
-    def read(cls, name: str, ended: str, directory: Path) -> LearnerBooks:
-        s = read_samples(directory)
+    def read(cls, name: str, ended: str, directory: Path, pid: int | None = None) -> LearnerBooks:
+        s = read_samples(directory, pid)
         refused = {k: v for k, v in by_label(s, "relayrl_rejected_total").items() if v}
         return cls(
             name,

@@ -16,24 +16,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import wait_until
-from tests.faults import Proc, free_port
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (torchrun, its ranks, the actors), from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
+from tests.faults import Proc, descendants, free_port
 
 
 def train(tmp_path: Path, *extra: str) -> Proc:

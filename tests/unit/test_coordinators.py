@@ -43,6 +43,21 @@ def test_a2c_round_refuses_other_versions_and_duplicates():
     assert rounds.offer(contribution(1, version=1)) == "accepted"
 
 
+def test_a2c_round_left_open_by_the_next_version_is_handed_back_not_lost():
+    """Among learner ranks the group can step without this rank's round (it stops, say): what its round had
+    accepted comes back from advance(), for the trainer to drop as stale and acknowledge, not vanish uncounted."""
+    rounds = SyncRounds(timeout=60.0)
+    for session in (0, 1):
+        rounds.join(session)
+    for session in (1, 0):
+        assert rounds.offer(contribution(session)) == "accepted"
+    rounds.join(2)  # still open: session 2 has not delivered
+    assert rounds.next_batch(wait=0) == []
+    assert [c.session for c in rounds.advance(1)] == [0, 1]
+    assert rounds.depth() == 0 and rounds.advance(2) == []
+    assert rounds.offer(contribution(0, version=2)) == "accepted"
+
+
 # --- the one interface both coordinators have (the servicer and the trainer never ask which it is) ---------
 def both() -> list[Coordinator]:
     return [coordinators.for_algorithm("a2c", 60.0, 4), coordinators.for_algorithm("a3c", 60.0, 4)]
