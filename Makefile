@@ -69,17 +69,19 @@ CHAOS_OUT     ?=# e.g. benchmarks/results/chaos-1.json: the figures as a results
 chaos: $(STAMP)
 	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_OUT=$(CHAOS_OUT) $(PY) -m tests.e2e.chaos
 
-# Mutation testing ([tool.mutmut] in pyproject.toml names the modules and the tests): slow (hours on 2 cores),
+# Mutation testing ([tool.mutmut] in pyproject.toml names the modules and the tests): about 3 minutes on 2 cores,
 # not part of `make test`. MUTANTS='"relayrl.loss.*"' narrows it. Survivors and why
 # each is equivalent or which test now kills it: docs/MUTATION.md.
 # The scope (issue 22): the loss, returns, normalisation, the model's heads (acting, log-probabilities and
-# entropy, the Gaussian, the critic; relayrl/heads.py's MultiDiscrete and MultiBinary heads), the collector's rollout and lives, the trainer's clip-and-step.
+# entropy, the Gaussian, the critic; relayrl/heads.py's MultiDiscrete and MultiBinary heads; the statistics' fold,
+# alone or across learner ranks), the collector's rollout and lives, the trainer's loss-and-backward and clip-and-step.
 # (relayrl/distributions.py holds constants only: mutmut mutates functions.)
 MUTANTS ?= 'relayrl.loss.*' 'relayrl.returns.*' 'relayrl.normalization.*' 'relayrl.heads.*' \
-	'relayrl.model.*ActorCritic*act__mutmut_*' \
+	'relayrl.model.*ActorCritic*act__mutmut_*' 'relayrl.model.x__fold*' \
 	'relayrl.model.*log_prob_entropy*' 'relayrl.model.*_gaussian*' 'relayrl.model.*ActorCritic*value*' \
 	'actor_service.collector.*collect__mutmut_*' 'actor_service.collector.*_lives*' \
 	'learner_service.trainer.x_clip_and_step*' 'learner_service.trainer.x_update_from_rollouts*' \
+	'learner_service.trainer.x_backward*' \
 	'learner_service.trainer.x_apply_gradients*'
 mutation: $(STAMP)
 	$(PY) -m pip install -q -e '.[mutation]'

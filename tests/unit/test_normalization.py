@@ -183,3 +183,33 @@ def test_observation_normalisation_clips_both_ways_and_survives_a_constant_featu
     out = normalize_observations(np.array([[-1e3, 5.0], [1e3, 5.0]], np.float32), mean, var)
     assert out.dtype == np.float32 and np.isfinite(out).all()
     np.testing.assert_array_equal(out, [[-10.0, 0.0], [10.0, 0.0]])
+
+
+def test_given_the_sum_over_ranks_the_model_folds_every_ranks_batch():
+    """Among learner ranks (learner_service/group.py) update_*_stats take ``reduce``, the sum over the ranks: here
+    the other rank's batch is added by hand. The statistics then equal one model's that saw both batches, and
+    a rank with nothing of its own (None) folds the others' alone."""
+    rng = np.random.default_rng(3)
+    ours, theirs = rng.normal(2.0, 3.0, (40, 3)), rng.normal(-1.0, 0.5, (25, 3))
+    returns_ours, returns_theirs = rng.normal(5.0, 2.0, 30), rng.normal(0.0, 1.0, 10)
+    ranked, union, idle = model(), model(), model()
+    for step in range(3):  # the shift (the running mean) moves between folds
+        obs_a, obs_b = ours + step, theirs * (step + 1)
+
+        def other_obs(sums, m, b=obs_b):
+            return sums + shifted_sums(b, m.obs_mean.double().numpy())
+
+        ranked.update_observation_stats(obs_a, lambda sums, m=ranked: other_obs(sums, m))
+        idle.update_observation_stats(None, lambda sums, m=idle, a=obs_a: other_obs(sums, m)
+                                      + shifted_sums(a, m.obs_mean.double().numpy()))
+        union.update_observation_stats(np.concatenate([obs_a, obs_b]))
+        shift = np.array([float(ranked.return_mean)])
+        ranked.update_return_stats(returns_ours, lambda sums, s=shift: sums + shifted_sums(
+            returns_theirs.reshape(-1, 1), s))
+        union.update_return_stats(np.concatenate([returns_ours, returns_theirs]))
+    for name in ("obs_mean", "obs_var", "obs_count"):
+        for m in (ranked, idle):
+            torch.testing.assert_close(getattr(m, name), getattr(union, name), rtol=1e-6, atol=0, msg=name)
+    for name in ("return_mean", "return_var", "return_count"):
+        torch.testing.assert_close(getattr(ranked, name), getattr(union, name), rtol=1e-9, atol=0, msg=name)
+    assert float(union.obs_count) == 3 * 65 and float(union.return_count) == 3 * 40
