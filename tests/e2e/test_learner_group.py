@@ -65,8 +65,12 @@ def test_normalising_ranks_hold_the_same_statistics_at_every_version(tmp_path):
     assert summary["learners"] == {"ranks": 2, "weights_checks": summary["updates"]} and summary["updates"] > 20
     newest = max((tmp_path / "run" / "checkpoints").glob("ckpt-*.pt"), key=lambda p: p.stat().st_mtime)
     state = torch.load(newest, weights_only=True)["model"]
-    # every valid transition both ranks trained on: the ranks' env steps less the last rollouts' in flight
-    assert 0.9 * summary["env_steps"] <= float(state["obs_count"]) <= summary["env_steps"], state["obs_count"]
+    # every valid transition both ranks trained on. Env steps count when settled, after the update, and a rank
+    # tells the others its count in the next update's all-reduce: rank 0's summary misses rank 1's last round
+    # (one round: 32 envs x 8 steps here, seen once as exactly that), which the statistics did fold.
+    last_round = 32 * 8
+    assert 0.9 * summary["env_steps"] <= float(state["obs_count"]) <= summary["env_steps"] + last_round, \
+        state["obs_count"]
     assert float(state["return_count"]) > 0.9 * summary["env_steps"]
 
 
