@@ -41,7 +41,8 @@ class RunningStatistics:
             )
             if self.reduce is None:
                 self.model.update_return_stats(seen)
-            every.append(seen)
+            else:
+                every.append(seen)
         if self.reduce is not None:
             self.model.update_return_stats(np.concatenate(every) if every else np.zeros(0), self.reduce)
         variance = float(self.model.return_var)

@@ -17,6 +17,7 @@ stragglers (an actor still starting up while the others train, say).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -132,9 +133,8 @@ class Trainer:
         self.lr_at = lr_at  # the learning rate at a number of env steps (a schedule), or None: constant
         if lr_at is not None:  # a resumed run continues its schedule from its first update
             optimizer.lr = lr_at(progress.env_steps)
-        device = next(model.parameters()).device
         # among ranks the statistics fold every rank's samples (a sum over the ranks), so they stay the same
-        reduce = None if group is None else (lambda sums: sum_over_ranks(sums, device))
+        reduce = None if group is None else functools.partial(sum_over_ranks, device=next(model.parameters()).device)
         self.statistics = RunningStatistics(model, loss_config.gamma, reduce)
         self.group = group
         self.weights_checks = 0  # versions at which every rank was found to hold the same weights

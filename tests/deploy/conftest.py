@@ -7,6 +7,7 @@ that names a variable or metric the code does not have fails here rather than in
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -129,6 +130,15 @@ def metric_families() -> dict[str, dict[str, tuple[str, set[str], str]]]:
             families[name] = (family.type, labels, family.documentation)
         out[service] = families
     return out
+
+
+@pytest.fixture(scope="module")
+def k8s_run():
+    """deploy/tools/k8s-run.py as a module: what `make k8s-run` and friends run."""
+    spec = importlib.util.spec_from_file_location("k8s_run", DEPLOY / "tools" / "k8s-run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

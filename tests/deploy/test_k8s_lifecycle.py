@@ -8,7 +8,6 @@ kubectl calls themselves (apply, delete, wait) are not run."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -18,16 +17,6 @@ import yaml
 
 from .conftest import DEPLOY, REPO, run, tool
 from .kustomize import by_kind, learner_workload, pod_config, pods, service_of
-
-TOOL = DEPLOY / "tools" / "k8s-run.py"
-
-
-@pytest.fixture(scope="module")
-def k8s_run():
-    spec = importlib.util.spec_from_file_location("k8s_run", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def render_run(k8s_run, tmp_path, overlay: str, name: str, namespace: str = "relayrl") -> list[dict]:

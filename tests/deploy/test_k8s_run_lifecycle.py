@@ -12,7 +12,6 @@ completing); `first`'s checkpoints are untouched throughout."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -30,14 +29,6 @@ from .test_compose_parity import HEALTH_CHECK_SCRIPT
 
 TOKEN = "lifecycle-token-0123456789abcdef"
 STEPS = 3000  # the stop target of this walk: small, so that the run finishes in seconds
-
-
-@pytest.fixture(scope="module")
-def k8s_run():
-    spec = importlib.util.spec_from_file_location("k8s_run", DEPLOY / "tools" / "k8s-run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def rendered_env(k8s_run, tmp_path, run_name: str, overlay: str = "job") -> dict[str, dict[str, str]]:
