@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -30,6 +31,7 @@ from relayrl_cli.bench import pipeline
 from relayrl_cli.bench.pipeline import run_group
 from relayrl_cli.bench.provenance import timed
 from relayrl_cli.bench.report import write_results
+from relayrl_cli.bench.solve import mean_over
 from relayrl_cli.bench.stats import paired_ratio, summary
 from relayrl_cli.plot import render_curves
 
@@ -360,13 +362,31 @@ def learning_lines(learn: dict) -> list[str]:
         f"**{fmt(theirs['mean_score_last_100'])}** | {theirs['episodes']} | {theirs['wall_seconds']:.0f} | "
         f"{theirs['steady_steps_per_second']:.0f} |",
         "",
+        f"Mean of each curve over each quarter of the budget (env steps): {quarters_sentence(learn)}.",
+        "",
         f"Load average at the end (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in learn['load_average_at_end'])}.",
         "",
     ]
 
 
+def quarters_sentence(learn: dict) -> str:
+    steps = learn["env_steps"]
+    ours, theirs = (quarter_means(learn[side]["curve"], steps) for side in ("relayrl", "sb3"))
+    cells = [f"{steps * k // 4:,}–{steps * (k + 1) // 4:,}: {fmt(a)} against {fmt(b)}"
+             for k, (a, b) in enumerate(zip(ours, theirs))]
+    return "RelayRL against SB3, " + "; ".join(cells)
+
+
+def quarter_means(curve: list, steps: int) -> list[float]:
+    """The learning curve's mean return100 over each quarter of the budget's env steps: where two curves part,
+    and whether one side is behind for long or only at the end (one seed's curve swings by tens of points)."""
+    xs = [row[1] for row in curve]
+    values = [math.nan if row[2] is None else row[2] for row in curve]
+    return [mean_over(xs, values, steps * k / 4, steps * (k + 1) / 4) for k in range(4)]
+
+
 def fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+    return "n/a" if value is None or math.isnan(value) else f"{value:.1f}"
 
 
 def write(results: dict, out: Path) -> Path:

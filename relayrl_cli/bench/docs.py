@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from relayrl_cli.bench import domains, learners, learning
+from relayrl_cli.bench import atari, domains, learners, learning
 from relayrl_cli.bench.stats import paired_ratio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def performance(b: dict, link: str) -> str:
     best, default = b["vs_sb3"]["steps_per_second_pipeline"], "a2c/trajectories/2"
     sb3_speed = b["sb3"]["steps_per_second"]
     default_ratio = paired_ratio(b["pipeline"][default]["steady_steps_per_second"]["runs"], sb3_speed["runs"])
-    ours, theirs = b["solve"], b["sb3"]["solve"]
+    ours, theirs, fast = b["solve"], b["sb3"]["solve"], b.get("solve_fast")  # results before issue 24 lack it
     actors, envs = best.split("/")[2].split(" (")[0], b["pipeline"][best]["num_envs_per_actor"]
     cnn = b["transport"]["broadcast_atari_cnn"]["milliseconds"]["median"]
     fastest = _n(b["pipeline"][best]["steady_steps_per_second"]["median"])
@@ -82,6 +82,12 @@ def performance(b: dict, link: str) -> str:
         f"{ours['wall_seconds']['median']:.1f} | {theirs['wall_seconds']['median']:.1f} | "
         f"{b['vs_sb3']['solve_time_ratio']:.2f} |",
         f"| env steps to that held solve | {_n(ours['env_steps']['median'])} | {_n(theirs['env_steps']['median'])} | |",
+        *([] if fast is None else [
+            f"| seconds from command start to a held mean return of {ours['target']:g} (fastest configuration: "
+            f"`relayrl train {' '.join(fast['extra_args'])}`) | {fast['wall_seconds']['median']:.1f} | "
+            f"{theirs['wall_seconds']['median']:.1f} | {b['vs_sb3']['fast_solve_time_ratio']:.2f} |",
+            f"| env steps to that held solve | {_n(fast['env_steps']['median'])} | "
+            f"{_n(theirs['env_steps']['median'])} | |"]),
         f"| weight broadcast, learner update to actor applying it (CartPole MLP / Atari Nature CNN) | "
         f"{b['transport']['broadcast_cartpole']['milliseconds']['median']:.2f} ms / {cnn:.0f} ms | | |",
         "",
@@ -108,7 +114,8 @@ def hold(h: dict, link: str) -> str:
 def learning_table(results: dict, link: str) -> str:
     """README "Learning": the table learning.md holds."""
     table = "\n".join(line for line in learning.markdown(results).splitlines() if line.startswith("|"))
-    return f"{table}\n\n{learning.load_line(results)}"
+    parts = [table, "\n".join(learning.gap_lines(results)).strip(), learning.load_line(results)]
+    return "\n\n".join(part for part in parts if part)
 
 
 def atari_throughput(a: dict, link: str) -> str:
@@ -149,11 +156,12 @@ def atari_costs(a: dict, link: str) -> str:
 def atari_learning(a: dict, link: str) -> str:
     learn = a["learning"]
     ours, theirs = learn["relayrl"], learn["sb3"]
-    return (f"Both sides for {learn['env_steps']:,} env steps on the same id, seed 0 "
+    return (f"{a['game']}: both sides for {learn['env_steps']:,} env steps on the same id, seed 0 "
             f"([curves]({link}{learn['curve_png']})): the mean true score of the last 100 training games was "
             f"{ours['mean_score_last_100']:.1f} for RelayRL ({ours['wall_seconds'] / 60:.0f} min) and "
             f"{theirs['mean_score_last_100']:.1f} for SB3 A2C ({theirs['wall_seconds'] / 60:.0f} min), against "
-            f"{learn['random_mean_score']:.1f} for a random policy ({len(learn['random_scores']['runs'])} games).")
+            f"{learn['random_mean_score']:.1f} for a random policy ({len(learn['random_scores']['runs'])} games). "
+            f"{atari.quarters_sentence(learn)}.")
 
 
 def learners_tables(results: dict, link: str) -> str:
@@ -180,6 +188,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict, str], str]]] = {
     "atari-throughput": ("atari.json", atari_throughput),
     "atari-costs": ("atari.json", atari_costs),
     "atari-learning": ("atari.json", atari_learning),
+    "atari-learning-spaceinvaders": ("atari-spaceinvaders.json", atari_learning),
 }
 
 

@@ -52,6 +52,16 @@ def markdown(r: dict) -> str:
             f"{_fmt(s['solve']['first_crossing']['wall_seconds'], digits=1)} | "
             f"{_ratio(v['first_crossing_time_ratio'])} |",
             f"| env steps to the held solve | {_fmt(r['solve']['env_steps'])} | {_fmt(s['solve']['env_steps'])} | |",
+        ]
+        if "solve_fast" in r:  # results from before issue 24 lack it
+            lines += [
+                f"| seconds to a held mean return of {r['solve']['target']:g}, fastest configuration (`relayrl train "
+                f"{' '.join(r['solve_fast']['extra_args'])}`) | {_fmt(r['solve_fast']['wall_seconds'], digits=1)} | "
+                f"{_fmt(s['solve']['wall_seconds'], digits=1)} | {_ratio(v['fast_solve_time_ratio'])} |",
+                f"| env steps to that held solve | {_fmt(r['solve_fast']['env_steps'])} | "
+                f"{_fmt(s['solve']['env_steps'])} | |",
+            ]
+        lines += [
             "",
             f"A held solve: the first time the mean return of the last 100 episodes reaches the target and then "
             f"stays at or above it for {r['solve']['hold']:.0%} of as many env steps again; its time is that of "
@@ -78,7 +88,10 @@ def markdown(r: dict) -> str:
     t = r["transport"]
     lines.append("")
     wide = "throughput configuration, `relayrl train " + " ".join(r["solve_wide"]["extra_args"]) + "`"
-    for section, label in (("solve", "default `relayrl train`"), ("solve_wide", wide)):
+    fast = "fastest configuration, `relayrl train " + " ".join(r.get("solve_fast", {}).get("extra_args", [])) + "`"
+    for section, label in (("solve", "default `relayrl train`"), ("solve_wide", wide), ("solve_fast", fast)):
+        if section not in r:
+            continue
         v = r[section]
         first = v["first_crossing"]
         lines.append(f"Time to a held solve ({label}, target {v['target']:g}): {_fmt(v['wall_seconds'], digits=1)} s, "

@@ -77,6 +77,21 @@ def fraction_at_or_above(xs: Sequence[float], values: Sequence[float], target: f
     return above / (end - start)
 
 
+def mean_over(xs: Sequence[float], values: Sequence[float], start: float, end: float) -> float:
+    """The mean of the step curve (each value held until the next sample, the last until ``end``) over
+    [start, end], weighted by x; NaN values (no episodes yet) and the span before the first sample are left
+    out. NaN if nothing is left."""
+    if not end > start:
+        raise ValueError(f"empty span [{start}, {end}]")
+    total = weight = 0.0
+    for j, value in enumerate(values):
+        lo = max(xs[j], start)
+        hi = min(xs[j + 1] if j + 1 < len(xs) else end, end)
+        if hi > lo and not math.isnan(value):
+            total, weight = total + value * (hi - lo), weight + (hi - lo)
+    return total / weight if weight else math.nan
+
+
 def solve_points(curve: Sequence[Sequence[float]], target: float, hold: float = HOLD) -> dict:
     """The first crossing and the held solve of a curve of [wall_seconds, env_steps, return100] rows, judged
     on env steps (see benchmarks/README.md): each as {"wall_seconds", "env_steps"} of its row, or None."""

@@ -20,7 +20,8 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
     assert all(len(figures["run_stamps"]) == 1 for figures in bench["pipeline"].values())
     assert bench["machine"]["cpu_count"] >= 1 and bench["machine"]["torch_threads_services"] == 1
     ratios = bench["vs_sb3"]
-    for key in ("steps_per_second_ratio", "solve_time_ratio", "first_crossing_time_ratio"):
+    for key in ("steps_per_second_ratio", "solve_time_ratio", "first_crossing_time_ratio", "fast_solve_time_ratio",
+                "fast_first_crossing_time_ratio"):
         assert isinstance(ratios[key], float) and math.isfinite(ratios[key]) and ratios[key] > 0
     wide = "a2c/trajectories/2 (256 envs)"  # the throughput configuration, with its own time to solve
     assert set(bench["pipeline"]) == {"a2c/trajectories/1", "a3c/gradients/1", "a3c/trajectories/1", wide}
@@ -32,10 +33,11 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
     # the ceiling the pipeline is compared with steps as many envs as each pipeline actor does
     for figures in bench["pipeline"].values():
         assert str(figures["num_envs_per_actor"]) in bench["ceilings"] and 0 < figures["vs_ceiling"]
-    assert bench["solve"]["all_solved"]
+    assert bench["solve"]["all_solved"] and bench["solve_fast"]["all_solved"]
+    assert bench["solve_fast"]["extra_args"] == ["--algo", "a3c", "--actors", "1", "--num-envs", "64"]
     # held solves: the runs go on past the crossing, far enough to decide it (twice its env steps)
     sb3_runs = bench["sb3"]["solve_runs"]
-    for run in bench["solve"]["runs"] + bench["solve_wide"]["runs"] + sb3_runs:
+    for run in bench["solve"]["runs"] + bench["solve_wide"]["runs"] + bench["solve_fast"]["runs"] + sb3_runs:
         first, held = run["first_crossing"], run["held"]
         assert first is not None and held is not None, run
         assert first["env_steps"] <= held["env_steps"] and first["wall_seconds"] <= held["wall_seconds"]
@@ -48,6 +50,7 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
     table = (tmp_path / "bench.md").read_text()
     assert "| headline | RelayRL | SB3 A2C | ratio |" in table and "a3c/gradients/1" in table
     assert "| seconds to a held mean return of 30 |" in table and "| seconds to its first crossing |" in table
+    assert "| seconds to a held mean return of 30, fastest configuration (`relayrl train --algo a3c" in table
 
 
 def run_learning(out, envs):
@@ -127,3 +130,14 @@ def test_quick_domains_suite_trains_both_sides_and_stamps_each_run(tmp_path):
         assert run["env_steps"] >= entry["budget"] and len(run["eval_returns"]) == 2
         assert run["run"]["started_at"] <= run["run"]["finished_at"] and run["run"]["command"]
     assert "| multi-discrete | relayrl_cli.bench.tasks:TwoWalkers-v0 |" in (tmp_path / "domains-quick.md").read_text()
+
+
+def test_the_hold_suite_runs_a3c_into_its_own_file(tmp_path):
+    args = [sys.executable, "-m", "relayrl_cli", "bench", "--suite", "hold", "--quick", "--algo", "a3c", "--shapes",
+            "1x8", "--out", str(tmp_path)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "hold-quick.json").exists()  # the A2C matrix is not touched
+    results = json.loads((tmp_path / "hold-a3c-quick.json").read_text())
+    assert results["algo"] == "a3c" and results["shapes"]["1x8"]["0"]["crossed_at"] is not None
+    assert "--algo a3c --actors A" in (tmp_path / "hold-a3c-quick.md").read_text()

@@ -129,3 +129,27 @@ def test_a_second_invocation_keeps_what_ran_and_retries_what_failed(tmp_path, mo
     assert calls == [("Acrobot-v1", 0, 4000), ("Acrobot-v1", 0, 4000)]
     results = json.loads((tmp_path / "learning-quick.json").read_text())
     assert set(results["envs"]["Acrobot-v1"]["relayrl"]) == {"0"}
+
+
+def test_a_row_short_of_sb3_says_where_the_gap_lies(tmp_path, monkeypatch):
+    # RelayRL's greedy episodes: 95 typical ones (-80) and 5 stuck ones (-300); SB3's: all -80 but one (-100)
+    # on CartPole both sides play every greedy episode to 500
+    def runner(eval_returns, train_return100):
+        def run(env_id, seed, budget, episodes, timeout, curve_every):
+            returns = eval_returns if env_id == "Acrobot-v1" else [500.0] * 100
+            return {"seed": seed, "final_return": sum(returns) / len(returns), "wall_seconds": 1.0,
+                    "eval_returns": returns, "train_return100": train_return100}
+        return run
+
+    monkeypatch.setattr(learning, "RUNNERS", {"relayrl": runner([-80.0] * 95 + [-300.0] * 5, -84.0),
+                                              "sb3": runner([-80.0] * 99 + [-100.0], -82.0)})
+    learning.run(["Acrobot-v1", "CartPole-v1"], 1, True, tmp_path, MACHINE, timeout=60)
+    results = json.loads((tmp_path / "learning-quick.json").read_text())
+    assert learning.gap_lines(results) == [
+        "Where a row is short of SB3:", "",
+        "- Acrobot-v1, short of SB3 by 10.8: the median greedy episode -80.0 against -80.0; the mean of the worst "
+        "5% of greedy episodes -300.0 against -84.0; the last 100 training episodes (sampled actions) -84.0 "
+        "against -82.0 (medians over the seeds, RelayRL against SB3).", ""]
+    assert "- Acrobot-v1, short of SB3 by 10.8" in (tmp_path / "learning-quick.md").read_text()
+    # a row at or above SB3 gets no line
+    assert not any("CartPole" in line for line in learning.gap_lines(results))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayrl_cli.bench.solve import first_crossing, fraction_at_or_above, held_solve, solve_points
+from relayrl_cli.bench.solve import first_crossing, fraction_at_or_above, held_solve, mean_over, solve_points
 
 
 def test_a_crossing_that_collapses_is_not_held_the_later_one_that_stays_is():
@@ -129,3 +129,16 @@ def test_fraction_at_or_above_refuses_an_empty_span_or_a_curve_that_ends_early()
         fraction_at_or_above([0, 10], [1, 1], 1, 5, 5)
     with pytest.raises(ValueError):
         fraction_at_or_above([0, 10], [1, 1], 1, 5, 11)
+
+
+def test_mean_over_weights_each_value_by_the_span_it_lasts_and_leaves_out_missing_values():
+    xs, values = [0, 10, 20, 30], [100, 200, 400, 800]
+    # [5, 25]: 100 over 5, 200 over 10, 400 over 5 -> (500 + 2000 + 2000) / 20
+    assert mean_over(xs, values, 5, 25) == pytest.approx(225)
+    # the last value lasts until the span's end
+    assert mean_over(xs, values, 25, 40) == pytest.approx((400 * 5 + 800 * 10) / 15)
+    # NaN (no episodes yet) and the span before the first sample count for nothing
+    assert mean_over([10, 20], [math.nan, 300], 0, 30) == 300
+    assert math.isnan(mean_over([0, 10], [math.nan, math.nan], 0, 10))
+    with pytest.raises(ValueError):
+        mean_over(xs, values, 5, 5)
