@@ -137,9 +137,10 @@ def steps_fraction(run: dict) -> float | None:
     return fraction_at_or_above(xs, values, run["target"], start, 2 * start)
 
 
-def results_path(out: Path, quick: bool, algo: str = "a2c") -> Path:
-    """hold.json for the default algorithm (the README's matrix), hold-<algo>.json for another."""
-    return out / f"hold{'' if algo == 'a2c' else '-' + algo}{'-quick' if quick else ''}.json"
+def results_path(out: Path, quick: bool, algo: str = "a2c", transport: str | None = None) -> Path:
+    """hold.json for the default algorithm (the README's matrix), hold-<algo>[-<transport>].json for another."""
+    name = "-".join(["hold", *([] if algo == "a2c" else [algo]), *([transport] if transport else [])])
+    return out / f"{name}{'-quick' if quick else ''}.json"
 
 
 def key(actors: int, envs: int) -> str:
@@ -147,12 +148,13 @@ def key(actors: int, envs: int) -> str:
 
 
 def run(shapes: list[tuple[int, int]], seeds: int, quick: bool, out: Path, machine: dict,
-        rerun: bool = False, algo: str = "a2c") -> dict:
+        rerun: bool = False, algo: str = "a2c", transport: str | None = None) -> dict:
     p = plan(quick)
-    path = results_path(out, quick, algo)
+    path = results_path(out, quick, algo, transport)
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads(path.read_text()) if path.exists() else {"suite": "hold", "env": ENV, "quick": quick,
-                                                                     "algo": algo, "plan": p, "shapes": {}}
+                                                                     "algo": algo, "transport": transport,
+                                                                     "plan": p, "shapes": {}}
     results["machine"] = machine
     for actors, envs in shapes:
         entry = results["shapes"].setdefault(key(actors, envs), {})
@@ -161,7 +163,8 @@ def run(shapes: list[tuple[int, int]], seeds: int, quick: bool, out: Path, machi
                 log(f"{key(actors, envs)} seed {seed}: in {path.name} already")
                 continue
             log(f"{key(actors, envs)} seed {seed}")
-            args = ["--env", ENV, "--algo", algo, "--actors", str(actors), "--num-envs", str(envs), "--seed", str(seed)]
+            args = ["--env", ENV, "--algo", algo, *(["--transport", transport] if transport else []), "--actors",
+                    str(actors), "--num-envs", str(envs), "--seed", str(seed)]
             entry[str(seed)] = {"seed": seed, **timed(attempt, args, p)}
             write(results, path)  # run by run: each run's stamp is the time it ended
     return results
@@ -186,7 +189,9 @@ def markdown(results: dict) -> str:
         f"# RelayRL: does CartPole's solve hold?{' (quick: a smoke test)' if results.get('quick') else ''}",
         "",
         f"{m.get('cpu_count', '?')} cores, {m.get('platform', '?')}, torch {m.get('torch', '?')}. `relayrl train "
-        f"--env {ENV} --algo {results.get('algo', 'a2c')} --actors A --num-envs E --seed S` (the preset otherwise). "
+        f"--env {ENV} --algo {results.get('algo', 'a2c')}"
+        f"{' --transport ' + results['transport'] if results.get('transport') else ''} --actors A --num-envs E "
+        "--seed S` (the preset otherwise). "
         "Crossed: seconds from the learner's "
         f"start to the first return100 >= {p['target']:g}. Held: return100 >= {p['target']:g} for at least "
         f"{HOLD:.0%} of the next {p['span']:g} s. Per seed: crossed s / fraction held / lowest return100 in "

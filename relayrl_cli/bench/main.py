@@ -46,7 +46,7 @@ WIDE = dict(algo="a2c", transport="trajectories", actors=2, num_envs=256, budget
 # The fastest held solve measured here (issue 24): A3C with one actor of 64 envs, CartPole's a3c preset otherwise.
 # A2C's barrier makes the actor and the learner take turns (about 3.5 ms a round at 512 transitions, of which
 # the update is 1.5); A3C's actor collects its next rollout while the learner applies the last, so both cores work.
-FAST_SOLVE = ["--algo", "a3c", "--actors", "1", "--num-envs", "64"]
+FAST_SOLVE = ["--algo", "a3c", "--transport", "trajectories", "--actors", "1", "--num-envs", "64"]
 
 
 def plan(quick: bool) -> dict:
@@ -217,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="learning: seconds one training run may take [default: 21600]")
     parser.add_argument("--algo", choices=("a2c", "a3c"), default="a2c",
                         help="hold: the algorithm (a3c writes hold-a3c.json) [default: a2c]")
+    parser.add_argument("--transport", choices=("gradients", "trajectories"), default=None,
+                        help="hold: the transport (written into the file's name) [default: the algorithm's]")
     parser.add_argument("--rerun", action="store_true",
                         help="learning, hold: run again what the results file already holds")
     parser.add_argument("--game", default="ALE/Breakout-v5", help="atari: the ALE id [default: ALE/Breakout-v5]")
@@ -241,9 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             shapes = hold.parse_shapes(args.shapes)
         except ValueError as exc:
             parser.error(f"--shapes: {exc}")
-        results = hold.run(shapes, seeds, args.quick, out, machine(), args.rerun, args.algo)
+        results = hold.run(shapes, seeds, args.quick, out, machine(), args.rerun, args.algo, args.transport)
         print(hold.markdown(results))
-        log(f"wrote {hold.results_path(out, args.quick, args.algo)} and its .md")
+        log(f"wrote {hold.results_path(out, args.quick, args.algo, args.transport)} and its .md")
         return 0
     if args.suite == "device":
         parts = tuple(part.strip() for part in (args.parts or ",".join(device.PARTS)).split(",") if part.strip())

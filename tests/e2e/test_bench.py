@@ -34,7 +34,8 @@ def test_quick_bench_writes_well_formed_results(tmp_path):
     for figures in bench["pipeline"].values():
         assert str(figures["num_envs_per_actor"]) in bench["ceilings"] and 0 < figures["vs_ceiling"]
     assert bench["solve"]["all_solved"] and bench["solve_fast"]["all_solved"]
-    assert bench["solve_fast"]["extra_args"] == ["--algo", "a3c", "--actors", "1", "--num-envs", "64"]
+    assert bench["solve_fast"]["extra_args"] == ["--algo", "a3c", "--transport", "trajectories", "--actors", "1",
+                                                 "--num-envs", "64"]
     # held solves: the runs go on past the crossing, far enough to decide it (twice its env steps)
     sb3_runs = bench["sb3"]["solve_runs"]
     for run in bench["solve"]["runs"] + bench["solve_wide"]["runs"] + bench["solve_fast"]["runs"] + sb3_runs:
@@ -133,11 +134,12 @@ def test_quick_domains_suite_trains_both_sides_and_stamps_each_run(tmp_path):
 
 
 def test_the_hold_suite_runs_a3c_into_its_own_file(tmp_path):
-    args = [sys.executable, "-m", "relayrl_cli", "bench", "--suite", "hold", "--quick", "--algo", "a3c", "--shapes",
-            "1x8", "--out", str(tmp_path)]
+    args = [sys.executable, "-m", "relayrl_cli", "bench", "--suite", "hold", "--quick", "--algo", "a3c", "--transport",
+            "trajectories", "--shapes", "1x8", "--out", str(tmp_path)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / "hold-quick.json").exists()  # the A2C matrix is not touched
-    results = json.loads((tmp_path / "hold-a3c-quick.json").read_text())
-    assert results["algo"] == "a3c" and results["shapes"]["1x8"]["0"]["crossed_at"] is not None
-    assert "--algo a3c --actors A" in (tmp_path / "hold-a3c-quick.md").read_text()
+    results = json.loads((tmp_path / "hold-a3c-trajectories-quick.json").read_text())
+    assert results["algo"] == "a3c" and results["transport"] == "trajectories"
+    assert results["shapes"]["1x8"]["0"]["crossed_at"] is not None
+    assert "--algo a3c --transport trajectories --actors A" in (tmp_path / "hold-a3c-trajectories-quick.md").read_text()
