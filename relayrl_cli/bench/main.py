@@ -44,8 +44,9 @@ TRANSPORTS = [("a2c", "trajectories"), ("a3c", "gradients"), ("a3c", "trajectori
 # bigger batches for fewer rounds. It counts for the headline only if it solves CartPole in the same run.
 WIDE = dict(algo="a2c", transport="trajectories", actors=2, num_envs=256, budget_factor=3)  # x pipeline and solve steps
 # The fastest held solve measured here (issue 24): A3C with one actor of 64 envs, CartPole's a3c preset otherwise.
-# A2C's barrier makes the actor and the learner take turns (about 3.5 ms a round at 512 transitions, of which
-# the update is 1.5); A3C's actor collects its next rollout while the learner applies the last, so both cores work.
+# A2C's barrier makes the actor and the learner take turns (measured with one actor of 32 envs: a round of 3.6 ms,
+# of which the update is 1.6 and the collection 0.9); A3C's actor collects its next rollout while the learner
+# applies the last, so both cores work.
 FAST_SOLVE = ["--algo", "a3c", "--transport", "trajectories", "--actors", "1", "--num-envs", "64"]
 
 
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=6 * 3600,
                         help="learning: seconds one training run may take [default: 21600]")
     parser.add_argument("--algo", choices=("a2c", "a3c"), default="a2c",
-                        help="hold: the algorithm (a3c writes hold-a3c.json) [default: a2c]")
+                        help="hold: the algorithm (a3c writes hold-a3c[-TRANSPORT].json) [default: a2c]")
     parser.add_argument("--transport", choices=("gradients", "trajectories"), default=None,
                         help="hold: the transport (written into the file's name) [default: the algorithm's]")
     parser.add_argument("--rerun", action="store_true",

@@ -68,13 +68,17 @@ def fraction_at_or_above(xs: Sequence[float], values: Sequence[float], target: f
         raise ValueError(f"empty span [{start}, {end}]")
     if not xs or xs[-1] < end:
         raise ValueError(f"the curve ends before {end}")
-    above = 0.0
-    for j, value in enumerate(values):
-        lo = max(xs[j], start)
-        hi = min(xs[j + 1] if j + 1 < len(xs) else end, end)
-        if hi > lo and _reached(value, target):
-            above += hi - lo
+    above = sum(length for j, length in _pieces(xs, start, end) if _reached(values[j], target))
     return above / (end - start)
+
+
+def _pieces(xs: Sequence[float], start: float, end: float):
+    """(j, length) for each sample whose value lasts over part of [start, end]: until the next sample, the last
+    until ``end``; the span before the first sample belongs to none."""
+    for j, x in enumerate(xs):
+        lo, hi = max(x, start), min(xs[j + 1] if j + 1 < len(xs) else end, end)
+        if hi > lo:
+            yield j, hi - lo
 
 
 def mean_over(xs: Sequence[float], values: Sequence[float], start: float, end: float) -> float:
@@ -83,13 +87,9 @@ def mean_over(xs: Sequence[float], values: Sequence[float], start: float, end: f
     out. NaN if nothing is left."""
     if not end > start:
         raise ValueError(f"empty span [{start}, {end}]")
-    total = weight = 0.0
-    for j, value in enumerate(values):
-        lo = max(xs[j], start)
-        hi = min(xs[j + 1] if j + 1 < len(xs) else end, end)
-        if hi > lo and not math.isnan(value):
-            total, weight = total + value * (hi - lo), weight + (hi - lo)
-    return total / weight if weight else math.nan
+    kept = [(values[j], length) for j, length in _pieces(xs, start, end) if not math.isnan(values[j])]
+    weight = sum(length for _, length in kept)
+    return sum(value * length for value, length in kept) / weight if weight else math.nan
 
 
 def solve_points(curve: Sequence[Sequence[float]], target: float, hold: float = HOLD) -> dict:
