@@ -30,6 +30,13 @@ from relayrl.v1 import relayrl_pb2 as pb
 
 log = logging.getLogger("relayrl.actor")
 
+# A3C flow control: contributions an actor may have sent and not yet had acknowledged. With 2, the next one
+# waits in the learner's queue while the learner applies the last, so the learner does not idle between
+# updates for an Ack's and a rollout's round trip (it acknowledges after applying). Measured on CartPole
+# (1 actor x 32 envs, trajectories, 2 cores): 237 updates/s with 1, 303 with 2; the policy lag goes from
+# 1.0 to 1.9. No actor runs further ahead than that: the third waits for the first one's Ack.
+A3C_IN_FLIGHT = 2
+
 # gRPC codes with which a learner refuses a message (the stream's end is the actor's fault, not a failure)
 REFUSALS = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -165,10 +172,8 @@ class Actor:
             rollout = self.collector.collect(self.version)
             message = self.policy.contribution(rollout)
             self._record(rollout, time.perf_counter() - started, message.ByteSize())
-            if not synchronous:
-                # A3C flow control: the next rollout is collected while the learner works on the last one,
-                # but not sent before the learner has consumed it, so no actor runs ahead with stale data.
-                link.wait_acked(link.queued, self.stop)
+            if not synchronous:  # A3C flow control (A3C_IN_FLIGHT)
+                link.wait_acked(link.queued - (A3C_IN_FLIGHT - 1), self.stop)
             self._send(link, message, rollout.policy_version)
             if synchronous:  # on-policy: the next rollout needs the weights this one will produce
                 newest = self._await_newer(link, self.version)

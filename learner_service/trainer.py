@@ -4,15 +4,16 @@ It takes batches from the coordinator, turns them into one optimizer step each, 
 version and publishes the new weights. Stale contributions are dropped here, at the moment of use.
 
 How stale is too stale (A3C): a contribution's lag is the number of updates applied between the
-version it was computed on and its own. An actor keeps at most one contribution unacknowledged, so its
-own previous one adds at most 1; each *other* connected actor adds the contributions it gets applied in
-that window, about 2 when actors run at similar speeds. So a fixed cap drops more of the work the more
-actors there are: measured (CartPole, gradients, 16 envs per actor, 60 s on 2 busy cores), a fixed cap of
-8 dropped 4.5% of the contributions at 4 actors and 41% at 8. The cap therefore grows with the actors:
---max-policy-lag + LAG_PER_ACTOR x (connected actors - 1). --max-policy-lag is the cap for a lone actor
-and every further actor allows 4 more versions, twice its typical share: with it, the lags were mean 5.7,
-p99 16 at 4 actors (cap 20) and mean 14.0, p99 22 at 8 (cap 36), and 0.9% and 0.2% were dropped, the
-stragglers (an actor still starting up while the others train, say).
+version it was computed on and its own. An actor keeps at most two contributions unacknowledged
+(actor_service.actor.A3C_IN_FLIGHT), so its own previous ones add at most 2; each *other* connected actor
+adds the contributions it gets applied in that window, about 2 when actors run at similar speeds. So a
+fixed cap drops more of the work the more actors there are: measured (CartPole, gradients, 16 envs per
+actor, 60 s on 2 busy cores, one contribution in flight), a fixed cap of 8 dropped 4.5% of the
+contributions at 4 actors and 41% at 8. The cap therefore grows with the actors: --max-policy-lag +
+LAG_PER_ACTOR x (connected actors - 1). --max-policy-lag is the cap for a lone actor and every further
+actor allows 4 more versions: with it, the lags were mean 7.8 at 4 actors (cap 20) and mean 19.6 at 8
+(cap 36), and 0.04% and 0.3% were dropped (30 s each, two in flight), the stragglers (an actor still
+starting up while the others train, say).
 """
 
 from __future__ import annotations

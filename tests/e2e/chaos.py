@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actor_service.actor import A3C_IN_FLIGHT
 from learner_service import checkpoints
 from tests.conftest import wait_until
 from tests.e2e.ledger import ActorBooks, Check, LearnerBooks, check_books, pids, read_samples, value
@@ -919,7 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         learners = [LearnerBooks.read(s.name, s.ended, s.metrics) for s in chaos.learners]
     else:  # each rank process apart: each keeps its own books, and ends its own way
         learners = [books for s in chaos.learners for books in rank_books(chaos, s)]
-    in_flight = 2 if args.algo == "a2c" else 1  # A2C: a round's Ack may trail the next round's weights
+    in_flight = 2 if args.algo == "a2c" else A3C_IN_FLIGHT  # A2C: a round's Ack may trail the next round's weights
     # A killed learner can hold what every connected stream had in flight: a slot's old stream (a killed actor's,
     # until noticed) and its replacement's.
     books, totals = check_books(actors, learners, in_flight, max_pending=2 * in_flight * args.actors)
