@@ -46,7 +46,8 @@ WIDE = dict(algo="a2c", transport="trajectories", actors=2, num_envs=256, budget
 # The fastest held solve measured here (issue 24): A3C with one actor of 64 envs, CartPole's a3c preset otherwise.
 # A2C's barrier makes the actor and the learner take turns (measured with one actor of 32 envs: a round of 3.6 ms,
 # of which the update is 1.6 and the collection 0.9); A3C's actor collects its next rollout while the learner
-# applies the last, so both cores work.
+# applies the last, and sends it to wait in the learner's queue (two in flight), so both cores work. Its hold matrix:
+# `relayrl bench --suite hold --algo a3c --transport trajectories` (hold-a3c-trajectories.md).
 FAST_SOLVE = ["--algo", "a3c", "--transport", "trajectories", "--actors", "1", "--num-envs", "64"]
 
 
