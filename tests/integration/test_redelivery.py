@@ -58,6 +58,15 @@ def captured_welcome(**learner) -> pb.Welcome:
     return welcome
 
 
+def serving(scripted: pb_grpc.LearnerServicer) -> tuple[grpc.Server, str]:
+    """A scripted learner on a real gRPC server on loopback (port 0): the server and its address."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_LearnerServicer_to_server(scripted, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
 def version_of(message: pb.ActorMessage) -> int:
     return getattr(message, message.WhichOneof("kind")).policy_version
 
@@ -75,12 +84,9 @@ def version_of(message: pb.ActorMessage) -> int:
 def test_the_last_unacknowledged_contribution_is_delivered_again_or_given_up(start_actor, learner, versions, outcome):
     takes = A3C_IN_FLIGHT if learner["algo"] == "a3c" else 1
     scripted = DyingLearner(captured_welcome(**learner), versions, takes)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb_grpc.add_LearnerServicer_to_server(scripted, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    server, address = serving(scripted)
     try:
-        actor = start_actor(f"127.0.0.1:{port}", actor_id="keeper")
+        actor = start_actor(address, actor_id="keeper")
         firsts = [scripted.received.get(timeout=60) for _ in range(takes)]
         second_stream, second = scripted.received.get(timeout=60)
         reg = actor.metrics.registry
@@ -134,12 +140,9 @@ def test_an_a3c_actor_sends_its_next_contribution_before_the_ack_but_no_further(
     """A3C flow control: A3C_IN_FLIGHT contributions go out unacknowledged (the learner finds the next one queued
     when its update ends), and the one after that waits for the first one's Ack."""
     scripted = AckingLearner(captured_welcome(algo="a3c", transport="trajectories"))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb_grpc.add_LearnerServicer_to_server(scripted, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    server, address = serving(scripted)
     try:
-        actor = start_actor(f"127.0.0.1:{port}", actor_id="window")
+        actor = start_actor(address, actor_id="window")
         reg = actor.metrics.registry
         first = [scripted.received.get(timeout=60) for _ in range(A3C_IN_FLIGHT)]
         wait_until(lambda: metric(reg, "relayrl_rollout_seconds_count") > A3C_IN_FLIGHT, 30,
