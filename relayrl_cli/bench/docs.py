@@ -78,22 +78,25 @@ def performance(b: dict, link: str) -> str:
         f"| env steps/s, default configuration (A2C, 2 actors x {b['pipeline'][default]['num_envs_per_actor']} envs) | "
         f"{_n(b['pipeline'][default]['steady_steps_per_second']['median'])} | {_n(sb3_speed['median'])} | "
         f"{default_ratio['median']:.1f}x |",
-        f"| seconds from command start to a held mean return of {ours['target']:g} (default `relayrl train`) | "
-        f"{ours['wall_seconds']['median']:.1f} | {theirs['wall_seconds']['median']:.1f} | "
-        f"{b['vs_sb3']['solve_time_ratio']:.2f} |",
-        f"| env steps to that held solve | {_n(ours['env_steps']['median'])} | {_n(theirs['env_steps']['median'])} | |",
-        *([] if fast is None else [
-            f"| seconds from command start to a held mean return of {ours['target']:g} (fastest configuration: "
-            f"`relayrl train {' '.join(fast['extra_args'])}`) | {fast['wall_seconds']['median']:.1f} | "
-            f"{theirs['wall_seconds']['median']:.1f} | {b['vs_sb3']['fast_solve_time_ratio']:.2f} |",
-            f"| env steps to that held solve | {_n(fast['env_steps']['median'])} | "
-            f"{_n(theirs['env_steps']['median'])} | |"]),
+        *_held_solve_rows("default `relayrl train`", ours, theirs, b["vs_sb3"]["solve_time_ratio"]),
+        *([] if fast is None else _held_solve_rows(
+            f"fastest configuration: `relayrl train {' '.join(fast['extra_args'])}`", fast, theirs,
+            b["vs_sb3"]["fast_solve_time_ratio"])),
         f"| weight broadcast, learner update to actor applying it (CartPole MLP / Atari Nature CNN) | "
         f"{b['transport']['broadcast_cartpole']['milliseconds']['median']:.2f} ms / {cnn:.0f} ms | | |",
         "",
         f"The pipeline rows reach {min(reach):.0%}–{max(reach):.0%} of one core's env + batched-inference ceiling "
         "at the same envs per actor (the target was 50%).",
     ])
+
+
+def _held_solve_rows(label: str, ours: dict, theirs: dict, ratio: float) -> list[str]:
+    """The seconds from command start to a held solve and the env steps to it: a solve section of ours (``label``
+    names its configuration) against SB3's."""
+    return [f"| seconds from command start to a held mean return of {ours['target']:g} ({label}) | "
+            f"{ours['wall_seconds']['median']:.1f} | {theirs['wall_seconds']['median']:.1f} | {ratio:.2f} |",
+            f"| env steps to that held solve | {_n(ours['env_steps']['median'])} | "
+            f"{_n(theirs['env_steps']['median'])} | |"]
 
 
 def _runs(h: dict) -> list[tuple[str, dict]]:
